@@ -1,0 +1,61 @@
+//! Runs the simulator for the features this binary was built with and prints the report
+//! as JSON. `bench stress` builds one of these per variant and drives it; it is not meant
+//! to be called by hand, but can be:
+//!
+//! `bes2600-sim --seed 1 --stage 4:300 [--stage MB_PER_S:SECONDS ...] [--progress]`
+//!
+//! Exit status: 0 clean, 1 a WARN, wedge, dead link or BUG was recorded, 2 usage error.
+
+use bes2600::sim::{run, Config, CostModel, Stage};
+use std::io::Write;
+use std::process::ExitCode;
+
+fn usage(msg: &str) -> ExitCode {
+    eprintln!("bes2600-sim: {msg}");
+    eprintln!("usage: bes2600-sim --seed N --stage MB_PER_S:SECONDS [--stage ...] [--progress]");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let mut seed = None;
+    let mut stages = Vec::new();
+    let mut progress = false;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--seed" => match args.next().and_then(|s| s.parse::<u64>().ok()) {
+                Some(s) => seed = Some(s),
+                None => return usage("--seed takes an unsigned integer"),
+            },
+            "--stage" => {
+                let Some(spec) = args.next() else { return usage("--stage takes MB_PER_S:SECONDS") };
+                let parsed = spec.split_once(':').and_then(|(r, d)| Some((r.parse::<f64>().ok()?, d.parse::<u64>().ok()?)));
+                match parsed {
+                    Some((rate, secs)) if rate > 0.0 && rate.is_finite() && secs > 0 => {
+                        stages.push(Stage { offered_mb_per_s: rate, duration_s: secs })
+                    }
+                    _ => return usage(&format!("bad --stage {spec:?}: want a positive rate and whole seconds")),
+                }
+            }
+            "--progress" => progress = true,
+            other => return usage(&format!("unknown argument {other:?}")),
+        }
+    }
+    let Some(seed) = seed else { return usage("--seed is required") };
+    if stages.is_empty() {
+        stages = bes2600::sim::default_ramp();
+    }
+    let config = Config { seed, stages, cost: CostModel::default() };
+    let report = run(&config, |done, total| {
+        if progress {
+            eprintln!("progress {} {}", done / 1_000_000, total / 1_000_000);
+        }
+    });
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(report.to_json().as_bytes());
+    if report.clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

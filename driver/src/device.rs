@@ -1,0 +1,200 @@
+//! `struct bes2600_common` of the model: every piece of state the data path shares
+//! between contexts, each with its contract (see the crate docs for the convention).
+
+use crate::platform::{LockId, Ordering, Platform};
+use crate::ring::Ring;
+use crate::shared::{Owned, SpinLock};
+use crate::shared::{Atomic, SingleWriter};
+use crate::wsm::{self, RxMsg};
+
+/// The features this build of the driver was compiled with.
+pub const FEATURES: &[&str] = &[
+    #[cfg(feature = "patch-b")]
+    "patch-b",
+    #[cfg(feature = "c-prep-atomic")]
+    "c-prep-atomic",
+    #[cfg(feature = "c-direct-rx")]
+    "c-direct-rx",
+];
+
+/// Virtual interfaces the chip serves.
+pub const WSM_MAX_VIFS: usize = 2;
+/// Largest `numInpChBufs` the driver accepts from the startup indication.
+pub const WSM_MAX_INPUT_BUFFERS: i32 = 32;
+/// Capacity of `rx_queue` (skbs between `sdio_rx_work` and the BH).
+pub const RX_QUEUE_CAP: usize = 256;
+/// Capacity of the network stack's TX queue in the driver.
+pub const TX_QUEUE_CAP: usize = 64;
+
+/// What a TX frame is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxKind {
+    Data,
+    Command,
+}
+
+/// A frame handed from the BH to `sdio_tx_work`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxDesc {
+    pub kind: TxKind,
+    /// Message id; the BH stamps the sequence bits.
+    pub id: u16,
+    pub vif: u8,
+    /// Frame bytes after the transmit-request header.
+    pub frame_len: u16,
+}
+
+impl TxDesc {
+    pub const EMPTY: TxDesc = TxDesc { kind: TxKind::Data, id: 0, vif: 0, frame_len: 0 };
+}
+
+/// The driver's shared state and its platform.
+pub struct Bes2600<P: Platform> {
+    /// contract: init
+    pub plat: P,
+
+    /// Set when the startup indication has been handled; before that the interrupt wakes
+    /// the BH directly and no TX is possible.
+    #[cfg_attr(not(feature = "c-direct-rx"), doc = "contract: writers(bh)")]
+    #[cfg_attr(feature = "c-direct-rx", doc = "contract: writers(rx_work)")]
+    pub fw_started: SingleWriter<P::Word>,
+    /// `wsm_caps.numInpChBufs`: the chip's input buffers, from the startup indication.
+    #[cfg_attr(not(feature = "c-direct-rx"), doc = "contract: writers(bh)")]
+    #[cfg_attr(feature = "c-direct-rx", doc = "contract: writers(rx_work)")]
+    pub num_inp_ch_bufs: SingleWriter<P::Word>,
+
+    /// Buffers handed to the chip and not yet confirmed.
+    /// contract: writers(bh)
+    #[cfg(not(feature = "c-prep-atomic"))]
+    pub hw_bufs_used: SingleWriter<P::Word>,
+    /// Buffers handed to the chip and not yet confirmed.
+    /// contract: atomic
+    #[cfg(feature = "c-prep-atomic")]
+    pub hw_bufs_used: Atomic<P::Word>,
+
+    /// Per-vif share of `hw_bufs_used`.
+    /// contract: writers(bh)
+    #[cfg(not(feature = "c-prep-atomic"))]
+    pub hw_bufs_used_vif: [SingleWriter<P::Word>; WSM_MAX_VIFS],
+    /// Per-vif share of `hw_bufs_used`.
+    /// contract: atomic
+    #[cfg(feature = "c-prep-atomic")]
+    pub hw_bufs_used_vif: [Atomic<P::Word>; WSM_MAX_VIFS],
+
+    /// Frames sent per vif and not yet confirmed (the pending count).
+    /// contract: writers(bh)
+    #[cfg(not(feature = "c-prep-atomic"))]
+    pub wsm_tx_pending: [SingleWriter<P::Word>; WSM_MAX_VIFS],
+    /// Frames sent per vif and not yet confirmed (the pending count).
+    /// contract: atomic
+    #[cfg(feature = "c-prep-atomic")]
+    pub wsm_tx_pending: [Atomic<P::Word>; WSM_MAX_VIFS],
+
+    /// Next expected RX sequence number per sequence space.
+    #[cfg_attr(not(feature = "c-direct-rx"), doc = "contract: writers(bh)")]
+    #[cfg_attr(feature = "c-direct-rx", doc = "contract: writers(rx_work)")]
+    pub wsm_rx_seq: [SingleWriter<P::Word>; 2],
+    /// Next TX sequence number per sequence space.
+    /// contract: writers(bh)
+    pub wsm_tx_seq: [SingleWriter<P::Word>; 2],
+
+    /// BH wake flags: RX work to do, TX work to do, terminate.
+    /// contract: atomic
+    pub bh_rx: Atomic<P::Word>,
+    /// contract: atomic
+    pub bh_tx: Atomic<P::Word>,
+    /// contract: atomic
+    pub bh_term: Atomic<P::Word>,
+    /// Set when the BH stopped on an error.
+    /// contract: writers(bh)
+    pub bh_error: SingleWriter<P::Word>,
+
+    /// skbs from `sdio_rx_work` to the BH.
+    /// contract: lock(rx_queue_lock)
+    pub rx_queue: SpinLock<P::Word, Ring<RxMsg, RX_QUEUE_CAP>>,
+    /// Frames from the BH to `sdio_tx_work`; never more than `numInpChBufs`.
+    /// contract: lock(tx_bufferlock)
+    pub tx_bufferlist: SpinLock<P::Word, Ring<TxDesc, { WSM_MAX_INPUT_BUFFERS as usize }>>,
+    /// Data frames from the network stack waiting for a buffer.
+    /// contract: lock(tx_queue_lock)
+    pub tx_queue: SpinLock<P::Word, Ring<TxDesc, TX_QUEUE_CAP>>,
+    /// The one WSM command waiting to be sent.
+    /// contract: lock(wsm_cmd_lock)
+    pub wsm_cmd: SpinLock<P::Word, Option<TxDesc>>,
+
+    /// The last control byte toggle seen (bit 7); 0xFF before the first batch.
+    /// contract: owner(rx_work)
+    pub rx_last_toggle: Owned<u8>,
+    /// DMA buffer for one RX batch.
+    /// contract: owner(rx_work)
+    pub rx_batch_buf: Owned<[u8; wsm::BATCH_MAX_BYTES]>,
+    /// DMA buffer for one TX transfer.
+    /// contract: owner(tx_work)
+    pub tx_xfer_buf: Owned<[u8; crate::sdio::TX_XFER_MAX_BYTES]>,
+}
+
+impl<P: Platform> Bes2600<P> {
+    /// context: probe
+    pub fn new(plat: P) -> Self {
+        let p = &plat;
+        #[cfg(not(feature = "c-prep-atomic"))]
+        let counter = |v| SingleWriter::new(p, v);
+        #[cfg(feature = "c-prep-atomic")]
+        let counter = |v| Atomic::new(p, v);
+        let hw_bufs_used = counter(0);
+        let hw_bufs_used_vif = [counter(0), counter(0)];
+        let wsm_tx_pending = [counter(0), counter(0)];
+        Bes2600 {
+            fw_started: SingleWriter::new(p, 0),
+            num_inp_ch_bufs: SingleWriter::new(p, 0),
+            hw_bufs_used,
+            hw_bufs_used_vif,
+            wsm_tx_pending,
+            wsm_rx_seq: [SingleWriter::new(p, 0), SingleWriter::new(p, 0)],
+            wsm_tx_seq: [SingleWriter::new(p, 0), SingleWriter::new(p, 0)],
+            bh_rx: Atomic::new(p, 0),
+            bh_tx: Atomic::new(p, 0),
+            bh_term: Atomic::new(p, 0),
+            bh_error: SingleWriter::new(p, 0),
+            rx_queue: SpinLock::new(p, LockId::RxQueue, Ring::new(RxMsg::EMPTY)),
+            tx_bufferlist: SpinLock::new(p, LockId::TxBuffer, Ring::new(TxDesc::EMPTY)),
+            tx_queue: SpinLock::new(p, LockId::TxQueue, Ring::new(TxDesc::EMPTY)),
+            wsm_cmd: SpinLock::new(p, LockId::Cmd, None),
+            rx_last_toggle: Owned::new(0xFF),
+            rx_batch_buf: Owned::new([0; wsm::BATCH_MAX_BYTES]),
+            tx_xfer_buf: Owned::new([0; crate::sdio::TX_XFER_MAX_BYTES]),
+            plat,
+        }
+    }
+
+    /// Reads `hw_bufs_used` (`atomic_read` with `c-prep-atomic`).
+    pub fn hw_bufs_used_read(&self) -> i32 {
+        #[cfg(not(feature = "c-prep-atomic"))]
+        let used = self.hw_bufs_used.get(&self.plat);
+        #[cfg(feature = "c-prep-atomic")]
+        let used = self.hw_bufs_used.load(&self.plat, Ordering::Acquire);
+        used
+    }
+
+    /// Sets the BH's RX flag and wakes it on the 0 -> 1 transition only.
+    pub fn bh_wakeup_rx(&self) {
+        if self.bh_rx.swap(&self.plat, 1, Ordering::AcqRel) == 0 {
+            self.plat.wake_bh();
+        }
+    }
+
+    /// Sets the BH's TX flag and wakes it on the 0 -> 1 transition only.
+    pub fn bh_wakeup_tx(&self) {
+        if self.bh_tx.swap(&self.plat, 1, Ordering::AcqRel) == 0 {
+            self.plat.wake_bh();
+        }
+    }
+
+    /// Asks the BH to exit its loop.
+    ///
+    /// context: probe
+    pub fn stop(&self) {
+        self.bh_term.store(&self.plat, 1, Ordering::Release);
+        self.plat.wake_bh();
+    }
+}

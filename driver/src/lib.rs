@@ -1,0 +1,61 @@
+//! bes2600 SDIO WiFi data path: a `#![no_std]` core without allocation, generic over a
+//! small platform layer, plus (feature `sim`, std only) a deterministic simulator of the
+//! chip that replays the stress ramp.
+//!
+//! # Execution contexts
+//!
+//! The data path runs in these contexts (DESIGN.md section 4). Every entry point states
+//! the context it runs in with a doc line of the form
+//!
+//! ```text
+//! /// context: rx_work
+//! ```
+//!
+//! where the name is one of `irq`, `rx_work`, `tx_work`, `bh`, `net_tx`, `cmd`, `probe`.
+//!
+//! # Shared-state contracts (machine-readable)
+//!
+//! Every field of [`Bes2600`] states how it may be shared, in one doc line directly above
+//! the field, of exactly one of these forms:
+//!
+//! ```text
+//! /// contract: writers(bh)            plain data; only the listed contexts write it
+//! /// contract: writers(bh, rx_work)   ... (any number of contexts)
+//! /// contract: atomic                 every access is an atomic operation
+//! /// contract: lock(rx_queue_lock)    only accessed with that lock held (the lock is a
+//! ///                                   `SpinLock` field and the data lives inside it)
+//! /// contract: owner(rx_work)         used by one context only, never shared
+//! /// contract: init                   written before any context starts, then read-only
+//! ```
+//!
+//! A C `int` shared by contract ("only the BH writes this") is a [`shared::SingleWriter`]:
+//! its read-modify-writes are a plain load followed by a plain store, and it is `Sync` only
+//! because of the documented single-writer contract. The contract audit reads these lines
+//! from source and compares them with the writers it computes.
+//!
+//! # Features (our model of the patch series)
+//!
+//! - `patch-b`: `pipe_read` no longer re-queues `sdio_rx_work` when `rx_queue` is empty
+//!   while buffers are outstanding; confirms arrive through the chip's interrupt.
+//! - `c-prep-atomic`: `hw_bufs_used`, `hw_bufs_used_vif[]` and `wsm_tx_pending[]` become
+//!   atomics; release is a fetch-sub with release ordering. No functional change.
+//! - `c-direct-rx`: `extract_packets` hands each message to [`Bes2600::handle_rx_skb`] in
+//!   `rx_work` context; `rx_work` stops waking the BH per batch; `rx_queue`, its lock and
+//!   `pipe_read` stay in the source, unused (minimum-diff scope).
+#![cfg_attr(not(any(test, feature = "sim")), no_std)]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+pub mod bh;
+pub mod platform;
+pub mod ring;
+pub mod sdio;
+pub mod shared;
+pub mod txrx;
+pub mod wsm;
+
+mod device;
+pub use device::{Bes2600, TxDesc, TxKind, FEATURES};
+pub use wsm::RxMsg;
+
+#[cfg(feature = "sim")]
+pub mod sim;

@@ -1,0 +1,147 @@
+//! The platform layer the core runs on: memory words (plain and atomic), spinlocks, work
+//! queueing, BH wake-ups, the SDIO bus, the clock and kernel-style diagnostics. The
+//! simulator implements it on virtual time; a kernel build implements it on the kernel's
+//! primitives. The core holds no global state: everything goes through `&self`.
+
+pub use core::sync::atomic::Ordering;
+
+/// Which spinlock an acquisition is for, so a platform can account per lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockId {
+    /// `sbus_priv->rx_queue_lock`: protects `rx_queue`.
+    RxQueue,
+    /// `tx_bufferlock`: protects `tx_bufferlist`.
+    TxBuffer,
+    /// The WSM TX queue lock: protects frames handed down by the network stack.
+    TxQueue,
+    /// The WSM command slot lock.
+    Cmd,
+}
+
+impl LockId {
+    pub const ALL: [LockId; 4] = [LockId::RxQueue, LockId::TxBuffer, LockId::TxQueue, LockId::Cmd];
+    pub fn name(self) -> &'static str {
+        match self {
+            LockId::RxQueue => "rx_queue_lock",
+            LockId::TxBuffer => "tx_bufferlock",
+            LockId::TxQueue => "tx_queue_lock",
+            LockId::Cmd => "wsm_cmd_lock",
+        }
+    }
+}
+
+/// Memory as the driver shares it between contexts.
+///
+/// Plain accesses model a C `int` read or written with an ordinary instruction: a
+/// read-modify-write built from them is a load and a separate store, and another context may
+/// run in between. Atomic operations are indivisible.
+pub trait Memory {
+    /// One 32-bit word of shared memory.
+    type Word;
+    fn new_word(&self, value: i32) -> Self::Word;
+    fn plain_load(&self, word: &Self::Word) -> i32;
+    fn plain_store(&self, word: &Self::Word, value: i32);
+    fn atomic_load(&self, word: &Self::Word, order: Ordering) -> i32;
+    fn atomic_store(&self, word: &Self::Word, value: i32, order: Ordering);
+    /// Adds `delta` and returns the value before the addition.
+    fn atomic_fetch_add(&self, word: &Self::Word, delta: i32, order: Ordering) -> i32;
+    /// Stores `value` and returns the value before.
+    fn atomic_swap(&self, word: &Self::Word, value: i32, order: Ordering) -> i32;
+    /// Spins until the lock word is free, then takes it (`spin_lock`).
+    fn spin_lock(&self, lock: &Self::Word, id: LockId);
+    fn spin_unlock(&self, lock: &Self::Word, id: LockId);
+}
+
+/// The work items of the data path. They run on one high-priority workqueue with
+/// max_active 2; a work item never runs concurrently with itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Work {
+    SdioRx,
+    SdioTx,
+}
+
+/// What a `WARN_ON` recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Warning {
+    /// `wsm_release_tx_buffer`: `hw_bufs_used` went below zero.
+    TxBufferUnderflow { hw_bufs_used: i32 },
+    /// The RX sequence number of a message was not the expected one.
+    RxSeqMismatch { space: u8, expected: u8, got: u8 },
+    /// A message in an RX batch had an impossible length.
+    BadRxLength { len: u16 },
+    /// The control byte's toggle bit did not alternate.
+    StaleToggle,
+}
+
+/// Kernel-log events that are not WARNs but matter to a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// `dev_err(.., "wsm_release_tx_buffer failed: %d")` from the direct RX helper.
+    ReleaseFailed { ret: i32 },
+    /// The BH waited 5 s with buffers outstanding and no interrupt.
+    MissedInterrupt { hw_bufs_used: i32 },
+    /// The BH hit an error and stopped: no more TX or RX processing.
+    BhStopped,
+    /// The network stack's frame was dropped because the driver's TX queue was full.
+    TxQueueFull,
+    /// An skb was dropped because `rx_queue` was full (the BH is not draining it).
+    RxQueueFull,
+}
+
+/// CPU work the cost model charges for (no-ops in a kernel build).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuOp {
+    /// Allocate and fill one skb from a batch message.
+    SkbAlloc,
+    /// Per-message dispatch (`wsm_handle_rx` body).
+    HandleRx,
+    /// Build one TX frame.
+    TxBuild,
+    /// The interrupt handler body.
+    IrqHandler,
+}
+
+/// The kernel services the data path uses besides memory.
+pub trait Platform: Memory {
+    /// `queue_work`: false if the item was already pending.
+    fn queue_work(&self, work: Work) -> bool;
+    /// Wakes the BH's wait queue.
+    fn wake_bh(&self);
+    /// `wait_event_timeout` on the BH's wait queue: returns true when `ready()` held,
+    /// false when `timeout_ms` passed first. `None` waits forever.
+    fn bh_wait(&self, ready: &dyn Fn() -> bool, timeout_ms: Option<u32>) -> bool;
+    /// CMD52 read of the control register.
+    fn sdio_read_ctrl(&self) -> u8;
+    /// CMD53 read of `buf.len()` bytes from the data port.
+    fn sdio_read_data(&self, buf: &mut [u8]);
+    /// CMD53 write of `buf` to the data port.
+    fn sdio_write_data(&self, buf: &[u8]);
+    fn now_ns(&self) -> u64;
+    fn cpu(&self, op: CpuOp);
+    /// `WARN_ON`: logs with the call path and continues.
+    fn warn(&self, warning: Warning);
+    fn event(&self, event: Event);
+    /// `BUG()`: the invariant is broken; never returns.
+    fn bug(&self, what: &'static str) -> !;
+    /// Function entry, for call paths in WARNs (ftrace-like; free in a kernel build).
+    fn enter(&self, function: &'static str);
+    fn leave(&self);
+    /// Hands one received data frame of `len` bytes to the network stack.
+    fn netif_rx(&self, len: u16);
+}
+
+/// Marks a function on the platform's call path until dropped.
+pub struct Frame<'a, P: Platform>(&'a P);
+
+impl<'a, P: Platform> Frame<'a, P> {
+    pub fn enter(platform: &'a P, function: &'static str) -> Self {
+        platform.enter(function);
+        Frame(platform)
+    }
+}
+
+impl<P: Platform> Drop for Frame<'_, P> {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
+}

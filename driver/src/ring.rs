@@ -1,0 +1,58 @@
+//! A fixed-capacity FIFO without allocation, for `rx_queue`, `tx_bufferlist` and the TX
+//! queue.
+//!
+//! # Invariants
+//! `len <= N`; the live items are `buf[head..head+len]` modulo `N`.
+
+pub struct Ring<T: Copy, const N: usize> {
+    buf: [T; N],
+    head: usize,
+    len: usize,
+}
+
+impl<T: Copy, const N: usize> Ring<T, N> {
+    pub const fn new(fill: T) -> Self {
+        Ring { buf: [fill; N], head: 0, len: 0 }
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Appends, or gives the item back when full.
+    pub fn push(&mut self, item: T) -> Result<(), T> {
+        if self.len == N {
+            return Err(item);
+        }
+        self.buf[(self.head + self.len) % N] = item;
+        self.len += 1;
+        Ok(())
+    }
+    pub fn pop(&mut self) -> Option<T> {
+        if self.len == 0 {
+            return None;
+        }
+        let item = self.buf[self.head];
+        self.head = (self.head + 1) % N;
+        self.len -= 1;
+        Some(item)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ring;
+
+    #[test]
+    fn fifo_order_and_capacity() {
+        let mut r: Ring<u8, 3> = Ring::new(0);
+        assert_eq!(r.push(1), Ok(()));
+        assert_eq!(r.push(2), Ok(()));
+        assert_eq!(r.push(3), Ok(()));
+        assert_eq!(r.push(4), Err(4));
+        assert_eq!(r.pop(), Some(1));
+        assert_eq!(r.push(5), Ok(()));
+        assert_eq!([r.pop(), r.pop(), r.pop(), r.pop()], [Some(2), Some(3), Some(5), None]);
+    }
+}

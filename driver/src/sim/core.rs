@@ -1,0 +1,260 @@
+//! The simulator's shared core: virtual time, the per-context scheduling state, the chip,
+//! the counters and the log. [`super::platform::SimPlatform`] reaches it from driver code;
+//! [`super::run`] drives it.
+
+use super::chip::Chip;
+use super::cost::CostModel;
+use super::rng::Rng;
+use crate::platform::{LockId, Warning};
+use corosensei::Yielder;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+
+/// The host contexts, in scheduling-tie order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ctx {
+    Irq = 0,
+    RxWork = 1,
+    TxWork = 2,
+    Bh = 3,
+    NetTx = 4,
+    Cmd = 5,
+}
+
+pub const NCTX: usize = 6;
+pub const NO_CTX: usize = usize::MAX;
+
+impl Ctx {
+    pub const ALL: [Ctx; NCTX] = [Ctx::Irq, Ctx::RxWork, Ctx::TxWork, Ctx::Bh, Ctx::NetTx, Ctx::Cmd];
+    /// The names the driver's `context:` lines use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Ctx::Irq => "irq",
+            Ctx::RxWork => "rx_work",
+            Ctx::TxWork => "tx_work",
+            Ctx::Bh => "bh",
+            Ctx::NetTx => "net_tx",
+            Ctx::Cmd => "cmd",
+        }
+    }
+}
+
+/// What a context hands back to the scheduler when it suspends.
+#[derive(Clone, Copy, Debug)]
+pub enum Yield {
+    /// Still on its CPU; resume after this many ns.
+    Delay(u64),
+    /// Off CPU (an SDIO transfer) until this time; then it needs a CPU again.
+    Sleep(u64),
+    /// Off CPU until woken (or until the deadline).
+    Wait(Option<u64>),
+    /// The work function returned.
+    Done,
+    /// The context will never run again (the BH left its loop, or a BUG).
+    Dead,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Idle,
+    /// Queued; wants a CPU at this time.
+    Activating(u64),
+    /// Wants a CPU now; waits in the run queue.
+    Runnable,
+    /// On a CPU; resumes at this time.
+    OnCpu(u64),
+    /// Off CPU until this time.
+    Sleeping(u64),
+    /// Waiting for a wake-up, with an optional deadline.
+    Waiting(Option<u64>),
+    Dead,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct CtxState {
+    pub state: State,
+    /// Queued and not yet started (`queue_work` returns false then).
+    pub queued: bool,
+    /// Between start and `Done`.
+    pub running: bool,
+    /// The next CPU grant starts a new run (counts a dispatch).
+    pub starting: bool,
+    pub on_cpu_since_ns: u64,
+    pub locks_held: u32,
+}
+
+impl CtxState {
+    fn new() -> Self {
+        CtxState { state: State::Idle, queued: false, running: false, starting: false, on_cpu_since_ns: 0, locks_held: 0 }
+    }
+}
+
+/// Cumulative counters; a stage's figures are the difference of two snapshots.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counters {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub irqs: u64,
+    pub ctrl_reads: u64,
+    pub rx_batches: u64,
+    pub tx_transfers: u64,
+    pub acks_queued: u64,
+    pub acks_dropped: u64,
+    pub dispatches: [u64; NCTX],
+    pub cpu_ns: [u64; NCTX],
+    pub lock_acquisitions: [u64; 4],
+    pub lock_ns: [u64; 4],
+    pub bus_busy_ns: u64,
+    pub bh_wakeups: u64,
+    pub bh_starts: u64,
+    pub warns: u64,
+    pub missed_irqs: u64,
+    pub release_failed: u64,
+    pub rx_queue_full: u64,
+    pub frames_arrived: u64,
+    pub frames_dropped: u64,
+    pub bytes_arrived: u64,
+    pub confirms: u64,
+    pub multi_confirms: u64,
+    pub tx_frames: u64,
+}
+
+pub fn lock_index(id: LockId) -> usize {
+    match id {
+        LockId::RxQueue => 0,
+        LockId::TxBuffer => 1,
+        LockId::TxQueue => 2,
+        LockId::Cmd => 3,
+    }
+}
+
+/// One WARN, as the kernel log would show it.
+#[derive(Clone, Debug)]
+pub struct WarnRecord {
+    pub time_ns: u64,
+    pub context: &'static str,
+    pub call_path: Vec<&'static str>,
+    pub warning: Warning,
+}
+
+/// What ends a run as failed besides WARNs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// TX can no longer make progress (firmware assert, BH stopped, frames stuck).
+    TxWedge,
+    /// No RX progress for `link_dead_after_ns` while traffic was offered.
+    LinkDead,
+    /// A `BUG()` fired.
+    Bug,
+}
+
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub time_ns: u64,
+    pub kind: FailureKind,
+    pub detail: String,
+}
+
+/// Most WARN records kept (the count goes on).
+pub const WARN_RECORDS_KEPT: usize = 64;
+
+pub struct SimCore {
+    pub cost: CostModel,
+    pub now_ns: Cell<u64>,
+    /// A context may run on without switching while its time stays below this.
+    pub horizon_ns: Cell<u64>,
+    pub current: Cell<usize>,
+    pub sched_rng: Cell<Rng>,
+    pub yielders: [Cell<*const Yielder<(), Yield>>; NCTX],
+    pub ctx: RefCell<[CtxState; NCTX]>,
+    pub run_queue: RefCell<VecDeque<usize>>,
+    pub cpus_busy: Cell<usize>,
+    pub bus_free_at_ns: Cell<u64>,
+    pub chip: RefCell<Chip>,
+    pub counters: RefCell<Counters>,
+    pub lock_since_ns: [Cell<u64>; 4],
+    pub call_stacks: RefCell<[Vec<&'static str>; NCTX]>,
+    pub warns: RefCell<Vec<WarnRecord>>,
+    pub failures: RefCell<Vec<Failure>>,
+    pub acks_owed: Cell<u32>,
+    pub frames_since_ack: Cell<u32>,
+    pub last_rx_progress_ns: Cell<u64>,
+    pub last_tx_write_ns: Cell<u64>,
+    pub stop: Cell<bool>,
+}
+
+impl SimCore {
+    pub fn new(cost: CostModel, seed: u64) -> Self {
+        SimCore {
+            chip: RefCell::new(Chip::new(&cost, seed)),
+            cost,
+            now_ns: Cell::new(0),
+            horizon_ns: Cell::new(0),
+            current: Cell::new(NO_CTX),
+            sched_rng: Cell::new(Rng::new(seed, 2)),
+            yielders: std::array::from_fn(|_| Cell::new(std::ptr::null())),
+            ctx: RefCell::new([CtxState::new(); NCTX]),
+            run_queue: RefCell::new(VecDeque::new()),
+            cpus_busy: Cell::new(0),
+            bus_free_at_ns: Cell::new(0),
+            counters: RefCell::new(Counters::default()),
+            lock_since_ns: std::array::from_fn(|_| Cell::new(0)),
+            call_stacks: RefCell::new(std::array::from_fn(|_| Vec::new())),
+            warns: RefCell::new(Vec::new()),
+            failures: RefCell::new(Vec::new()),
+            acks_owed: Cell::new(0),
+            frames_since_ack: Cell::new(0),
+            last_rx_progress_ns: Cell::new(0),
+            last_tx_write_ns: Cell::new(0),
+            stop: Cell::new(false),
+        }
+    }
+
+    pub fn now(&self) -> u64 {
+        self.now_ns.get()
+    }
+
+    /// Queues context `i` to run after `latency_ns` (`queue_work` semantics: false when
+    /// it is already queued; a running item runs once more after it finishes).
+    pub fn activate(&self, i: usize, latency_ns: u64) -> bool {
+        self.horizon_ns.set(0);
+        let mut ctx = self.ctx.borrow_mut();
+        let c = &mut ctx[i];
+        if c.queued || c.state == State::Dead {
+            return false;
+        }
+        c.queued = true;
+        if !c.running && c.state == State::Idle {
+            c.state = State::Activating(self.now() + latency_ns);
+            c.starting = true;
+        }
+        true
+    }
+
+    /// Records a failure once per kind.
+    pub fn fail(&self, kind: FailureKind, detail: String) {
+        let mut f = self.failures.borrow_mut();
+        if f.iter().all(|x| x.kind != kind) {
+            f.push(Failure { time_ns: self.now(), kind, detail });
+        }
+    }
+
+    pub fn snapshot(&self) -> Counters {
+        let mut c = *self.counters.borrow();
+        let chip = self.chip.borrow().stats;
+        c.frames_arrived = chip.frames_arrived;
+        c.frames_dropped = chip.frames_dropped;
+        c.bytes_arrived = chip.bytes_arrived;
+        c.confirms = chip.confirms_sent;
+        c.multi_confirms = chip.multi_confirms_sent;
+        c.tx_frames = chip.tx_frames;
+        // CPU time of contexts on a CPU right now, up to now.
+        let now = self.now();
+        for (i, s) in self.ctx.borrow().iter().enumerate() {
+            if matches!(s.state, State::OnCpu(_)) {
+                c.cpu_ns[i] += now - s.on_cpu_since_ns;
+            }
+        }
+        c
+    }
+}

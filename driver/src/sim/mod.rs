@@ -1,0 +1,16 @@
+//! The deterministic simulator (std only): a chip model, a seeded scheduler over the host
+//! contexts on virtual time that can switch at every shared-state access, a calibrated
+//! cost model, and kernel-like failures. One `u64` seed gives one byte-identical report.
+
+pub mod chip;
+pub mod core;
+pub mod cost;
+pub mod json;
+pub mod platform;
+pub mod report;
+pub mod rng;
+pub mod run;
+
+pub use cost::CostModel;
+pub use report::Report;
+pub use run::{default_ramp, run, Config, Stage};

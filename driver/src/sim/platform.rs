@@ -1,0 +1,313 @@
+//! The platform layer on virtual time: every shared access is a point where the scheduler
+//! may switch to another context, so a lost update between a load and a store happens
+//! for real; SDIO transfers sleep off CPU on one bus; work items, wake-ups and the network
+//! stack follow the kernel's semantics.
+
+use super::core::{lock_index, Ctx, FailureKind, SimCore, State, WarnRecord, Yield, NO_CTX, WARN_RECORDS_KEPT};
+use crate::platform::{CpuOp, Event, LockId, Memory, Ordering, Platform, Warning, Work};
+use std::cell::Cell;
+use std::rc::Rc;
+
+/// Spins on one lock longer than this are a soft lockup.
+const SPIN_LIMIT_NS: u64 = 1_000_000_000;
+
+pub struct SimPlatform {
+    pub core: Rc<SimCore>,
+}
+
+impl SimPlatform {
+    fn yield_now(&self, y: Yield) {
+        let cur = self.core.current.get();
+        assert_ne!(cur, NO_CTX, "driver code suspended outside a context");
+        let yielder = self.core.yielders[cur].get();
+        // SAFETY: `yielder` was stored by coroutine `cur` from the reference corosensei
+        // gave it; that reference lives on the coroutine's own stack for as long as the
+        // coroutine exists, and `current == cur` only while that coroutine is executing,
+        // so we are on its stack now.
+        unsafe { (*yielder).suspend(y) };
+    }
+
+    /// Spends `ns` of CPU; switches only if another event is due first.
+    fn delay(&self, ns: u64) {
+        let core = &self.core;
+        if core.current.get() == NO_CTX {
+            return;
+        }
+        let until = core.now() + ns;
+        if until < core.horizon_ns.get() {
+            core.now_ns.set(until);
+        } else {
+            self.yield_now(Yield::Delay(ns));
+        }
+    }
+
+    /// One shared-memory access of `units` (an indivisible read-modify-write counts 2, so
+    /// that a plain RMW and its atomic replacement take the same time).
+    fn access(&self, units: u32) {
+        let core = &self.core;
+        if core.current.get() == NO_CTX {
+            return;
+        }
+        let cost = &core.cost;
+        let chance = match Ctx::ALL[core.current.get()] {
+            Ctx::Irq | Ctx::RxWork => cost.preempt_chance_irq_cpu,
+            _ => cost.preempt_chance,
+        };
+        let mut rng = core.sched_rng.get();
+        let mut ns = 0;
+        for _ in 0..units {
+            ns += cost.shared_access_ns;
+            if rng.chance(chance) {
+                ns += rng.range(cost.preempt_min_ns, cost.preempt_max_ns);
+            }
+        }
+        core.sched_rng.set(rng);
+        self.delay(ns);
+    }
+
+    /// An SDIO transfer: waits for the bus, then sleeps off CPU for `duration_ns`.
+    fn bus(&self, duration_ns: u64) {
+        let core = &self.core;
+        let cur = core.current.get();
+        if core.ctx.borrow()[cur].locks_held > 0 {
+            self.bug("scheduling while atomic: SDIO transfer with a spinlock held");
+        }
+        let start = core.now().max(core.bus_free_at_ns.get());
+        let end = start + duration_ns;
+        core.bus_free_at_ns.set(end);
+        core.counters.borrow_mut().bus_busy_ns += duration_ns;
+        core.horizon_ns.set(0);
+        self.yield_now(Yield::Sleep(end));
+    }
+
+    fn ctx_name(&self) -> &'static str {
+        let cur = self.core.current.get();
+        if cur == NO_CTX {
+            "none"
+        } else {
+            Ctx::ALL[cur].name()
+        }
+    }
+
+    fn call_path(&self) -> Vec<&'static str> {
+        let cur = self.core.current.get();
+        if cur == NO_CTX {
+            return Vec::new();
+        }
+        self.core.call_stacks.borrow()[cur].clone()
+    }
+}
+
+impl Memory for SimPlatform {
+    type Word = Cell<i32>;
+
+    fn new_word(&self, value: i32) -> Cell<i32> {
+        Cell::new(value)
+    }
+    fn plain_load(&self, word: &Cell<i32>) -> i32 {
+        self.access(1);
+        word.get()
+    }
+    fn plain_store(&self, word: &Cell<i32>, value: i32) {
+        self.access(1);
+        word.set(value)
+    }
+    fn atomic_load(&self, word: &Cell<i32>, _order: Ordering) -> i32 {
+        self.access(1);
+        word.get()
+    }
+    fn atomic_store(&self, word: &Cell<i32>, value: i32, _order: Ordering) {
+        self.access(1);
+        word.set(value)
+    }
+    fn atomic_fetch_add(&self, word: &Cell<i32>, delta: i32, _order: Ordering) -> i32 {
+        self.access(2);
+        let before = word.get();
+        word.set(before.wrapping_add(delta));
+        before
+    }
+    fn atomic_swap(&self, word: &Cell<i32>, value: i32, _order: Ordering) -> i32 {
+        self.access(2);
+        word.replace(value)
+    }
+    fn spin_lock(&self, lock: &Cell<i32>, id: LockId) {
+        let core = &self.core;
+        let start = core.now();
+        self.access(1);
+        while lock.get() != 0 {
+            if core.now() - start > SPIN_LIMIT_NS {
+                self.bug("soft lockup: spinning on a lock for 1 s");
+            }
+            self.delay(core.cost.spin_iteration_ns);
+            self.access(1);
+        }
+        lock.set(1);
+        let li = lock_index(id);
+        core.lock_since_ns[li].set(start);
+        if core.current.get() != NO_CTX {
+            core.ctx.borrow_mut()[core.current.get()].locks_held += 1;
+        }
+        core.counters.borrow_mut().lock_acquisitions[li] += 1;
+        self.delay(core.cost.lock_pair_ns);
+    }
+    fn spin_unlock(&self, lock: &Cell<i32>, id: LockId) {
+        let core = &self.core;
+        self.access(1);
+        lock.set(0);
+        let li = lock_index(id);
+        core.counters.borrow_mut().lock_ns[li] += core.now() - core.lock_since_ns[li].get();
+        if core.current.get() != NO_CTX {
+            core.ctx.borrow_mut()[core.current.get()].locks_held -= 1;
+        }
+    }
+}
+
+impl Platform for SimPlatform {
+    fn queue_work(&self, work: Work) -> bool {
+        let i = match work {
+            Work::SdioRx => Ctx::RxWork,
+            Work::SdioTx => Ctx::TxWork,
+        } as usize;
+        self.core.activate(i, self.core.cost.work_dispatch_ns)
+    }
+
+    fn wake_bh(&self) {
+        let core = &self.core;
+        core.counters.borrow_mut().bh_wakeups += 1;
+        let mut ctx = core.ctx.borrow_mut();
+        let bh = &mut ctx[Ctx::Bh as usize];
+        if let State::Waiting(_) = bh.state {
+            bh.state = State::Sleeping(core.now() + core.cost.wake_ns);
+            core.horizon_ns.set(0);
+        }
+    }
+
+    fn bh_wait(&self, ready: &dyn Fn() -> bool, timeout_ms: Option<u32>) -> bool {
+        let deadline = timeout_ms.map(|ms| self.core.now() + ms as u64 * 1_000_000);
+        // Bound: each pass either returns or suspends until a wake-up or the deadline.
+        loop {
+            if ready() {
+                return true;
+            }
+            if let Some(d) = deadline {
+                if self.core.now() >= d {
+                    return false;
+                }
+            }
+            if self.core.ctx.borrow()[Ctx::Bh as usize].locks_held > 0 {
+                self.bug("scheduling while atomic: BH wait with a spinlock held");
+            }
+            self.core.horizon_ns.set(0);
+            self.yield_now(Yield::Wait(deadline));
+        }
+    }
+
+    fn sdio_read_ctrl(&self) -> u8 {
+        self.bus(self.core.cost.cmd52_ns);
+        self.core.counters.borrow_mut().ctrl_reads += 1;
+        let now = self.core.now();
+        self.core.chip.borrow_mut().read_ctrl(now)
+    }
+
+    fn sdio_read_data(&self, buf: &mut [u8]) {
+        let cost = &self.core.cost;
+        self.bus(cost.cmd53_overhead_ns + buf.len() as u64 * cost.sdio_ns_per_byte);
+        let now = self.core.now();
+        if self.core.chip.borrow_mut().read_data(now, buf) > 0 {
+            self.core.counters.borrow_mut().rx_batches += 1;
+        }
+    }
+
+    fn sdio_write_data(&self, buf: &[u8]) {
+        let cost = &self.core.cost;
+        self.bus(cost.cmd53_overhead_ns + buf.len() as u64 * cost.sdio_ns_per_byte);
+        let core = &self.core;
+        let now = core.now();
+        core.chip.borrow_mut().receive_tx(now, buf);
+        core.counters.borrow_mut().tx_transfers += 1;
+        core.last_tx_write_ns.set(now);
+        let wedged = core.chip.borrow().wedged.clone();
+        if let Some((_, why)) = wedged {
+            core.fail(FailureKind::TxWedge, why);
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.core.now()
+    }
+
+    fn cpu(&self, op: CpuOp) {
+        let c = &self.core.cost;
+        self.delay(match op {
+            CpuOp::SkbAlloc => c.skb_alloc_ns,
+            CpuOp::HandleRx => c.handle_rx_ns,
+            CpuOp::TxBuild => c.tx_build_ns,
+            CpuOp::IrqHandler => c.irq_handler_ns,
+        });
+    }
+
+    fn warn(&self, warning: Warning) {
+        let core = &self.core;
+        core.counters.borrow_mut().warns += 1;
+        let mut warns = core.warns.borrow_mut();
+        if warns.len() < WARN_RECORDS_KEPT {
+            warns.push(WarnRecord { time_ns: core.now(), context: self.ctx_name(), call_path: self.call_path(), warning });
+        }
+    }
+
+    fn event(&self, event: Event) {
+        let core = &self.core;
+        let mut c = core.counters.borrow_mut();
+        match event {
+            Event::ReleaseFailed { .. } => c.release_failed += 1,
+            Event::MissedInterrupt { .. } => c.missed_irqs += 1,
+            Event::RxQueueFull => c.rx_queue_full += 1,
+            Event::TxQueueFull => c.acks_dropped += 1,
+            Event::BhStopped => {
+                drop(c);
+                core.fail(FailureKind::TxWedge, "BH stopped after an error: no more TX".into());
+            }
+        }
+    }
+
+    fn bug(&self, what: &'static str) -> ! {
+        self.core.fail(FailureKind::Bug, format!("BUG in {}: {}", self.ctx_name(), what));
+        self.core.stop.set(true);
+        // Bound: a dead context is never resumed again.
+        loop {
+            self.yield_now(Yield::Dead);
+        }
+    }
+
+    fn enter(&self, function: &'static str) {
+        let cur = self.core.current.get();
+        if cur != NO_CTX {
+            self.core.call_stacks.borrow_mut()[cur].push(function);
+        }
+    }
+
+    fn leave(&self) {
+        let cur = self.core.current.get();
+        if cur != NO_CTX {
+            self.core.call_stacks.borrow_mut()[cur].pop();
+        }
+    }
+
+    fn netif_rx(&self, len: u16) {
+        let core = &self.core;
+        {
+            let mut c = core.counters.borrow_mut();
+            c.rx_packets += 1;
+            c.rx_bytes += len as u64;
+        }
+        core.last_rx_progress_ns.set(core.now());
+        let since = core.frames_since_ack.get() + 1;
+        if since >= core.cost.ack_every_frames {
+            core.frames_since_ack.set(0);
+            core.acks_owed.set(core.acks_owed.get() + 1);
+            core.activate(Ctx::NetTx as usize, core.cost.softirq_ns);
+        } else {
+            core.frames_since_ack.set(since);
+        }
+    }
+}

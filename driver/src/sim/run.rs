@@ -1,0 +1,309 @@
+//! The scheduler: one coroutine per host context, a run queue for the CPUs, the chip's
+//! interrupt, the command timer, the stress ramp's stages and the failure checks. One
+//! seed drives everything; virtual time only.
+
+use super::core::{Counters, Ctx, FailureKind, SimCore, State, Yield, NO_CTX};
+use super::cost::CostModel;
+use super::platform::SimPlatform;
+use super::report::{Report, StageReport};
+use crate::wsm;
+use crate::Bes2600;
+use corosensei::{Coroutine, CoroutineResult};
+use std::rc::Rc;
+
+/// One stage of the ramp: an offered rate for a duration.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stage {
+    /// Offered over the air, in MB/s (10^6 bytes per second).
+    pub offered_mb_per_s: f64,
+    pub duration_s: u64,
+}
+
+/// The seed's Phase 7 ramp: 5 min at 1 MB/s, 10 at 2, 30 at 4, 30 at 8.
+pub fn default_ramp() -> Vec<Stage> {
+    vec![
+        Stage { offered_mb_per_s: 1.0, duration_s: 300 },
+        Stage { offered_mb_per_s: 2.0, duration_s: 600 },
+        Stage { offered_mb_per_s: 4.0, duration_s: 1800 },
+        Stage { offered_mb_per_s: 8.0, duration_s: 1800 },
+    ]
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub seed: u64,
+    pub stages: Vec<Stage>,
+    pub cost: CostModel,
+}
+
+/// Virtual time before the first stage: the chip boots and the firmware starts.
+pub const WARMUP_NS: u64 = 1_000_000_000;
+const CHECK_PERIOD_NS: u64 = 100_000_000;
+
+type Co = Coroutine<(), Yield, ()>;
+
+/// Runs the configuration; `progress(done_ns, total_ns)` is called once per virtual second.
+pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
+    let core = Rc::new(SimCore::new(config.cost.clone(), config.seed));
+    let drv = Rc::new(Bes2600::new(SimPlatform { core: core.clone() }));
+    let mut cos: Vec<Co> = Ctx::ALL.iter().map(|&c| spawn(c, &core, &drv)).collect();
+
+    let total_ns = WARMUP_NS + config.stages.iter().map(|s| s.duration_s * 1_000_000_000).sum::<u64>();
+    let mut stage_index = 0usize;
+    let mut stage_end_ns = WARMUP_NS;
+    let mut stage_start = Counters::default();
+    let mut stages: Vec<StageReport> = Vec::new();
+    let mut next_cmd_ns = WARMUP_NS / 2;
+    let mut next_check_ns = CHECK_PERIOD_NS;
+    let mut next_progress_ns = 1_000_000_000;
+    let mut offered = 0.0;
+
+    // The BH is started at probe time and lives on.
+    core.ctx.borrow_mut()[Ctx::Bh as usize].state = State::Activating(0);
+    core.ctx.borrow_mut()[Ctx::Bh as usize].starting = true;
+
+    loop {
+        // The chip's moment may have passed while a context ran (the interrupt is due as
+        // soon as it can be raised).
+        let chip_ns = core.chip.borrow().next_event_ns().max(core.now());
+        let timer_ns = stage_end_ns.min(next_cmd_ns).min(next_check_ns);
+        let (ctx_ns, ctx_i) = earliest_context(&core, NO_CTX);
+        let now = if ctx_ns <= chip_ns && ctx_ns <= timer_ns {
+            ctx_ns
+        } else {
+            chip_ns.min(timer_ns)
+        };
+        assert!(now >= core.now(), "virtual time went backwards");
+        core.now_ns.set(now);
+
+        if ctx_ns == now {
+            step_context(&core, &mut cos, ctx_i, timer_ns);
+        } else if chip_ns == now {
+            if core.chip.borrow_mut().poll_irq(now) {
+                core.counters.borrow_mut().irqs += 1;
+                core.activate(Ctx::Irq as usize, core.cost.irq_thread_ns);
+            }
+        } else if stage_end_ns == now {
+            if stage_index > 0 {
+                let end = core.snapshot();
+                let s = config.stages[stage_index - 1];
+                stages.push(StageReport::new(stage_index, s, &stage_start, &end, &core.cost));
+            }
+            if stage_index == config.stages.len() {
+                break;
+            }
+            let s = config.stages[stage_index];
+            stage_start = core.snapshot();
+            offered = s.offered_mb_per_s * 1e6;
+            core.chip.borrow_mut().set_offered(now, offered);
+            core.last_rx_progress_ns.set(now);
+            stage_index += 1;
+            stage_end_ns = now + s.duration_s * 1_000_000_000;
+        } else if next_cmd_ns == now {
+            core.activate(Ctx::Cmd as usize, 0);
+            next_cmd_ns += core.cost.cmd_period_ns;
+        } else {
+            check_failures(&core, offered > 0.0);
+            next_check_ns += CHECK_PERIOD_NS;
+            if now >= next_progress_ns {
+                progress(now, total_ns);
+                next_progress_ns += 1_000_000_000;
+            }
+        }
+        if core.stop.get() {
+            if stage_index > 0 && stages.len() < stage_index {
+                let end = core.snapshot();
+                let s = config.stages[stage_index - 1];
+                let mut r = StageReport::new(stage_index, s, &stage_start, &end, &core.cost);
+                r.cut_short_at_s = Some((now - (stage_end_ns - s.duration_s * 1_000_000_000)) as f64 / 1e9);
+                stages.push(r);
+            }
+            break;
+        }
+    }
+    progress(core.now(), total_ns);
+    // Force-unwinding the suspended contexts runs destructors of driver code; with no
+    // current context they do not suspend.
+    core.current.set(NO_CTX);
+    drop(cos);
+    let report = Report::new(config, &core, stages);
+    drop(drv);
+    report
+}
+
+fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
+    let core = core.clone();
+    let drv = drv.clone();
+    Coroutine::new(move |yielder, ()| {
+        core.yielders[c as usize].set(yielder as *const _);
+        loop {
+            match c {
+                Ctx::Irq => drv.irq_handler(),
+                Ctx::RxWork => {
+                    drv.sdio_rx_work();
+                }
+                Ctx::TxWork => drv.sdio_tx_work(),
+                Ctx::Bh => {
+                    core.counters.borrow_mut().bh_starts += 1;
+                    drv.bh_loop();
+                    yielder.suspend(Yield::Dead);
+                }
+                Ctx::NetTx => {
+                    // Bound: each pass takes one owed ACK; the count only grows in
+                    // netif_rx, which this context does not call.
+                    while core.acks_owed.get() > 0 {
+                        core.acks_owed.set(core.acks_owed.get() - 1);
+                        core.counters.borrow_mut().acks_queued += 1;
+                        drv.xmit(0, core.cost.ack_frame_bytes);
+                    }
+                }
+                Ctx::Cmd => {
+                    drv.wsm_cmd_send(wsm::WSM_READ_MIB_REQ_ID, 8);
+                }
+            }
+            yielder.suspend(Yield::Done);
+        }
+    })
+}
+
+/// The context with the earliest due time (ties: lower index first), skipping `except`.
+pub(crate) fn earliest_context(core: &SimCore, except: usize) -> (u64, usize) {
+    let mut best = (u64::MAX, NO_CTX);
+    for (i, s) in core.ctx.borrow().iter().enumerate() {
+        if i == except {
+            continue;
+        }
+        let t = match s.state {
+            State::Activating(t) | State::OnCpu(t) | State::Sleeping(t) => t,
+            State::Waiting(Some(t)) => t,
+            _ => continue,
+        };
+        if t < best.0 {
+            best = (t, i);
+        }
+    }
+    best
+}
+
+/// Runs context `i`, whose time has come.
+fn step_context(core: &Rc<SimCore>, cos: &mut [Co], i: usize, timer_ns: u64) {
+    let state = core.ctx.borrow()[i].state;
+    match state {
+        State::OnCpu(_) => resume(core, cos, i, timer_ns),
+        State::Activating(_) | State::Sleeping(_) | State::Waiting(_) => {
+            if core.cpus_busy.get() < core.cost.cpus {
+                grant_cpu(core, i, core.now());
+                resume(core, cos, i, timer_ns);
+            } else {
+                core.ctx.borrow_mut()[i].state = State::Runnable;
+                core.run_queue.borrow_mut().push_back(i);
+            }
+        }
+        State::Idle | State::Runnable | State::Dead => unreachable!("context {i} stepped in {state:?}"),
+    }
+}
+
+fn grant_cpu(core: &SimCore, i: usize, at_ns: u64) {
+    core.cpus_busy.set(core.cpus_busy.get() + 1);
+    let mut ctx = core.ctx.borrow_mut();
+    let c = &mut ctx[i];
+    c.state = State::OnCpu(at_ns);
+    c.on_cpu_since_ns = core.now();
+    if c.starting {
+        c.starting = false;
+        c.queued = false;
+        c.running = true;
+        core.counters.borrow_mut().dispatches[i] += 1;
+    }
+}
+
+fn leave_cpu(core: &SimCore, i: usize) {
+    let now = core.now();
+    {
+        let ctx = core.ctx.borrow();
+        core.counters.borrow_mut().cpu_ns[i] += now - ctx[i].on_cpu_since_ns;
+    }
+    core.cpus_busy.set(core.cpus_busy.get() - 1);
+    let next = core.run_queue.borrow_mut().pop_front();
+    if let Some(j) = next {
+        grant_cpu(core, j, now + core.cost.context_switch_ns);
+    }
+}
+
+fn resume(core: &Rc<SimCore>, cos: &mut [Co], i: usize, timer_ns: u64) {
+    let (others_ns, _) = earliest_context(core, i);
+    let chip_ns = core.chip.borrow().next_event_ns();
+    core.horizon_ns.set(others_ns.min(chip_ns).min(timer_ns));
+    core.current.set(i);
+    let result = cos[i].resume(());
+    core.current.set(NO_CTX);
+    let y = match result {
+        CoroutineResult::Yield(y) => y,
+        CoroutineResult::Return(()) => Yield::Dead,
+    };
+    let now = core.now();
+    match y {
+        Yield::Delay(ns) => core.ctx.borrow_mut()[i].state = State::OnCpu(now + ns),
+        Yield::Sleep(until) => {
+            leave_cpu(core, i);
+            core.ctx.borrow_mut()[i].state = State::Sleeping(until);
+        }
+        Yield::Wait(deadline) => {
+            leave_cpu(core, i);
+            core.ctx.borrow_mut()[i].state = State::Waiting(deadline);
+        }
+        Yield::Done => {
+            leave_cpu(core, i);
+            let mut ctx = core.ctx.borrow_mut();
+            let c = &mut ctx[i];
+            c.running = false;
+            if c.queued {
+                c.state = State::Activating(now + latency_of(&core.cost, i));
+                c.starting = true;
+            } else {
+                c.state = State::Idle;
+            }
+        }
+        Yield::Dead => {
+            leave_cpu(core, i);
+            core.ctx.borrow_mut()[i].state = State::Dead;
+        }
+    }
+}
+
+fn latency_of(cost: &CostModel, i: usize) -> u64 {
+    match Ctx::ALL[i] {
+        Ctx::Irq => cost.irq_thread_ns,
+        Ctx::RxWork | Ctx::TxWork => cost.work_dispatch_ns,
+        Ctx::NetTx => cost.softirq_ns,
+        Ctx::Bh | Ctx::Cmd => 0,
+    }
+}
+
+fn check_failures(core: &SimCore, traffic_offered: bool) {
+    let now = core.now();
+    let cost = &core.cost;
+    let wedged = core.chip.borrow().wedged.clone();
+    if let Some((_, why)) = wedged {
+        core.fail(FailureKind::TxWedge, why);
+    }
+    let c = core.counters.borrow();
+    let chip_data = core.chip.borrow().stats.tx_data_frames;
+    let waiting = c.acks_queued.saturating_sub(c.acks_dropped).saturating_sub(chip_data);
+    let stalled_ns = now.saturating_sub(core.last_tx_write_ns.get());
+    drop(c);
+    if waiting > 0 && stalled_ns >= cost.tx_wedge_after_ns && core.last_tx_write_ns.get() > 0 {
+        core.fail(
+            FailureKind::TxWedge,
+            format!("{waiting} frames waiting in the driver and none written for {} s", stalled_ns / 1_000_000_000),
+        );
+    }
+    if traffic_offered && now - core.last_rx_progress_ns.get() >= cost.link_dead_after_ns {
+        core.fail(
+            FailureKind::LinkDead,
+            format!("no RX progress for {} s while traffic was offered", cost.link_dead_after_ns / 1_000_000_000),
+        );
+        core.stop.set(true);
+    }
+}
