@@ -140,7 +140,7 @@ impl<P: Platform> Bes2600<P> {
     }
 
     /// `wsm_alloc_tx_buffer`: `hw_bufs_used++`, returning the new value.
-    fn wsm_alloc_tx_buffer(&self) -> i32 {
+    pub fn wsm_alloc_tx_buffer(&self) -> i32 {
         let p = &self.plat;
         #[cfg(not(feature = "c-prep-atomic"))]
         let used = self.hw_bufs_used.add(p, 1) + 1;
@@ -229,5 +229,130 @@ impl<P: Platform> Bes2600<P> {
             return None;
         }
         self.tx_queue.lock(p).pop()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testplat::TestPlatform;
+    use crate::wsm::{self, RxMsg};
+    use crate::{Bes2600, TxKind};
+
+    fn started(bufs: i32) -> Bes2600<TestPlatform> {
+        let d = Bes2600::new(TestPlatform::default());
+        d.num_inp_ch_bufs.set(&d.plat, bufs);
+        d.fw_started.set(&d.plat, 1);
+        d
+    }
+
+    fn msg(id: u16, seq: u8, body: &[u8]) -> RxMsg {
+        let mut m = RxMsg { id: wsm::with_seq(id, seq), len: (4 + body.len()) as u16, body: [0; wsm::RX_BODY_KEPT] };
+        m.body[..body.len()].copy_from_slice(body);
+        m
+    }
+
+    #[test]
+    fn release_returns_minus_one_with_a_warn_on_underflow() {
+        let d = started(8);
+        assert_eq!(d.wsm_release_tx_buffer(1), -1);
+        assert_eq!(d.plat.warns.borrow().len(), 1);
+    }
+
+    #[test]
+    fn release_returns_one_when_tx_had_been_throttled() {
+        let d = started(8);
+        for _ in 0..7 {
+            d.wsm_alloc_tx_buffer();
+        }
+        assert_eq!(d.wsm_release_tx_buffer(1), 1, "before = 7 = numInpChBufs - 1");
+        assert_eq!(d.wsm_release_tx_buffer(1), 0, "before = 6");
+        assert_eq!(d.hw_bufs_used_read(), 5);
+        assert!(d.plat.warns.borrow().is_empty());
+    }
+
+    #[test]
+    fn sequence_mismatch_warns_and_fails() {
+        let d = started(8);
+        assert!(d.handle_rx_skb(msg(wsm::WSM_RECEIVE_IND_ID, 0, &[0; 4])).is_ok());
+        assert!(d.handle_rx_skb(msg(wsm::WSM_RECEIVE_IND_ID, 2, &[0; 4])).is_err());
+        assert_eq!(d.plat.warns.borrow().len(), 1);
+    }
+
+    #[test]
+    fn confirms_release_one_and_multi_confirms_release_n() {
+        let d = started(8);
+        for _ in 0..5 {
+            d.wsm_alloc_tx_buffer();
+        }
+        d.handle_rx_skb(msg(wsm::WSM_TRANSMIT_CNF_ID, 0, &[0, 0])).unwrap();
+        assert_eq!(d.hw_bufs_used_read(), 4);
+        d.handle_rx_skb(msg(wsm::WSM_MULTI_TRANSMIT_CNF_ID, 1, &[3, 0, 0, 0])).unwrap();
+        assert_eq!(d.hw_bufs_used_read(), 1);
+        d.handle_rx_skb(msg(0x0C02, 0, &[0, 0])).unwrap();
+        assert_eq!(d.hw_bufs_used_read(), 0, "a vendor confirm releases one, in its own sequence space");
+    }
+
+    #[test]
+    fn startup_indication_sets_num_inp_ch_bufs() {
+        let d = Bes2600::new(TestPlatform::default());
+        d.handle_rx_skb(msg(wsm::WSM_STARTUP_IND_ID, 0, &[12, 0])).unwrap();
+        assert_eq!(d.num_inp_ch_bufs.get(&d.plat), 12);
+        assert_eq!(d.fw_started.get(&d.plat), 1);
+    }
+
+    #[test]
+    fn tx_pass_keeps_the_last_buffer_for_commands() {
+        let d = started(4);
+        for _ in 0..10 {
+            d.xmit(0, 66);
+        }
+        d.bh_tx_helper();
+        assert_eq!(d.hw_bufs_used_read(), 3, "data stops at numInpChBufs - 1");
+        assert!(d.wsm_cmd_send(wsm::WSM_READ_MIB_REQ_ID, 8));
+        d.bh_tx_helper();
+        assert_eq!(d.hw_bufs_used_read(), 4, "a command takes the last buffer");
+        let mut list = d.tx_bufferlist.lock(&d.plat);
+        let mut kinds = Vec::new();
+        let mut seqs = Vec::new();
+        while let Some(t) = list.pop() {
+            kinds.push(t.kind);
+            seqs.push(wsm::seq_of(t.id));
+        }
+        assert_eq!(kinds, [TxKind::Data, TxKind::Data, TxKind::Data, TxKind::Command]);
+        assert_eq!(seqs, [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn rx_work_extracts_a_batch_and_checks_the_toggle() {
+        let d = started(8);
+        let mut batch = vec![0u8; 512];
+        let mut off = wsm::put_msg(&mut batch, 0, wsm::with_seq(wsm::WSM_RECEIVE_IND_ID, 0), 8 + 100, &[0; 4]);
+        off = wsm::put_msg(&mut batch, off, wsm::with_seq(wsm::WSM_RECEIVE_IND_ID, 1), 8 + 60, &[0; 4]);
+        assert!(off < 512);
+        d.plat.ctrl_bytes.borrow_mut().extend([0x81, 0x81]);
+        d.plat.batches.borrow_mut().push_back(batch);
+        assert_eq!(d.sdio_rx_work(), 1, "the second control byte repeats the toggle: stale");
+        assert_eq!(d.plat.warns.borrow().as_slice(), &[crate::platform::Warning::StaleToggle]);
+        #[cfg(not(feature = "c-direct-rx"))]
+        {
+            assert_eq!(d.rx_queue.lock(&d.plat).len(), 2);
+            assert!(d.plat.wakes.borrow().contains(&crate::platform::WakeReason::Rx));
+            assert!(d.bh_rx_helper().is_ok());
+        }
+        #[cfg(feature = "c-direct-rx")]
+        {
+            assert_eq!(d.rx_queue.lock(&d.plat).len(), 0, "messages go straight to handle_rx_skb");
+            assert!(d.plat.wakes.borrow().is_empty(), "no BH wake per batch");
+        }
+        assert_eq!(d.plat.delivered.borrow().as_slice(), &[100, 60]);
+    }
+
+    #[test]
+    fn pipe_read_polls_for_confirms_only_without_patch_b() {
+        let d = started(8);
+        d.wsm_alloc_tx_buffer();
+        assert!(d.pipe_read().is_none());
+        let polled = d.plat.queued.borrow().contains(&crate::platform::Work::SdioRx);
+        assert_eq!(polled, cfg!(not(feature = "patch-b")));
     }
 }

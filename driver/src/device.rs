@@ -1,7 +1,7 @@
 //! `struct bes2600_common` of the model: every piece of state the data path shares
 //! between contexts, each with its contract (see the crate docs for the convention).
 
-use crate::platform::{LockId, Ordering, Platform};
+use crate::platform::{LockId, Ordering, Platform, WakeReason};
 use crate::ring::Ring;
 use crate::shared::{Owned, SpinLock};
 use crate::shared::{Atomic, SingleWriter};
@@ -179,14 +179,14 @@ impl<P: Platform> Bes2600<P> {
     /// Sets the BH's RX flag and wakes it on the 0 -> 1 transition only.
     pub fn bh_wakeup_rx(&self) {
         if self.bh_rx.swap(&self.plat, 1, Ordering::AcqRel) == 0 {
-            self.plat.wake_bh();
+            self.plat.wake_bh(WakeReason::Rx);
         }
     }
 
     /// Sets the BH's TX flag and wakes it on the 0 -> 1 transition only.
     pub fn bh_wakeup_tx(&self) {
         if self.bh_tx.swap(&self.plat, 1, Ordering::AcqRel) == 0 {
-            self.plat.wake_bh();
+            self.plat.wake_bh(WakeReason::Tx);
         }
     }
 
@@ -195,6 +195,6 @@ impl<P: Platform> Bes2600<P> {
     /// context: probe
     pub fn stop(&self) {
         self.bh_term.store(&self.plat, 1, Ordering::Release);
-        self.plat.wake_bh();
+        self.plat.wake_bh(WakeReason::Tx);
     }
 }

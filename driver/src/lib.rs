@@ -53,6 +53,9 @@ pub mod shared;
 pub mod txrx;
 pub mod wsm;
 
+#[cfg(test)]
+mod testplat;
+
 mod device;
 pub use device::{Bes2600, TxDesc, TxKind, FEATURES};
 pub use wsm::RxMsg;

@@ -60,6 +60,15 @@ pub enum Work {
     SdioTx,
 }
 
+/// Why the BH is woken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WakeReason {
+    /// `bh_rx`: messages wait in `rx_queue` (or the firmware is not up yet).
+    Rx,
+    /// `bh_tx`: frames to send, or TX may restart after a release.
+    Tx,
+}
+
 /// What a `WARN_ON` recorded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Warning {
@@ -105,8 +114,8 @@ pub enum CpuOp {
 pub trait Platform: Memory {
     /// `queue_work`: false if the item was already pending.
     fn queue_work(&self, work: Work) -> bool;
-    /// Wakes the BH's wait queue.
-    fn wake_bh(&self);
+    /// Wakes the BH's wait queue (after the flag for `reason` went 0 -> 1).
+    fn wake_bh(&self, reason: WakeReason);
     /// `wait_event_timeout` on the BH's wait queue: returns true when `ready()` held,
     /// false when `timeout_ms` passed first. `None` waits forever.
     fn bh_wait(&self, ready: &dyn Fn() -> bool, timeout_ms: Option<u32>) -> bool;

@@ -396,12 +396,13 @@ mod tests {
         let mut chip = booted_chip();
         let t = CostModel::default().chip_boot_ns;
         let n = CostModel::default().chip_num_inp_ch_bufs as u8;
-        let mut tx = vec![0u8; 16 * (n as usize + 1)];
-        let mut off = 0;
+        // One transfer carries at most 16 frames: send numInpChBufs + 1 one by one.
         for i in 0..=n {
-            off = wsm::put_msg(&mut tx, off, wsm::with_seq(wsm::WSM_TRANSMIT_REQ_ID, i & 7), 12, &[0, 0, 0, 0]);
+            let mut tx = [0u8; 16];
+            let off = wsm::put_msg(&mut tx, 0, wsm::with_seq(wsm::WSM_TRANSMIT_REQ_ID, i & 7), 12, &[0, 0, 0, 0]);
+            assert!(chip.wedged.is_none(), "frame {i} of {n} must fit");
+            chip.receive_tx(t, &tx[..off]);
         }
-        chip.receive_tx(t, &tx[..off]);
         let (_, why) = chip.wedged.clone().expect("wedged");
         assert!(why.contains("input buffer overflow"), "{why}");
     }

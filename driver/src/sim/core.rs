@@ -106,6 +106,11 @@ pub struct Counters {
     pub lock_ns: [u64; 4],
     pub bus_busy_ns: u64,
     pub bh_wakeups: u64,
+    /// Wake-ups for RX (`bh_rx` 0 -> 1).
+    pub bh_wakeups_rx: u64,
+    /// Wake-ups for TX made from RX context (a release returned 1: restart TX).
+    pub bh_wakeups_tx_restart: u64,
+    pub rx_msgs: u64,
     pub bh_starts: u64,
     pub warns: u64,
     pub missed_irqs: u64,

@@ -4,7 +4,7 @@
 //! stack follow the kernel's semantics.
 
 use super::core::{lock_index, Ctx, FailureKind, SimCore, State, WarnRecord, Yield, NO_CTX, WARN_RECORDS_KEPT};
-use crate::platform::{CpuOp, Event, LockId, Memory, Ordering, Platform, Warning, Work};
+use crate::platform::{CpuOp, Event, LockId, Memory, Ordering, Platform, WakeReason, Warning, Work};
 use std::cell::Cell;
 use std::rc::Rc;
 
@@ -171,9 +171,17 @@ impl Platform for SimPlatform {
         self.core.activate(i, self.core.cost.work_dispatch_ns)
     }
 
-    fn wake_bh(&self) {
+    fn wake_bh(&self, reason: WakeReason) {
         let core = &self.core;
-        core.counters.borrow_mut().bh_wakeups += 1;
+        {
+            let mut c = core.counters.borrow_mut();
+            c.bh_wakeups += 1;
+            match (reason, Ctx::ALL[core.current.get().min(Ctx::Cmd as usize)]) {
+                (WakeReason::Rx, _) => c.bh_wakeups_rx += 1,
+                (WakeReason::Tx, Ctx::RxWork | Ctx::Irq) => c.bh_wakeups_tx_restart += 1,
+                (WakeReason::Tx, _) => {}
+            }
+        }
         let mut ctx = core.ctx.borrow_mut();
         let bh = &mut ctx[Ctx::Bh as usize];
         if let State::Waiting(_) = bh.state {
@@ -213,8 +221,11 @@ impl Platform for SimPlatform {
         let cost = &self.core.cost;
         self.bus(cost.cmd53_overhead_ns + buf.len() as u64 * cost.sdio_ns_per_byte);
         let now = self.core.now();
-        if self.core.chip.borrow_mut().read_data(now, buf) > 0 {
-            self.core.counters.borrow_mut().rx_batches += 1;
+        let msgs = self.core.chip.borrow_mut().read_data(now, buf);
+        if msgs > 0 {
+            let mut c = self.core.counters.borrow_mut();
+            c.rx_batches += 1;
+            c.rx_msgs += msgs as u64;
         }
     }
 

@@ -51,8 +51,13 @@ impl StageReport {
         ratio(self.delta.lock_acquisitions[super::core::lock_index(id)], self.delta.rx_packets)
     }
 
-    pub fn bh_wakeups_per_rx_batch(&self) -> f64 {
-        ratio(self.delta.bh_wakeups, self.delta.rx_batches)
+    /// RX wake-ups of the BH per RX batch (the seed's "one wake-up per IRQ batch").
+    pub fn bh_rx_wakeups_per_rx_batch(&self) -> f64 {
+        ratio(self.delta.bh_wakeups_rx, self.delta.rx_batches)
+    }
+
+    pub fn lock_per_rx_msg(&self, id: LockId) -> f64 {
+        ratio(self.delta.lock_acquisitions[super::core::lock_index(id)], self.delta.rx_msgs)
     }
 
     fn to_json(&self) -> Json {
@@ -82,10 +87,14 @@ impl StageReport {
             ("work_dispatches_per_s", per_s(d.dispatches[rx] + d.dispatches[tx])),
             ("bh_redispatches", Json::Int(d.bh_starts as i64)),
             ("rx_batches", Json::Int(d.rx_batches as i64)),
+            ("rx_msgs", Json::Int(d.rx_msgs as i64)),
             ("bh_wakeups", Json::Int(d.bh_wakeups as i64)),
-            ("bh_wakeups_per_rx_batch", Json::Fixed(self.bh_wakeups_per_rx_batch(), 3)),
+            ("bh_rx_wakeups", Json::Int(d.bh_wakeups_rx as i64)),
+            ("bh_rx_wakeups_per_rx_batch", Json::Fixed(self.bh_rx_wakeups_per_rx_batch(), 3)),
+            ("bh_tx_restart_wakeups", Json::Int(d.bh_wakeups_tx_restart as i64)),
             ("rx_queue_lock_per_s", Json::Fixed(self.lock_per_s(LockId::RxQueue), 1)),
             ("rx_queue_lock_per_rx_packet", Json::Fixed(self.lock_per_rx_packet(LockId::RxQueue), 3)),
+            ("rx_queue_lock_per_rx_msg", Json::Fixed(self.lock_per_rx_msg(LockId::RxQueue), 3)),
             ("tx_frames", Json::Int(d.tx_frames as i64)),
             ("confirms", Json::Int(d.confirms as i64)),
             ("multi_confirms", Json::Int(d.multi_confirms as i64)),
@@ -125,7 +134,7 @@ fn diff(a: &Counters, b: &Counters) -> Counters {
         ($($f:ident),*) => { $( d.$f = b.$f - a.$f; )* };
     }
     sub!(rx_packets, rx_bytes, irqs, ctrl_reads, rx_batches, tx_transfers, acks_queued, acks_dropped, bus_busy_ns,
-        bh_wakeups, bh_starts, warns, missed_irqs, release_failed, rx_queue_full, frames_arrived, frames_dropped,
+        bh_wakeups, bh_wakeups_rx, bh_wakeups_tx_restart, rx_msgs, bh_starts, warns, missed_irqs, release_failed, rx_queue_full, frames_arrived, frames_dropped,
         bytes_arrived, confirms, multi_confirms, tx_frames);
     for i in 0..NCTX {
         d.dispatches[i] = b.dispatches[i] - a.dispatches[i];

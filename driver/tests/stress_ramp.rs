@@ -1,0 +1,77 @@
+//! The simulated stress ramp for the features this test binary was built with. The README's
+//! test command runs it once per feature combination. A build is racy when it has
+//! `c-direct-rx` without `c-prep-atomic` (Patch C as it went to the board).
+#![cfg(feature = "sim")]
+
+use bes2600::sim::{default_ramp, run, Config, CostModel, Report, Stage};
+
+const RACY: bool = cfg!(all(feature = "c-direct-rx", not(feature = "c-prep-atomic")));
+
+fn ramp(seed: u64) -> Report {
+    run(&Config { seed, stages: default_ramp(), cost: CostModel::default() }, |_, _| {})
+}
+
+fn one_stage(seed: u64, offered_mb_per_s: f64, duration_s: u64) -> Config {
+    Config { seed, stages: vec![Stage { offered_mb_per_s, duration_s }], cost: CostModel::default() }
+}
+
+#[test]
+fn default_ramp_for_seeds_1_to_10() {
+    // End of the 4 MB/s stage, in seconds after the warm-up: 5 + 10 + 30 minutes.
+    let end_of_4mb_stage_s = (5 + 10 + 30) as f64 * 60.0;
+    for seed in 1..=10 {
+        let r = ramp(seed);
+        if RACY {
+            let first = r.first_underflow().unwrap_or_else(|| panic!("seed {seed}: no underflow WARN"));
+            assert!(first.time_s <= end_of_4mb_stage_s, "seed {seed}: first underflow at {} s", first.time_s);
+            assert_eq!(first.context, "rx_work", "seed {seed}");
+            assert_eq!(first.call_path.first(), Some(&"sdio_rx_work"), "seed {seed}");
+            assert!(first.call_path.contains(&"bes2600_bh_handle_rx_skb"), "seed {seed}: {:?}", first.call_path);
+            assert_eq!(first.call_path.last(), Some(&"wsm_release_tx_buffer"), "seed {seed}");
+            let failure = r.failures.first().unwrap_or_else(|| panic!("seed {seed}: no wedge or dead link"));
+            assert!(failure.0 >= first.time_s, "seed {seed}: failure before the WARN");
+            assert!(!r.clean());
+        } else {
+            assert!(r.clean(), "seed {seed}: {:?} {:?}", r.warns.first(), r.failures);
+            assert_eq!(r.stages.len(), 4, "seed {seed}: whole ramp ran");
+        }
+    }
+}
+
+#[test]
+fn same_seed_gives_byte_identical_json() {
+    let config = one_stage(7, 4.0, 120);
+    let a = run(&config, |_, _| {}).to_json();
+    let b = run(&config, |_, _| {}).to_json();
+    assert_eq!(a, b);
+    let other = run(&Config { seed: 8, ..config }, |_, _| {}).to_json();
+    assert_ne!(a, other, "the seed must matter");
+}
+
+#[test]
+fn rx_queue_locks_and_bh_wakeups_follow_the_feature_set() {
+    let r = run(&one_stage(3, 4.0, 60), |_, _| {});
+    let s = &r.stages[0];
+    if cfg!(feature = "c-direct-rx") {
+        assert_eq!(s.delta.lock_acquisitions[0], 0, "rx_queue lock unused after Patch C");
+        assert_eq!(s.delta.bh_wakeups_rx, 0, "no RX wake-ups of the BH");
+    } else {
+        let per_msg = s.lock_per_rx_msg(bes2600::platform::LockId::RxQueue);
+        assert!((2.0..2.3).contains(&per_msg), "about 2 rx_queue locks per RX skb, got {per_msg}");
+        assert!(s.bh_rx_wakeups_per_rx_batch() >= 1.0);
+    }
+}
+
+#[test]
+fn patch_b_calibration_lands_near_the_seed_baseline() {
+    if !cfg!(all(feature = "patch-b", not(feature = "c-direct-rx"))) {
+        return;
+    }
+    let r = run(&one_stage(1, 4.0, 300), |_, _| {});
+    let s = &r.stages[0];
+    // Seed: 1.36 MiB/s, 86.4 rx_work/s, 90.3 per 1000 RX packets; within 10%.
+    let near = |got: f64, want: f64| (got - want).abs() / want <= 0.10;
+    assert!(near(s.observed_mib_per_s(), 1.36), "{}", s.observed_mib_per_s());
+    assert!(near(s.rx_work_per_s(), 86.4), "{}", s.rx_work_per_s());
+    assert!(near(s.rx_work_per_1000_rx_packets(), 90.3), "{}", s.rx_work_per_1000_rx_packets());
+}
