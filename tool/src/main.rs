@@ -1,1 +1,42 @@
-fn main() {}
+//! `bench`: a patch-series workbench for the out-of-tree bes2600 driver.
+
+mod cmd_stress;
+mod error;
+mod ramp;
+mod simbuild;
+mod ui;
+mod variant;
+mod workspace;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Patch-series workbench for the bes2600 SDIO WiFi driver: simulate a variant's stress
+/// ramp, and (as the series grows) build, audit, stage, roll back and bisect it.
+#[derive(Parser, Debug)]
+#[command(name = "bench", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the seed's Phase 7 stress ramp on a variant in the deterministic simulator.
+    Stress(cmd_stress::StressArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ui = ui::Ui::new();
+    let result = match &cli.command {
+        Cmd::Stress(a) => cmd_stress::run(a, &ui),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            ui.error(&e);
+            ExitCode::from(e.kind.exit_code())
+        }
+    }
+}

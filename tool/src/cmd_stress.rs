@@ -1,0 +1,179 @@
+//! `bench stress`: runs the seed's Phase 7 stress ramp on a variant in the deterministic
+//! simulator and prints the figures per stage in the seed's units.
+
+use crate::error::{BenchError, Kind, Result};
+use crate::ramp::{self, DEFAULT_RAMP};
+use crate::ui::Ui;
+use crate::{simbuild, variant, workspace};
+use clap::Args;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+#[derive(Args, Debug)]
+#[command(after_help = "Exit status: 0 clean, 1 a WARN, TX wedge, dead link or BUG was recorded (usable as a \
+bisect oracle), 2 bad input, 3 the simulator could not be built or run.
+
+Examples:
+  bench stress --variant c --seed 1             Patch C: the hw_bufs_used underflow
+  bench stress --variant c-v2 --ramp 4:5m       the fix, one 5-minute stage at 4 MB/s
+  bench stress --variant b --reps 3 --json      the seed's N=3 ramp, for scripts")]
+pub struct StressArgs {
+    /// Variant to run: baseline, b, c, c-prep or c-v2.
+    #[arg(long)]
+    pub variant: String,
+    /// Stages as RATE:DURATION, rate in MB/s (10^6 B/s offered over the air), duration
+    /// with s, m or h.
+    #[arg(long, default_value = DEFAULT_RAMP)]
+    pub ramp: String,
+    /// Repeat the whole ramp N times in one run (the seed's N=3).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub reps: u32,
+    /// Seed of the simulation; the same seed gives the same report, byte for byte.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// The bench workspace (default: found from the current directory).
+    #[arg(long)]
+    pub workspace: Option<PathBuf>,
+}
+
+pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
+    let variant = variant::find(&args.variant)?;
+    let stages = ramp::parse(&args.ramp)?;
+    let root = workspace::find(args.workspace.as_deref())?;
+
+    let spinner = ui.spinner(format!("building the simulator for variant {}", variant.name));
+    let exe = simbuild::build(&root, &variant);
+    spinner.finish_and_clear();
+    let exe = exe?;
+
+    let mut cmd = Command::new(&exe);
+    cmd.arg("--seed").arg(args.seed.to_string()).arg("--progress");
+    let mut total_s = 0;
+    for _ in 0..args.reps {
+        for s in &stages {
+            cmd.arg("--stage").arg(format!("{}:{}", s.offered_mb_per_s, s.duration_s));
+            total_s += s.duration_s;
+        }
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| BenchError::env(format!("cannot start {}", exe.display())).cause(e.to_string()))?;
+    let bar = ui.bar(total_s, format!("stress {} seed {}", variant.name, args.seed));
+    let mut sim_stderr = String::new();
+    if let Some(err) = child.stderr.take() {
+        for line in BufReader::new(err).lines().map_while(std::result::Result::ok) {
+            match line.strip_prefix("progress ").and_then(|r| r.split_once(' ')) {
+                Some((done_ms, _)) => bar.set_position(done_ms.parse::<u64>().unwrap_or(0).saturating_sub(1000) / 1000),
+                None => {
+                    sim_stderr.push_str(&line);
+                    sim_stderr.push('\n');
+                }
+            }
+        }
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| BenchError::env("the simulator did not finish").cause(e.to_string()))?;
+    bar.finish_and_clear();
+    let code = output.status.code();
+    if !matches!(code, Some(0) | Some(1)) {
+        return Err(BenchError::env(format!("the simulator for `{}` failed (status {:?})", variant.name, code))
+            .cause(sim_stderr.trim().to_string()));
+    }
+    let mut report: Value = serde_json::from_slice(&output.stdout)
+        .map_err(|e| BenchError::env("the simulator's report is not JSON").cause(e.to_string()))?;
+    if let Value::Object(map) = &mut report {
+        map.insert("variant".into(), Value::String(variant.name.into()));
+        map.insert("ramp".into(), Value::String(args.ramp.clone()));
+        map.insert("reps".into(), Value::from(args.reps));
+    }
+    let clean = report["clean"].as_bool().unwrap_or(false);
+    if args.json {
+        ui.out(serde_json::to_string_pretty(&report).expect("a Value serialises"));
+    } else {
+        render(ui, &report, args);
+    }
+    if clean {
+        Ok(())
+    } else {
+        Err(BenchError::new(Kind::Failed, format!("variant `{}` failed the stress ramp (seed {})", variant.name, args.seed))
+            .hint(format!(
+                "replay with: bench stress --variant {} --seed {} --ramp {} --reps {}",
+                variant.name, args.seed, args.ramp, args.reps
+            )))
+    }
+}
+
+fn f(v: &Value, key: &str) -> f64 {
+    v[key].as_f64().unwrap_or(f64::NAN)
+}
+
+fn u(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or(0)
+}
+
+fn render(ui: &Ui, r: &Value, args: &StressArgs) {
+    let features: Vec<&str> = r["features"].as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect()).unwrap_or_default();
+    ui.out(format!(
+        "variant {}  features [{}]  seed {}  ramp {} x{}",
+        args.variant,
+        features.join(", "),
+        args.seed,
+        args.ramp,
+        args.reps
+    ));
+    ui.out("units: offered MB/s = 10^6 B/s over the air; observed MiB/s = 2^20 B/s delivered to the stack");
+    ui.out(format!(
+        "{:>5} {:>7} {:>6} {:>10} {:>8} {:>9} {:>9} {:>9} {:>8} {:>10} {:>10} {:>8} {:>6} {:>5}",
+        "stage", "offered", "secs", "rx_pkts", "rx_MB", "obs_MiB/s", "rxwork/s", "per1000", "txwork/s", "rxq_lock/s", "rxq/pkt", "wake/bat", "bh_cpu", "warns"
+    ));
+    for s in r["stages"].as_array().into_iter().flatten() {
+        let secs = s["cut_short_at_s"].as_f64().unwrap_or(f(s, "duration_s"));
+        ui.out(format!(
+            "{:>5} {:>7.1} {:>6.0} {:>10} {:>8.1} {:>9.3} {:>9.1} {:>9.1} {:>8.1} {:>10.1} {:>10.3} {:>8.3} {:>5.1}% {:>5}",
+            u(s, "stage"),
+            f(s, "offered_mb_per_s"),
+            secs,
+            u(s, "rx_packets"),
+            f(s, "rx_mb"),
+            f(s, "observed_mib_per_s"),
+            f(s, "rx_work_per_s"),
+            f(s, "rx_work_per_1000_rx_packets"),
+            f(s, "tx_work_per_s"),
+            f(s, "rx_queue_lock_per_s"),
+            f(s, "rx_queue_lock_per_rx_packet"),
+            f(s, "bh_rx_wakeups_per_rx_batch"),
+            f(&s["cpu_pct_of_one_cpu"], "bh"),
+            u(s, "warns"),
+        ));
+    }
+    let warn_count = u(r, "warn_count");
+    if warn_count > 0 {
+        ui.out(format!("WARNs: {warn_count} (first {} shown)", r["warns"].as_array().map_or(0, |a| a.len().min(3))));
+        for w in r["warns"].as_array().into_iter().flatten().take(3) {
+            let path: Vec<&str> = w["call_path"].as_array().into_iter().flatten().filter_map(|x| x.as_str()).collect();
+            ui.out(format!(
+                "  [{:>10.6}] {} (context {})\n               call path: {}",
+                f(w, "time_s"),
+                w["message"].as_str().unwrap_or(""),
+                w["context"].as_str().unwrap_or(""),
+                path.join(" -> ")
+            ));
+        }
+    }
+    for x in r["failures"].as_array().into_iter().flatten() {
+        ui.out(format!("FAILURE [{:>10.3}] {}: {}", f(x, "time_s"), x["kind"].as_str().unwrap_or(""), x["detail"].as_str().unwrap_or("")));
+    }
+    ui.out(format!(
+        "verdict: {} ({} virtual s simulated)",
+        if r["clean"].as_bool() == Some(true) { "clean" } else { "FAILED" },
+        f(r, "virtual_s")
+    ));
+}

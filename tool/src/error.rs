@@ -1,0 +1,74 @@
+//! The one error type of `bench`: its kind picks the exit code; it prints as
+//! Error / Caused by / Hint.
+
+use std::fmt;
+
+/// What went wrong, as a script sees it (the exit code).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The run worked and found a failure (a WARN, a wedge, a dead link): exit 1.
+    Failed,
+    /// Bad input: a flag, a name, a value: exit 2.
+    Usage,
+    /// The tool could not do its job (a build failed, a file is unreadable): exit 3.
+    Environment,
+}
+
+impl Kind {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Kind::Failed => 1,
+            Kind::Usage => 2,
+            Kind::Environment => 3,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct BenchError {
+    pub kind: Kind,
+    pub message: String,
+    pub causes: Vec<String>,
+    pub hint: Option<String>,
+}
+
+pub type Result<T> = std::result::Result<T, BenchError>;
+
+impl BenchError {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
+        BenchError { kind, message: message.into(), causes: Vec::new(), hint: None }
+    }
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new(Kind::Usage, message)
+    }
+    pub fn env(message: impl Into<String>) -> Self {
+        Self::new(Kind::Environment, message)
+    }
+    pub fn cause(mut self, cause: impl Into<String>) -> Self {
+        self.causes.push(cause.into());
+        self
+    }
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for BenchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Error: {}", self.message)?;
+        for c in &self.causes {
+            for (i, line) in c.lines().enumerate() {
+                if i == 0 {
+                    writeln!(f, "Caused by: {line}")?;
+                } else {
+                    writeln!(f, "  {line}")?;
+                }
+            }
+        }
+        if let Some(h) = &self.hint {
+            writeln!(f, "Hint: {h}")?;
+        }
+        Ok(())
+    }
+}

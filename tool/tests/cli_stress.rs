@@ -1,0 +1,96 @@
+//! `bench stress` as a user runs it: the real binary, a temporary HOME, fixed seeds, the
+//! repository as the workspace; what it prints is snapshotted.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tool/ has a parent").to_path_buf()
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn bench(args: &[&str]) -> Run {
+    let home = tempfile::tempdir().expect("temp HOME");
+    let out = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(args)
+        .current_dir(workspace())
+        .env("HOME", home.path())
+        .env_remove("BENCH_WORKSPACE")
+        .output()
+        .expect("bench runs");
+    Run {
+        code: out.status.code().expect("exit code"),
+        stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
+        stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
+    }
+}
+
+#[test]
+fn patch_c_fails_the_default_ramp_with_the_underflow_warn() {
+    let r = bench(&["stress", "--variant", "c", "--seed", "1"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    insta::assert_snapshot!("stress_c_seed1", r.stdout);
+    insta::assert_snapshot!("stress_c_seed1_stderr", r.stderr);
+}
+
+#[test]
+fn c_v2_runs_a_stage_clean() {
+    let r = bench(&["stress", "--variant", "c-v2", "--seed", "1", "--ramp", "4:2m"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    insta::assert_snapshot!("stress_c_v2_4mb_2m", r.stdout);
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let r = bench(args);
+    assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
+    serde_json::from_str(&r.stdout).expect("stdout is JSON")
+}
+
+#[test]
+fn json_is_byte_identical_for_the_same_seed() {
+    let args = ["stress", "--variant", "c", "--seed", "4", "--ramp", "2:3m", "--json"];
+    let a = bench(&args);
+    let b = bench(&args);
+    assert_eq!(a.stdout, b.stdout);
+    let v: serde_json::Value = serde_json::from_str(&a.stdout).unwrap();
+    assert_eq!(v["seed"], "4");
+    assert_eq!(v["variant"], "c");
+}
+
+#[test]
+fn c_prep_has_the_same_traffic_figures_as_b() {
+    let args = |v: &'static str| ["stress", "--variant", v, "--seed", "2", "--ramp", "1:1m,4:2m", "--json"];
+    let b = json(&args("b"));
+    let c_prep = json(&args("c-prep"));
+    assert_eq!(b["stages"], c_prep["stages"], "C-prep must change nothing functional");
+    assert_ne!(b["features"], c_prep["features"]);
+}
+
+#[test]
+fn reps_repeat_the_ramp() {
+    let v = json(&["stress", "--variant", "b", "--ramp", "1:30s", "--reps", "3", "--json"]);
+    assert_eq!(v["stages"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn bad_input_is_a_clear_error_with_exit_2() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["stress", "--variant", "c-v3"], "bad_variant"),
+        (&["stress", "--variant", "b", "--ramp", "0:5m"], "bad_rate"),
+        (&["stress", "--variant", "b", "--ramp", "4:0m"], "bad_duration"),
+        (&["stress", "--variant", "b", "--ramp", "4:5m;8:5m"], "bad_ramp"),
+        (&["stress", "--variant", "b", "--seed", "one"], "bad_seed"),
+        (&["stress", "--variant", "b", "--reps", "0"], "bad_reps"),
+    ];
+    for (args, name) in cases {
+        let r = bench(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stdout.is_empty(), "{args:?} printed a result");
+        insta::assert_snapshot!(*name, r.stderr);
+    }
+}
