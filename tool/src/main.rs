@@ -1,5 +1,6 @@
 //! `bench`: a patch-series workbench for the out-of-tree bes2600 driver.
 
+mod cmd_bench_sim;
 mod cmd_stress;
 mod error;
 mod ramp;
@@ -24,6 +25,8 @@ struct Cli {
 enum Cmd {
     /// Run the seed's Phase 7 stress ramp on a variant in the deterministic simulator.
     Stress(cmd_stress::StressArgs),
+    /// Time the simulator: one full default ramp per variant (a benchmark, not a test).
+    BenchSim(cmd_bench_sim::BenchSimArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
     let ui = ui::Ui::new();
     let result = match &cli.command {
         Cmd::Stress(a) => cmd_stress::run(a, &ui),
+        Cmd::BenchSim(a) => cmd_bench_sim::run(a, &ui),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
