@@ -3,8 +3,8 @@
 
 use crate::platform::{LockId, Ordering, Platform, WakeReason};
 use crate::ring::Ring;
-use crate::shared::{Owned, SpinLock};
 use crate::shared::{Atomic, SingleWriter};
+use crate::shared::{Owned, SpinLock};
 use crate::wsm::{self, RxMsg};
 
 /// The features this build of the driver was compiled with.

@@ -88,9 +88,7 @@ impl<P: Platform> Bes2600<P> {
             match self.handle_rx_skb(msg) {
                 Ok(true) => self.bh_wakeup_tx(),
                 Ok(false) => {}
-                Err(crate::bh::RxError::Release) => {
-                    p.event(crate::platform::Event::ReleaseFailed { ret: -1 })
-                }
+                Err(crate::bh::RxError::Release) => p.event(crate::platform::Event::ReleaseFailed { ret: -1 }),
                 Err(_) => {}
             }
         });

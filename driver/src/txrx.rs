@@ -3,9 +3,9 @@
 
 use crate::bh::RxError;
 use crate::device::{Bes2600, TxDesc, TxKind, WSM_MAX_INPUT_BUFFERS, WSM_MAX_VIFS};
-use crate::platform::{CpuOp, Event, Frame, Platform};
 #[cfg(feature = "c-prep-atomic")]
 use crate::platform::Ordering;
+use crate::platform::{CpuOp, Event, Frame, Platform};
 use crate::wsm::{self, RxMsg};
 
 impl<P: Platform> Bes2600<P> {

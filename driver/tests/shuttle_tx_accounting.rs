@@ -95,7 +95,10 @@ fn explore(iterations: usize) -> Result<(), String> {
     let scheduler = shuttle::scheduler::RandomScheduler::new_from_seed(1, iterations);
     let runner = shuttle::Runner::new(scheduler, config);
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.run(scenario))).map(|_| ()).map_err(|e| {
-        e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+        e.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
     })
 }
 

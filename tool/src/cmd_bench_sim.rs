@@ -70,11 +70,17 @@ pub fn run(args: &BenchSimArgs, ui: &Ui) -> Result<()> {
                     "packets_per_wall_s": *p as f64 / w, "speedup_vs_real_time": vs / w})
             })
             .collect();
-        ui.out(serde_json::to_string_pretty(&serde_json::json!({"seed": args.seed, "ramp_s": ramp_s, "runs": list})).expect("serialises"));
+        ui.out(
+            serde_json::to_string_pretty(&serde_json::json!({"seed": args.seed, "ramp_s": ramp_s, "runs": list}))
+                .expect("serialises"),
+        );
         return Ok(());
     }
     ui.out(format!("default ramp {DEFAULT_RAMP} ({ramp_s} virtual s), seed {}, release build", args.seed));
-    ui.out(format!("{:<9} {:>8} {:>10} {:>11} {:>13} {:>9}", "variant", "wall_s", "virtual_s", "rx_packets", "packets/wall_s", "speedup"));
+    ui.out(format!(
+        "{:<9} {:>8} {:>10} {:>11} {:>13} {:>9}",
+        "variant", "wall_s", "virtual_s", "rx_packets", "packets/wall_s", "speedup"
+    ));
     for (n, w, vs, p) in &rows {
         ui.out(format!("{:<9} {:>8.2} {:>10.1} {:>11} {:>13.0} {:>8.0}x", n, w, vs, p, *p as f64 / w, vs / w));
     }

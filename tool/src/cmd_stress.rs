@@ -78,9 +78,8 @@ pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
             }
         }
     }
-    let output = child
-        .wait_with_output()
-        .map_err(|e| BenchError::env("the simulator did not finish").cause(e.to_string()))?;
+    let output =
+        child.wait_with_output().map_err(|e| BenchError::env("the simulator did not finish").cause(e.to_string()))?;
     bar.finish_and_clear();
     let code = output.status.code();
     if !matches!(code, Some(0) | Some(1)) {
@@ -103,11 +102,14 @@ pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
     if clean {
         Ok(())
     } else {
-        Err(BenchError::new(Kind::Failed, format!("variant `{}` failed the stress ramp (seed {})", variant.name, args.seed))
-            .hint(format!(
-                "replay with: bench stress --variant {} --seed {} --ramp {} --reps {}",
-                variant.name, args.seed, args.ramp, args.reps
-            )))
+        Err(BenchError::new(
+            Kind::Failed,
+            format!("variant `{}` failed the stress ramp (seed {})", variant.name, args.seed),
+        )
+        .hint(format!(
+            "replay with: bench stress --variant {} --seed {} --ramp {} --reps {}",
+            variant.name, args.seed, args.ramp, args.reps
+        )))
     }
 }
 
@@ -120,7 +122,8 @@ fn u(v: &Value, key: &str) -> u64 {
 }
 
 fn render(ui: &Ui, r: &Value, args: &StressArgs) {
-    let features: Vec<&str> = r["features"].as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect()).unwrap_or_default();
+    let features: Vec<&str> =
+        r["features"].as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect()).unwrap_or_default();
     ui.out(format!(
         "variant {}  features [{}]  seed {}  ramp {} x{}",
         args.variant,
@@ -132,7 +135,20 @@ fn render(ui: &Ui, r: &Value, args: &StressArgs) {
     ui.out("units: offered MB/s = 10^6 B/s over the air; observed MiB/s = 2^20 B/s delivered to the stack");
     ui.out(format!(
         "{:>5} {:>7} {:>6} {:>10} {:>8} {:>9} {:>9} {:>9} {:>8} {:>10} {:>10} {:>8} {:>6} {:>5}",
-        "stage", "offered", "secs", "rx_pkts", "rx_MB", "obs_MiB/s", "rxwork/s", "per1000", "txwork/s", "rxq_lock/s", "rxq/pkt", "wake/bat", "bh_cpu", "warns"
+        "stage",
+        "offered",
+        "secs",
+        "rx_pkts",
+        "rx_MB",
+        "obs_MiB/s",
+        "rxwork/s",
+        "per1000",
+        "txwork/s",
+        "rxq_lock/s",
+        "rxq/pkt",
+        "wake/bat",
+        "bh_cpu",
+        "warns"
     ));
     for s in r["stages"].as_array().into_iter().flatten() {
         let secs = s["cut_short_at_s"].as_f64().unwrap_or(f(s, "duration_s"));
@@ -169,7 +185,12 @@ fn render(ui: &Ui, r: &Value, args: &StressArgs) {
         }
     }
     for x in r["failures"].as_array().into_iter().flatten() {
-        ui.out(format!("FAILURE [{:>10.3}] {}: {}", f(x, "time_s"), x["kind"].as_str().unwrap_or(""), x["detail"].as_str().unwrap_or("")));
+        ui.out(format!(
+            "FAILURE [{:>10.3}] {}: {}",
+            f(x, "time_s"),
+            x["kind"].as_str().unwrap_or(""),
+            x["detail"].as_str().unwrap_or("")
+        ));
     }
     ui.out(format!(
         "verdict: {} ({} virtual s simulated)",

@@ -9,7 +9,8 @@ pub fn find(explicit: Option<&Path>) -> Result<PathBuf> {
         Some(p) => p.to_path_buf(),
         None => match std::env::var_os("BENCH_WORKSPACE") {
             Some(p) => PathBuf::from(p),
-            None => std::env::current_dir().map_err(|e| BenchError::env("cannot read the current directory").cause(e.to_string()))?,
+            None => std::env::current_dir()
+                .map_err(|e| BenchError::env("cannot read the current directory").cause(e.to_string()))?,
         },
     };
     let mut dir = start.as_path();
@@ -19,10 +20,9 @@ pub fn find(explicit: Option<&Path>) -> Result<PathBuf> {
         }
         match dir.parent() {
             Some(p) => dir = p,
-            None => {
-                return Err(BenchError::usage(format!("no bench workspace at or above {}", start.display()))
-                    .hint("run bench inside the repository (the directory holding driver/ and tool/), or pass --workspace DIR"))
-            }
+            None => return Err(BenchError::usage(format!("no bench workspace at or above {}", start.display())).hint(
+                "run bench inside the repository (the directory holding driver/ and tool/), or pass --workspace DIR",
+            )),
         }
     }
 }

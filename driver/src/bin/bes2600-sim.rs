@@ -29,7 +29,8 @@ fn main() -> ExitCode {
             },
             "--stage" => {
                 let Some(spec) = args.next() else { return usage("--stage takes MB_PER_S:SECONDS") };
-                let parsed = spec.split_once(':').and_then(|(r, d)| Some((r.parse::<f64>().ok()?, d.parse::<u64>().ok()?)));
+                let parsed =
+                    spec.split_once(':').and_then(|(r, d)| Some((r.parse::<f64>().ok()?, d.parse::<u64>().ok()?)));
                 match parsed {
                     Some((rate, secs)) if rate > 0.0 && rate.is_finite() && secs > 0 => {
                         stages.push(Stage { offered_mb_per_s: rate, duration_s: secs })

@@ -309,14 +309,20 @@ impl Chip {
             let space = wsm::seq_space(m.id);
             let seq = wsm::seq_of(m.id);
             if seq != self.tx_seq_expected[space] {
-                self.wedge(now_ns, format!("firmware: TX sequence {} where {} was due", seq, self.tx_seq_expected[space]));
+                self.wedge(
+                    now_ns,
+                    format!("firmware: TX sequence {} where {} was due", seq, self.tx_seq_expected[space]),
+                );
                 return;
             }
             self.tx_seq_expected[space] = (seq + 1) & 7;
             if self.in_use >= self.cost.chip_num_inp_ch_bufs {
                 self.wedge(
                     now_ns,
-                    format!("firmware: input buffer overflow (frame sent with all {} numInpChBufs in use)", self.in_use),
+                    format!(
+                        "firmware: input buffer overflow (frame sent with all {} numInpChBufs in use)",
+                        self.in_use
+                    ),
                 );
                 return;
             }

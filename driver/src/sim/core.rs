@@ -85,7 +85,14 @@ pub struct CtxState {
 
 impl CtxState {
     fn new() -> Self {
-        CtxState { state: State::Idle, queued: false, running: false, starting: false, on_cpu_since_ns: 0, locks_held: 0 }
+        CtxState {
+            state: State::Idle,
+            queued: false,
+            running: false,
+            starting: false,
+            on_cpu_since_ns: 0,
+            locks_held: 0,
+        }
     }
 }
 

@@ -144,7 +144,11 @@ impl CostModel {
             ("chip_batch_prepare_ns", self.chip_batch_prepare_ns.to_string(), "calibrated: ~86 rx_work/s"),
             ("chip_rx_buffer_bytes", self.chip_rx_buffer_bytes.to_string(), "calibrated: ~11 frames per batch"),
             ("chip_num_inp_ch_bufs", self.chip_num_inp_ch_bufs.to_string(), "startup indication"),
-            ("frame_bytes", format!("{} ({}% {})", self.frame_full_bytes, self.frame_small_share * 100.0, self.frame_small_bytes), "seed: 1491.5 B/packet"),
+            (
+                "frame_bytes",
+                format!("{} ({}% {})", self.frame_full_bytes, self.frame_small_share * 100.0, self.frame_small_bytes),
+                "seed: 1491.5 B/packet",
+            ),
             ("ack_every_frames", self.ack_every_frames.to_string(), "TCP delayed ACK"),
             ("cmd_period_ns", self.cmd_period_ns.to_string(), "signal poll"),
             ("link_dead_after_ns", self.link_dead_after_ns.to_string(), "no RX progress"),

@@ -262,7 +262,12 @@ impl Platform for SimPlatform {
         core.counters.borrow_mut().warns += 1;
         let mut warns = core.warns.borrow_mut();
         if warns.len() < WARN_RECORDS_KEPT {
-            warns.push(WarnRecord { time_ns: core.now(), context: self.ctx_name(), call_path: self.call_path(), warning });
+            warns.push(WarnRecord {
+                time_ns: core.now(),
+                context: self.ctx_name(),
+                call_path: self.call_path(),
+                warning,
+            });
         }
     }
 

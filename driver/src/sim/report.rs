@@ -133,9 +133,32 @@ fn diff(a: &Counters, b: &Counters) -> Counters {
     macro_rules! sub {
         ($($f:ident),*) => { $( d.$f = b.$f - a.$f; )* };
     }
-    sub!(rx_packets, rx_bytes, irqs, ctrl_reads, rx_batches, tx_transfers, acks_queued, acks_dropped, bus_busy_ns,
-        bh_wakeups, bh_wakeups_rx, bh_wakeups_tx_restart, rx_msgs, bh_starts, warns, missed_irqs, release_failed, rx_queue_full, frames_arrived, frames_dropped,
-        bytes_arrived, confirms, multi_confirms, tx_frames);
+    sub!(
+        rx_packets,
+        rx_bytes,
+        irqs,
+        ctrl_reads,
+        rx_batches,
+        tx_transfers,
+        acks_queued,
+        acks_dropped,
+        bus_busy_ns,
+        bh_wakeups,
+        bh_wakeups_rx,
+        bh_wakeups_tx_restart,
+        rx_msgs,
+        bh_starts,
+        warns,
+        missed_irqs,
+        release_failed,
+        rx_queue_full,
+        frames_arrived,
+        frames_dropped,
+        bytes_arrived,
+        confirms,
+        multi_confirms,
+        tx_frames
+    );
     for i in 0..NCTX {
         d.dispatches[i] = b.dispatches[i] - a.dispatches[i];
         d.cpu_ns[i] = b.cpu_ns[i] - a.cpu_ns[i];
@@ -288,7 +311,11 @@ impl Report {
                     self.calibration
                         .iter()
                         .map(|(n, v, src)| {
-                            Json::Obj(vec![("name", Json::str(*n)), ("value", Json::str(v.clone())), ("source", Json::str(*src))])
+                            Json::Obj(vec![
+                                ("name", Json::str(*n)),
+                                ("value", Json::str(v.clone())),
+                                ("source", Json::str(*src)),
+                            ])
                         })
                         .collect(),
                 ),

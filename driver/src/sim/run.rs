@@ -69,11 +69,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
         let chip_ns = core.chip.borrow().next_event_ns().max(core.now());
         let timer_ns = stage_end_ns.min(next_cmd_ns).min(next_check_ns);
         let (ctx_ns, ctx_i) = earliest_context(&core, NO_CTX);
-        let now = if ctx_ns <= chip_ns && ctx_ns <= timer_ns {
-            ctx_ns
-        } else {
-            chip_ns.min(timer_ns)
-        };
+        let now = if ctx_ns <= chip_ns && ctx_ns <= timer_ns { ctx_ns } else { chip_ns.min(timer_ns) };
         assert!(now >= core.now(), "virtual time went backwards");
         core.now_ns.set(now);
 
