@@ -5,6 +5,8 @@ mod cmd_stress;
 mod error;
 mod ramp;
 mod simbuild;
+#[allow(dead_code)] // used by `bench build` (not built yet); tested here
+mod srcversion;
 mod ui;
 mod variant;
 mod workspace;
