@@ -31,12 +31,13 @@ pub struct BenchSimArgs {
 
 pub fn run(args: &BenchSimArgs, ui: &Ui) -> Result<()> {
     let root = workspace::find(args.workspace.as_deref())?;
+    let all = variant::Variants::load(&root)?;
     let names: Vec<String> = if args.variants.is_empty() {
-        variant::VARIANTS.iter().map(|v| v.name.to_string()).collect()
+        all.list.iter().map(|v| v.name.clone()).collect()
     } else {
         args.variants.clone()
     };
-    let variants = names.iter().map(|n| variant::find(n)).collect::<Result<Vec<_>>>()?;
+    let variants = names.iter().map(|n| all.get(n)).collect::<Result<Vec<_>>>()?;
     let ramp_s: u64 = ramp::parse(DEFAULT_RAMP)?.iter().map(|s| s.duration_s).sum();
     let mut exes = Vec::new();
     for v in &variants {
@@ -60,7 +61,7 @@ pub fn run(args: &BenchSimArgs, ui: &Ui) -> Result<()> {
         let packets: u64 =
             report["stages"].as_array().into_iter().flatten().map(|s| s["rx_packets"].as_u64().unwrap_or(0)).sum();
         let virtual_s = report["virtual_s"].as_f64().unwrap_or(0.0);
-        rows.push((v.name, wall_s, virtual_s, packets));
+        rows.push((v.name.as_str(), wall_s, virtual_s, packets));
     }
     if args.json {
         let list: Vec<serde_json::Value> = rows

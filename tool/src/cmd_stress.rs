@@ -20,7 +20,7 @@ Examples:
   bench stress --variant c-v2 --ramp 4:5m       the fix, one 5-minute stage at 4 MB/s
   bench stress --variant b --reps 3 --json      the seed's N=3 ramp, for scripts")]
 pub struct StressArgs {
-    /// Variant to run: baseline, b, c, c-prep or c-v2.
+    /// Variant to run (a file variants/NAME.toml): baseline, b, c, c-prep, c-v2.
     #[arg(long)]
     pub variant: String,
     /// Stages as RATE:DURATION, rate in MB/s (10^6 B/s offered over the air), duration
@@ -42,12 +42,13 @@ pub struct StressArgs {
 }
 
 pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
-    let variant = variant::find(&args.variant)?;
     let stages = ramp::parse(&args.ramp)?;
     let root = workspace::find(args.workspace.as_deref())?;
+    let variants = variant::Variants::load(&root)?;
+    let variant = variants.get(&args.variant)?;
 
     let spinner = ui.spinner(format!("building the simulator for variant {}", variant.name));
-    let exe = simbuild::build(&root, &variant);
+    let exe = simbuild::build(&root, variant);
     spinner.finish_and_clear();
     let exe = exe?;
 
@@ -89,7 +90,7 @@ pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
     let mut report: Value = serde_json::from_slice(&output.stdout)
         .map_err(|e| BenchError::env("the simulator's report is not JSON").cause(e.to_string()))?;
     if let Value::Object(map) = &mut report {
-        map.insert("variant".into(), Value::String(variant.name.into()));
+        map.insert("variant".into(), Value::String(variant.name.clone()));
         map.insert("ramp".into(), Value::String(args.ramp.clone()));
         map.insert("reps".into(), Value::from(args.reps));
     }

@@ -2,6 +2,8 @@
 
 mod cmd_bench_sim;
 mod cmd_stress;
+mod cmd_variants;
+mod ledger;
 mod error;
 mod ramp;
 mod simbuild;
@@ -27,6 +29,8 @@ struct Cli {
 enum Cmd {
     /// Run the seed's Phase 7 stress ramp on a variant in the deterministic simulator.
     Stress(cmd_stress::StressArgs),
+    /// Show the variant tree with status and last srcversion; validates variants/*.toml.
+    Variants(cmd_variants::VariantsArgs),
     /// Time the simulator: one full default ramp per variant (a benchmark, not a test).
     BenchSim(cmd_bench_sim::BenchSimArgs),
 }
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Cmd::Stress(a) => cmd_stress::run(a, &ui),
         Cmd::BenchSim(a) => cmd_bench_sim::run(a, &ui),
+        Cmd::Variants(a) => cmd_variants::run(a, &ui),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

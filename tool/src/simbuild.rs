@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub fn build(workspace: &Path, variant: &Variant) -> Result<PathBuf> {
-    let target_dir = workspace.join("target").join("bench-sim").join(variant.name);
+    let target_dir = workspace.join("target").join("bench-sim").join(&variant.name);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut features = vec!["sim"];
-    features.extend(variant.features.iter().copied());
+    features.extend(variant.features.iter().map(String::as_str));
     let output = Command::new(&cargo)
         .current_dir(workspace)
         .args(["build", "--quiet", "--release", "-p", "bes2600", "--bin", "bes2600-sim", "--features"])

@@ -1,35 +1,195 @@
-//! The variants of the patch series and their feature sets (DESIGN.md section 4). Until
-//! `variants/*.toml` exist this table is the source.
+//! Variants of the patch series: `variants/<name>.toml`, validated against the driver
+//! crate's features (read with cargo_metadata), the parent chain, and the notes.
 
 use crate::error::{BenchError, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Variant {
-    pub name: &'static str,
-    pub parent: Option<&'static str>,
-    pub features: &'static [&'static str],
+pub const STATUSES: &[&str] = &["proposed", "staged", "verified", "failed", "superseded"];
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Rationale {
+    pub text: String,
+    /// Notes (paths relative to the workspace) the rationale rests on.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
-pub const VARIANTS: &[Variant] = &[
-    Variant { name: "baseline", parent: None, features: &[] },
-    Variant { name: "b", parent: Some("baseline"), features: &["patch-b"] },
-    Variant { name: "c", parent: Some("b"), features: &["patch-b", "c-direct-rx"] },
-    Variant { name: "c-prep", parent: Some("b"), features: &["patch-b", "c-prep-atomic"] },
-    Variant { name: "c-v2", parent: Some("c-prep"), features: &["patch-b", "c-prep-atomic", "c-direct-rx"] },
-];
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Prediction {
+    pub metric: String,
+    pub from: toml::Value,
+    pub to: toml::Value,
+    #[serde(default)]
+    pub unit: Option<String>,
+    pub confidence: String,
+}
 
-pub fn find(name: &str) -> Result<Variant> {
-    if let Some(v) = VARIANTS.iter().find(|v| v.name == name) {
-        return Ok(*v);
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub name: String,
+    #[serde(default)]
+    pub parent: Option<String>,
+    pub features: Vec<String>,
+    pub status: String,
+    pub rationale: Rationale,
+    /// What is knowingly left dead (the seed's "Minimum-diff scope").
+    #[serde(default)]
+    pub scope: Vec<String>,
+    #[serde(default)]
+    pub predictions: Vec<Prediction>,
+    /// Parent features this variant drops, each with the reason.
+    #[serde(default)]
+    pub dropped: BTreeMap<String, String>,
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+/// All variants of a workspace, validated.
+#[derive(Clone, Debug)]
+pub struct Variants {
+    pub list: Vec<Variant>,
+    pub driver_features: Vec<String>,
+}
+
+impl Variants {
+    pub fn load(root: &Path) -> Result<Variants> {
+        let dir = root.join("variants");
+        let entries = std::fs::read_dir(&dir).map_err(|e| {
+            BenchError::usage(format!("cannot read {}", dir.display()))
+                .cause(e.to_string())
+                .hint("each variant is a file variants/<name>.toml")
+        })?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        let mut list = Vec::new();
+        for f in files {
+            list.push(parse_file(&f)?);
+        }
+        list.sort_by(|a: &Variant, b: &Variant| a.name.cmp(&b.name));
+        let driver_features = driver_features(root)?;
+        let v = Variants { list, driver_features };
+        v.validate(root)?;
+        Ok(v)
     }
-    let known: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
-    let mut err = BenchError::usage(format!("unknown variant `{name}`"));
-    if let Some(near) = nearest(name, &known) {
-        err = err.hint(format!("did you mean `{near}`? Known variants: {}", known.join(", ")));
-    } else {
-        err = err.hint(format!("known variants: {}", known.join(", ")));
+
+    pub fn get(&self, name: &str) -> Result<&Variant> {
+        if let Some(v) = self.list.iter().find(|v| v.name == name) {
+            return Ok(v);
+        }
+        let known: Vec<&str> = self.list.iter().map(|v| v.name.as_str()).collect();
+        let mut err = BenchError::usage(format!("unknown variant `{name}`"));
+        err = match nearest(name, &known) {
+            Some(near) => err.hint(format!("did you mean `{near}`? Known variants: {}", known.join(", "))),
+            None => err.hint(format!("known variants: {}", known.join(", "))),
+        };
+        Err(err)
     }
-    Err(err)
+
+    /// The chain from the root variant down to `name`.
+    pub fn chain(&self, name: &str) -> Result<Vec<&Variant>> {
+        let mut chain = vec![self.get(name)?];
+        while let Some(p) = &chain.last().expect("not empty").parent {
+            chain.push(self.get(p)?);
+        }
+        chain.reverse();
+        Ok(chain)
+    }
+
+    fn validate(&self, root: &Path) -> Result<()> {
+        for v in &self.list {
+            let at = |msg: String| BenchError::usage(format!("{}: {msg}", v.file.display()));
+            let stem = v.file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            if v.name != stem {
+                return Err(at(format!("name `{}` does not match the file name", v.name))
+                    .hint(format!("rename the file to {}.toml or set name = \"{stem}\"", v.name)));
+            }
+            if !STATUSES.contains(&v.status.as_str()) {
+                return Err(at(format!("unknown status `{}`", v.status)).hint(format!("one of {}", STATUSES.join(", "))));
+            }
+            for f in &v.features {
+                if !self.driver_features.contains(f) {
+                    return Err(at(format!("unknown feature `{f}`"))
+                        .hint(format!("the driver crate has: {}", self.driver_features.join(", "))));
+                }
+            }
+            for n in &v.rationale.notes {
+                if !root.join(n).is_file() {
+                    return Err(at(format!("rationale note `{n}` does not exist"))
+                        .hint("notes are paths relative to the workspace, e.g. notes/2026-05-07-phase7-c.md"));
+                }
+            }
+            if let Some(p) = &v.parent {
+                let parent = self.list.iter().find(|x| &x.name == p).ok_or_else(|| {
+                    at(format!("parent `{p}` does not exist")).hint(format!(
+                        "known variants: {}",
+                        self.list.iter().map(|x| x.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ))
+                })?;
+                for f in &parent.features {
+                    if !v.features.contains(f) && !v.dropped.contains_key(f) {
+                        return Err(at(format!("drops the parent's feature `{f}` without saying why"))
+                            .hint(format!("keep it in features, or add [dropped] {f} = \"reason\"")));
+                    }
+                }
+            }
+            // Walk up: a cycle returns to a name already seen.
+            let mut seen = vec![v.name.as_str()];
+            let mut cur = v;
+            while let Some(p) = &cur.parent {
+                if seen.contains(&p.as_str()) {
+                    seen.push(p);
+                    return Err(at(format!("parent cycle: {}", seen.join(" -> ")))
+                        .hint("a variant's parent chain must end at a variant without parent"));
+                }
+                seen.push(p);
+                cur = self.list.iter().find(|x| &x.name == p).expect("parents checked above");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_file(path: &Path) -> Result<Variant> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| BenchError::usage(format!("cannot read {}", path.display())).cause(e.to_string()))?;
+    let mut v: Variant = toml::from_str(&text).map_err(|e| {
+        let (line, col) = e.span().map_or((0, 0), |s| line_col(&text, s.start));
+        BenchError::usage(format!("{}:{line}:{col}: {}", path.display(), e.message()))
+            .hint("see variants/c-v2.toml for the format")
+    })?;
+    v.file = path.to_path_buf();
+    Ok(v)
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+fn driver_features(root: &Path) -> Result<Vec<String>> {
+    let meta = cargo_metadata::MetadataCommand::new()
+        .manifest_path(root.join("driver").join("Cargo.toml"))
+        .no_deps()
+        .exec()
+        .map_err(|e| BenchError::env("cannot read the driver crate's features (cargo metadata)").cause(e.to_string()))?;
+    let pkg = meta
+        .packages
+        .iter()
+        .find(|p| p.name == "bes2600")
+        .ok_or_else(|| BenchError::env("the workspace has no package `bes2600`"))?;
+    // `sim` and `default` are not patch-series features.
+    Ok(pkg.features.keys().filter(|k| *k != "sim" && *k != "default").cloned().collect())
 }
 
 /// The closest name by edit distance, if it is close enough to be a typo.
@@ -56,12 +216,24 @@ fn edit_distance(a: &str, b: &str) -> usize {
 mod tests {
     use super::*;
 
+    fn workspace() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    }
+
     #[test]
-    fn finds_known_and_suggests_near_names() {
-        assert_eq!(find("c-v2").unwrap().features, &["patch-b", "c-prep-atomic", "c-direct-rx"]);
-        let err = find("c-v3").unwrap_err();
-        assert_eq!(err.kind, crate::error::Kind::Usage);
+    fn the_repository_variants_load_and_chain() {
+        let v = Variants::load(&workspace()).unwrap();
+        assert_eq!(v.get("c-v2").unwrap().features, ["patch-b", "c-prep-atomic", "c-direct-rx"]);
+        let chain: Vec<&str> = v.chain("c-v2").unwrap().iter().map(|x| x.name.as_str()).collect();
+        assert_eq!(chain, ["baseline", "b", "c-prep", "c-v2"]);
+        assert_eq!(v.get("c").unwrap().status, "failed");
+        let err = v.get("c-v3").unwrap_err();
         assert!(err.hint.unwrap().contains("did you mean `c-v2`?"));
-        assert!(find("zzzzzzzz").unwrap_err().hint.unwrap().starts_with("known variants"));
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+        assert_eq!(line_col("x", 0), (1, 1));
     }
 }
