@@ -4,6 +4,8 @@ mod cmd_bench_sim;
 mod cmd_stress;
 mod cmd_variants;
 mod ledger;
+#[allow(dead_code)] // wired into bench build next
+mod materialise;
 mod error;
 mod ramp;
 mod simbuild;
