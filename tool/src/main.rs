@@ -3,10 +3,10 @@
 mod cmd_bench_sim;
 mod cmd_stress;
 mod cmd_variants;
+mod error;
 mod ledger;
 #[allow(dead_code)] // wired into bench build next
 mod materialise;
-mod error;
 mod ramp;
 mod simbuild;
 #[allow(dead_code)] // used by `bench build` (not built yet); tested here

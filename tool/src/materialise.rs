@@ -113,7 +113,8 @@ impl Resolver<'_> {
         let line_start = self.text[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = self.text[end..].find('\n').map_or(t.len(), |i| end + i + 1);
         let only_ws = |a: usize, b: usize| t[a..b].iter().all(|c| c.is_ascii_whitespace());
-        let (s, e) = if only_ws(line_start, start) && only_ws(end, line_end) { (line_start, line_end) } else { (start, end) };
+        let (s, e) =
+            if only_ws(line_start, start) && only_ws(end, line_end) { (line_start, line_end) } else { (start, end) };
         self.edits.insert(s, (e, String::new()));
     }
 
@@ -569,7 +570,10 @@ mod tests {}
     fn every_cfg_form_resolves_for_a() {
         let out = resolve(FIXTURE, &["a"]);
         assert!(out.contains("#![no_std]"), "{out}");
-        assert!(out.contains("    /// contract: writers(bh)\n    pub x: u32, // trailing comment stays with x\n"), "{out}");
+        assert!(
+            out.contains("    /// contract: writers(bh)\n    pub x: u32, // trailing comment stays with x\n"),
+            "{out}"
+        );
         assert!(!out.contains("i64"));
         assert!(!out.contains("writers(rx_work)"));
         assert!(out.contains("fn only_a() {}"));
@@ -609,7 +613,8 @@ mod tests {}
 
     #[test]
     fn unsupported_predicates_and_unknown_features_are_rejected_with_a_location() {
-        let e = file(Path::new("x.rs"), "fn f() {}\n#[cfg(target_os = \"linux\")]\nfn g() {}\n", &cfg(&[])).unwrap_err();
+        let e =
+            file(Path::new("x.rs"), "fn f() {}\n#[cfg(target_os = \"linux\")]\nfn g() {}\n", &cfg(&[])).unwrap_err();
         assert!(e.message.starts_with("x.rs:2:"), "{}", e.message);
         assert!(e.message.contains("unsupported cfg predicate"), "{}", e.message);
         let e = file(Path::new("x.rs"), "#[cfg(feature = \"zz\")]\nfn g() {}\n", &cfg(&[])).unwrap_err();
@@ -619,7 +624,8 @@ mod tests {}
 
 /// Writes a materialised tree as a standalone crate named `bes2600` with no features.
 pub fn write_crate(dir: &Path, files: &[Output], extra_manifest: &str) -> Result<()> {
-    let io = |p: &Path, e: std::io::Error| BenchError::env(format!("cannot write {}", p.display())).cause(e.to_string());
+    let io =
+        |p: &Path, e: std::io::Error| BenchError::env(format!("cannot write {}", p.display())).cause(e.to_string());
     for f in files {
         let p = dir.join("src").join(&f.rel_path);
         std::fs::create_dir_all(p.parent().expect("has a parent")).map_err(|e| io(&p, e))?;
@@ -645,8 +651,7 @@ mod driver_tests {
     fn every_variant_of_the_driver_materialises_and_compiles_alone() {
         let root = root();
         let variants = Variants::load(&root).unwrap();
-        let known: BTreeSet<String> =
-            variants.driver_features.iter().cloned().chain(["sim".to_string()]).collect();
+        let known: BTreeSet<String> = variants.driver_features.iter().cloned().chain(["sim".to_string()]).collect();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         for v in &variants.list {
             let cfg = CfgSet { enabled: v.features.iter().cloned().collect(), known: known.clone() };
@@ -671,7 +676,12 @@ mod driver_tests {
                 .env("CARGO_TARGET_DIR", root.join("target/bench-materialise-check"))
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{} does not compile alone:\n{}", v.name, String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{} does not compile alone:\n{}",
+                v.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }

@@ -1,7 +1,108 @@
 //! srcversion as modpost computes it (`scripts/mod/sumversion.c`), DESIGN.md section 6:
 //! the kernel's MD4 over a tokenised stream of the module's sources, as uppercase hex
-//! truncated to 23 digits. Library code for `bench build`; the file walk over `.mod` and
-//! `.o.cmd` files and the tests against `modinfo` come with that command.
+//! truncated to 23 digits. Files: `<mod>.mod` lists the objects; each object's `.o.cmd`
+//! names its `source_` file and its `deps_`; which deps count depends on the kernel version
+//! ([`DepsRule`]).
+
+use crate::error::{BenchError, Result};
+use std::path::{Path, PathBuf};
+
+/// Which dependency lines of a `.o.cmd` modpost hashes, by kernel version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DepsRule {
+    /// Up to about 5.7, and from 6.8-rc5 (backported to 6.1.79 and 5.10.y): deps in the
+    /// object's own directory (not subdirectories, not kernel headers).
+    SameDirectory,
+    /// About 5.8 to 6.8-rc5: the dependency lines were mis-parsed; only `source_` files.
+    SourceOnly,
+}
+
+impl DepsRule {
+    /// The rule for a kernel release such as `6.1.0-56-amd64` or `6.19.10`.
+    pub fn for_release(release: &str) -> DepsRule {
+        let nums: Vec<u32> = release
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .take(3)
+            .map(|s| s.parse().unwrap_or(0))
+            .collect();
+        let (major, minor, patch) =
+            (nums.first().copied().unwrap_or(0), nums.get(1).copied().unwrap_or(0), nums.get(2).copied().unwrap_or(0));
+        let v = (major, minor);
+        if v < (5, 8) || v >= (6, 8) {
+            return DepsRule::SameDirectory;
+        }
+        // Debian's 6.1.0-N releases carry 6.1.y stable updates well past 6.1.79.
+        if v == (6, 1) && (patch >= 79 || release.contains("-amd64") || release.contains("-arm64")) {
+            return DepsRule::SameDirectory;
+        }
+        if v == (5, 10) {
+            return DepsRule::SameDirectory;
+        }
+        DepsRule::SourceOnly
+    }
+}
+
+/// The srcversion of the module whose `.mod` file is `mod_file`; relative paths in the
+/// build files are taken from `base_dir` (the directory modpost ran in).
+pub fn module_srcversion(mod_file: &Path, base_dir: &Path, rule: DepsRule) -> Result<String> {
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|e| {
+            BenchError::env(format!("cannot read {} (srcversion input)", p.display())).cause(e.to_string())
+        })
+    };
+    let abs = |p: &str| -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base_dir.join(p)
+        }
+    };
+    let mod_text = String::from_utf8_lossy(&read(mod_file)?).into_owned();
+    let mut stream = Vec::new();
+    for object in mod_text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.ends_with(".a")) {
+        let obj_path = abs(object);
+        let dir = obj_path.parent().unwrap_or(Path::new("")).to_path_buf();
+        let name = obj_path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let cmd_path = dir.join(format!(".{name}.cmd"));
+        let cmd_text = String::from_utf8_lossy(&read(&cmd_path)?).into_owned();
+        // The object's directory as written in the build files (modpost compares text).
+        let obj_dir_text = match object.rfind('/') {
+            Some(i) => &object[..i],
+            None => "",
+        };
+        let mut in_deps = false;
+        for line in cmd_text.lines() {
+            if let Some(rest) = line.strip_prefix("source_") {
+                let file = rest.rsplit(' ').next().unwrap_or("").trim();
+                tokenize(&read(&abs(file))?, &mut stream);
+                continue;
+            }
+            if line.starts_with("deps_") {
+                in_deps = true;
+                continue;
+            }
+            if !in_deps {
+                continue;
+            }
+            if !line.ends_with('\\') {
+                break;
+            }
+            if rule == DepsRule::SourceOnly {
+                continue;
+            }
+            let dep = line.trim_start().split_whitespace().next().unwrap_or("");
+            // A dep without a slash (6.13+ records same-directory deps relative) is
+            // dropped, as modpost drops it.
+            let Some(slash) = dep.rfind('/') else { continue };
+            if &dep[..slash] == obj_dir_text && !obj_dir_text.is_empty() {
+                tokenize(&read(&abs(dep))?, &mut stream);
+            }
+        }
+    }
+    Ok(kernel_md4_hex(&stream))
+}
 
 /// Feeds the bytes of one source file to `out` the way modpost's `parse_file` does:
 /// backslash-newline dropped, C whitespace dropped, `"` strings verbatim up to a `"` not
@@ -108,6 +209,96 @@ fn md4_compress(state: &mut [u32; 4], block: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Debian's installed kernel headers (linux-headers-amd64), which the README's test
+    /// command installs.
+    fn headers() -> (PathBuf, String) {
+        let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/src")
+            .expect("/usr/src")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("Module.symvers").is_file())
+            .collect();
+        found.sort();
+        let dir = found.pop().expect("no kernel headers in /usr/src: apt-get install linux-headers-amd64");
+        let release = dir.file_name().unwrap().to_str().unwrap().trim_start_matches("linux-headers-").to_string();
+        (dir, release)
+    }
+
+    fn build_fixture(files: &[(&str, &str)], kbuild: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            let p = dir.path().join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        std::fs::write(dir.path().join("Kbuild"), kbuild).unwrap();
+        let (kdir, _) = headers();
+        let out = std::process::Command::new("make")
+            .arg("-s")
+            .arg("-C")
+            .arg(&kdir)
+            .arg(format!("M={}", dir.path().display()))
+            .arg("modules")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        dir
+    }
+
+    fn modinfo_srcversion(ko: &Path) -> String {
+        let out = std::process::Command::new("modinfo").args(["-F", "srcversion"]).arg(ko).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    #[test]
+    fn prediction_equals_modinfo_for_c_fixture_modules() {
+        let (_, release) = headers();
+        let rule = DepsRule::for_release(&release);
+        let main = "#include <linux/module.h>\n#include \"local.h\"\n#include \"sub/deep.h\"\n\
+            static int __init fx_init(void) { return LOCAL + DEEP; }\nstatic void __exit fx_exit(void) { }\n\
+            module_init(fx_init);\nmodule_exit(fx_exit);\nMODULE_LICENSE(\"GPL\");\nMODULE_VERSION(\"1.0\"); /* c */\n";
+        let helper = "#include <linux/kernel.h>\n#include \"local.h\"\nint fx_helper(void) { return LOCAL; } // kept\n";
+        let one = build_fixture(
+            &[("main.c", main), ("local.h", "#define LOCAL 0\n"), ("sub/deep.h", "#define DEEP 0\n")],
+            "obj-m := fx.o\nfx-y := main.o\n",
+        );
+        let two = build_fixture(
+            &[
+                ("main.c", main),
+                ("helper.c", helper),
+                ("local.h", "#define LOCAL 0 /* x */\n"),
+                ("sub/deep.h", "#define DEEP 0\n"),
+            ],
+            "obj-m := fx.o\nfx-y := main.o helper.o\n",
+        );
+        for dir in [&one, &two] {
+            let predicted = module_srcversion(&dir.path().join("fx.mod"), dir.path(), rule).unwrap();
+            assert_eq!(predicted, modinfo_srcversion(&dir.path().join("fx.ko")), "{release} {rule:?}");
+        }
+        // What each file contributes: a same-directory header counts, a subdirectory one
+        // does not (under the rule of this kernel).
+        let mut local_changed = one.path().to_path_buf();
+        std::fs::write(local_changed.join("local.h"), "#define LOCAL 1\n").unwrap();
+        let a = module_srcversion(&local_changed.join("fx.mod"), &local_changed, rule).unwrap();
+        local_changed = two.path().to_path_buf();
+        std::fs::write(local_changed.join("sub/deep.h"), "#define DEEP 1\n").unwrap();
+        let b = module_srcversion(&local_changed.join("fx.mod"), &local_changed, rule).unwrap();
+        assert_eq!(b, modinfo_srcversion(&two.path().join("fx.ko")), "subdirectory headers are not hashed");
+        if rule == DepsRule::SameDirectory {
+            assert_ne!(a, modinfo_srcversion(&one.path().join("fx.ko")), "same-directory headers are hashed");
+        }
+    }
+
+    #[test]
+    fn deps_rule_follows_the_kernel_version() {
+        assert_eq!(DepsRule::for_release("5.4.0"), DepsRule::SameDirectory);
+        assert_eq!(DepsRule::for_release("5.15.0"), DepsRule::SourceOnly);
+        assert_eq!(DepsRule::for_release("6.1.50"), DepsRule::SourceOnly);
+        assert_eq!(DepsRule::for_release("6.1.79"), DepsRule::SameDirectory);
+        assert_eq!(DepsRule::for_release("6.6.10"), DepsRule::SourceOnly);
+        assert_eq!(DepsRule::for_release("6.19.10"), DepsRule::SameDirectory);
+    }
 
     #[test]
     fn design_vectors_hold() {

@@ -112,7 +112,9 @@ impl Variants {
                     .hint(format!("rename the file to {}.toml or set name = \"{stem}\"", v.name)));
             }
             if !STATUSES.contains(&v.status.as_str()) {
-                return Err(at(format!("unknown status `{}`", v.status)).hint(format!("one of {}", STATUSES.join(", "))));
+                return Err(
+                    at(format!("unknown status `{}`", v.status)).hint(format!("one of {}", STATUSES.join(", ")))
+                );
             }
             for f in &v.features {
                 if !self.driver_features.contains(f) {
@@ -182,7 +184,9 @@ fn driver_features(root: &Path) -> Result<Vec<String>> {
         .manifest_path(root.join("driver").join("Cargo.toml"))
         .no_deps()
         .exec()
-        .map_err(|e| BenchError::env("cannot read the driver crate's features (cargo metadata)").cause(e.to_string()))?;
+        .map_err(|e| {
+            BenchError::env("cannot read the driver crate's features (cargo metadata)").cause(e.to_string())
+        })?;
     let pkg = meta
         .packages
         .iter()
