@@ -1,15 +1,17 @@
 //! `bench`: a patch-series workbench for the out-of-tree bes2600 driver.
 
 mod cmd_bench_sim;
+mod cmd_build;
 mod cmd_stress;
 mod cmd_variants;
 mod error;
+mod gitinfo;
+mod pkg;
+mod signing;
 mod ledger;
-#[allow(dead_code)] // wired into bench build next
 mod materialise;
 mod ramp;
 mod simbuild;
-#[allow(dead_code)] // used by `bench build` (not built yet); tested here
 mod srcversion;
 mod ui;
 mod variant;
@@ -29,6 +31,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Materialise a variant into a signed, srcversion-tagged DKMS package.
+    Build(cmd_build::BuildArgs),
     /// Run the seed's Phase 7 stress ramp on a variant in the deterministic simulator.
     Stress(cmd_stress::StressArgs),
     /// Show the variant tree with status and last srcversion; validates variants/*.toml.
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let ui = ui::Ui::new();
     let result = match &cli.command {
+        Cmd::Build(a) => cmd_build::run(a, &ui),
         Cmd::Stress(a) => cmd_stress::run(a, &ui),
         Cmd::BenchSim(a) => cmd_bench_sim::run(a, &ui),
         Cmd::Variants(a) => cmd_variants::run(a, &ui),

@@ -31,7 +31,21 @@ impl Ui {
         pb
     }
 
-    /// A bar counting `total` units of `unit`.
+    /// A status line for people (stderr), never mixed into `--json` output.
+    pub fn status(&self, line: impl AsRef<str>) {
+        let mut e = std::io::stderr().lock();
+        let _ = writeln!(e, "{}", line.as_ref());
+    }
+
+    /// A bar counting `total` steps.
+    pub fn bar_plain(&self, total: u64, message: impl Into<String>) -> ProgressBar {
+        let pb = ProgressBar::new(total);
+        pb.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}").expect("static template").progress_chars("=> "));
+        pb.set_message(message.into());
+        pb
+    }
+
+    /// A bar counting `total` virtual seconds.
     pub fn bar(&self, total: u64, message: impl Into<String>) -> ProgressBar {
         let pb = ProgressBar::new(total);
         pb.set_style(
