@@ -64,10 +64,15 @@ pub fn run(args: &BuildArgs, ui: &Ui) -> Result<()> {
         let mut p = pkg::assemble(&root, &variants, variant, &git)?;
         let manifest = serde_json::to_string_pretty(&p.manifest).expect("a manifest serialises") + "\n";
         let signature = signing::sign(&key, manifest.as_bytes())?;
-        let public = key.public_key().to_openssh().map_err(|e| BenchError::env("cannot encode the key").cause(e.to_string()))?;
+        let public =
+            key.public_key().to_openssh().map_err(|e| BenchError::env("cannot encode the key").cause(e.to_string()))?;
         p.files.push(PkgFile { path: pkg::MANIFEST.into(), bytes: manifest.clone().into_bytes(), executable: false });
         p.files.push(PkgFile { path: pkg::SIGNATURE.into(), bytes: signature.into_bytes(), executable: false });
-        p.files.push(PkgFile { path: pkg::SIGNER.into(), bytes: format!("{public}\n").into_bytes(), executable: false });
+        p.files.push(PkgFile {
+            path: pkg::SIGNER.into(),
+            bytes: format!("{public}\n").into_bytes(),
+            executable: false,
+        });
         let (dir, fresh) = pkg::write_dir(&out_dir, &p.name, &p.files)?;
         let tarball = pkg::tarball(&out_dir, &p.name, &p.files, git.time_s)?;
         let record = ledger::append(
@@ -105,7 +110,11 @@ pub fn run(args: &BuildArgs, ui: &Ui) -> Result<()> {
         ui.out(format!("  tarball     {}", tar.display()));
         ui.out(format!("  srcversion  {srcv} (predicted)"));
         ui.out(format!("  signed by   {fp} ({})", key_path.display()));
-        ui.out(format!("  build       #{id} at {}{}", &git.commit[..12.min(git.commit.len())], if git.dirty { " (dirty tree)" } else { "" }));
+        ui.out(format!(
+            "  build       #{id} at {}{}",
+            &git.commit[..12.min(git.commit.len())],
+            if git.dirty { " (dirty tree)" } else { "" }
+        ));
     }
     Ok(())
 }

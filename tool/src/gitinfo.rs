@@ -23,7 +23,9 @@ pub fn describe(root: &Path) -> Result<GitInfo> {
     })?;
     let mut opts = git2::StatusOptions::new();
     opts.include_untracked(true).include_ignored(false).recurse_untracked_dirs(true);
-    let statuses = repo.statuses(Some(&mut opts)).map_err(|e| BenchError::env("git status failed").cause(e.message().to_string()))?;
+    let statuses = repo
+        .statuses(Some(&mut opts))
+        .map_err(|e| BenchError::env("git status failed").cause(e.message().to_string()))?;
     Ok(GitInfo { commit: head.id().to_string(), dirty: !statuses.is_empty(), time_s: head.time().seconds() })
 }
 

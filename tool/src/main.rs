@@ -2,15 +2,17 @@
 
 mod cmd_bench_sim;
 mod cmd_build;
+mod cmd_identify;
 mod cmd_stress;
 mod cmd_variants;
+mod cmd_verify;
 mod error;
 mod gitinfo;
-mod pkg;
-mod signing;
 mod ledger;
 mod materialise;
+mod pkg;
 mod ramp;
+mod signing;
 mod simbuild;
 mod srcversion;
 mod ui;
@@ -35,6 +37,10 @@ enum Cmd {
     Build(cmd_build::BuildArgs),
     /// Run the seed's Phase 7 stress ramp on a variant in the deterministic simulator.
     Stress(cmd_stress::StressArgs),
+    /// Check a package's signature and every file's hash.
+    Verify(cmd_verify::VerifyArgs),
+    /// Map a srcversion prefix back to the builds that produced it.
+    Identify(cmd_identify::IdentifyArgs),
     /// Show the variant tree with status and last srcversion; validates variants/*.toml.
     Variants(cmd_variants::VariantsArgs),
     /// Time the simulator: one full default ramp per variant (a benchmark, not a test).
@@ -49,6 +55,8 @@ fn main() -> ExitCode {
         Cmd::Stress(a) => cmd_stress::run(a, &ui),
         Cmd::BenchSim(a) => cmd_bench_sim::run(a, &ui),
         Cmd::Variants(a) => cmd_variants::run(a, &ui),
+        Cmd::Verify(a) => cmd_verify::run(a, &ui),
+        Cmd::Identify(a) => cmd_identify::run(a, &ui),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

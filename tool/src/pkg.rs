@@ -83,7 +83,8 @@ pub fn assemble(root: &Path, variants: &Variants, variant: &Variant, git: &GitIn
         hasher.update([0]);
     }
     let digest: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    let root_file = sources.iter_mut().find(|f| f.path == format!("{MODULE}.rs")).expect("lib.rs is materialised first");
+    let root_file =
+        sources.iter_mut().find(|f| f.path == format!("{MODULE}.rs")).expect("lib.rs is materialised first");
     root_file.bytes.extend_from_slice(
         format!(
             "\n/// SHA-256 of every source file of this package (variant `{}`), so that modpost's\n\
@@ -109,9 +110,14 @@ pub fn assemble(root: &Path, variants: &Variants, variant: &Variant, git: &GitIn
         files.push(PkgFile { path: out.into(), bytes: render(root, template, &ctx)?.into_bytes(), executable: false });
     }
     let hook = root.join("dkms").join("bench-slots.sh");
-    let hook_bytes = std::fs::read(&hook).map_err(|e| BenchError::env(format!("cannot read {}", hook.display())).cause(e.to_string()))?;
+    let hook_bytes = std::fs::read(&hook)
+        .map_err(|e| BenchError::env(format!("cannot read {}", hook.display())).cause(e.to_string()))?;
     files.push(PkgFile { path: "bench-slots.sh".into(), bytes: hook_bytes, executable: true });
-    files.push(PkgFile { path: "RATIONALE.md".into(), bytes: rationale(root, variant, &srcv)?.into_bytes(), executable: false });
+    files.push(PkgFile {
+        path: "RATIONALE.md".into(),
+        bytes: rationale(root, variant, &srcv)?.into_bytes(),
+        executable: false,
+    });
     files.sort_by(|a, b| a.path.cmp(&b.path));
 
     let manifest = Manifest {
@@ -152,7 +158,12 @@ fn render(root: &Path, template: &str, ctx: &minijinja::Value) -> Result<String>
 
 fn rationale(root: &Path, v: &Variant, srcv: &str) -> Result<String> {
     let mut s = format!("# {MODULE} variant `{}`\n\n", v.name);
-    s += &format!("- status: {}\n- parent: {}\n- features: [{}]\n- predicted srcversion: {srcv}\n\n", v.status, v.parent.as_deref().unwrap_or("none"), v.features.join(", "));
+    s += &format!(
+        "- status: {}\n- parent: {}\n- features: [{}]\n- predicted srcversion: {srcv}\n\n",
+        v.status,
+        v.parent.as_deref().unwrap_or("none"),
+        v.features.join(", ")
+    );
     s += "## Rationale\n\n";
     s += v.rationale.text.trim();
     s += "\n";
@@ -165,13 +176,21 @@ fn rationale(root: &Path, v: &Variant, srcv: &str) -> Result<String> {
     if !v.predictions.is_empty() {
         s += "\n## Predictions\n\n| metric | from | to | unit | confidence |\n| --- | --- | --- | --- | --- |\n";
         for p in &v.predictions {
-            s += &format!("| {} | {} | {} | {} | {} |\n", p.metric, p.from, p.to, p.unit.as_deref().unwrap_or(""), p.confidence);
+            s += &format!(
+                "| {} | {} | {} | {} | {} |\n",
+                p.metric,
+                p.from,
+                p.to,
+                p.unit.as_deref().unwrap_or(""),
+                p.confidence
+            );
         }
     }
     if !v.rationale.notes.is_empty() {
         s += "\n## Notes\n\n";
         for n in &v.rationale.notes {
-            let text = std::fs::read_to_string(root.join(n)).map_err(|e| BenchError::usage(format!("cannot read note {n}")).cause(e.to_string()))?;
+            let text = std::fs::read_to_string(root.join(n))
+                .map_err(|e| BenchError::usage(format!("cannot read note {n}")).cause(e.to_string()))?;
             s += &format!("### {n}\n\n{}\n", text.trim());
         }
     }
@@ -185,7 +204,9 @@ fn rationale(root: &Path, v: &Variant, srcv: &str) -> Result<String> {
 pub fn write_dir(out_dir: &Path, name: &str, files: &[PkgFile]) -> Result<(PathBuf, bool)> {
     let final_dir = out_dir.join(name);
     let io = |p: &Path, e: std::io::Error| {
-        BenchError::env(format!("cannot write {}", p.display())).cause(e.to_string()).hint("choose a writable --out directory")
+        BenchError::env(format!("cannot write {}", p.display()))
+            .cause(e.to_string())
+            .hint("choose a writable --out directory")
     };
     std::fs::create_dir_all(out_dir).map_err(|e| io(out_dir, e))?;
     if final_dir.exists() {
@@ -221,7 +242,8 @@ pub fn write_dir(out_dir: &Path, name: &str, files: &[PkgFile]) -> Result<(PathB
 pub fn write_synced(p: &Path, bytes: &[u8], executable: bool) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
-    let mut f = std::fs::File::create(p).map_err(|e| BenchError::env(format!("cannot write {}", p.display())).cause(e.to_string()))?;
+    let mut f = std::fs::File::create(p)
+        .map_err(|e| BenchError::env(format!("cannot write {}", p.display())).cause(e.to_string()))?;
     f.write_all(bytes)
         .and_then(|_| f.set_permissions(std::fs::Permissions::from_mode(if executable { 0o755 } else { 0o644 })))
         .and_then(|_| f.sync_all())
@@ -254,7 +276,12 @@ pub fn tarball(out_dir: &Path, name: &str, files: &[PkgFile], mtime_s: i64) -> R
         tar.append(&entry(dir, 0, 0o755, tar::EntryType::Directory), std::io::empty()).map_err(fail)?;
     }
     for f in files {
-        let h = entry(&format!("dkms_source_tree/{}", f.path), f.bytes.len() as u64, if f.executable { 0o755 } else { 0o644 }, tar::EntryType::Regular);
+        let h = entry(
+            &format!("dkms_source_tree/{}", f.path),
+            f.bytes.len() as u64,
+            if f.executable { 0o755 } else { 0o644 },
+            tar::EntryType::Regular,
+        );
         tar.append(&h, &f.bytes[..]).map_err(fail)?;
     }
     let bytes = tar.into_inner().and_then(|gz| gz.finish()).map_err(fail)?;

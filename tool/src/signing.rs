@@ -25,10 +25,13 @@ pub fn load_or_create(root: &Path, explicit: Option<&Path>) -> Result<(PrivateKe
     let key = PrivateKey::random(&mut rand_core::OsRng, Algorithm::Ed25519)
         .map_err(|e| BenchError::env("cannot generate a signing key").cause(e.to_string()))?;
     let dir = p.parent().expect("has a parent");
-    std::fs::create_dir_all(dir).map_err(|e| BenchError::env(format!("cannot create {}", dir.display())).cause(e.to_string()))?;
-    let pem = key.to_openssh(LineEnding::LF).map_err(|e| BenchError::env("cannot encode the key").cause(e.to_string()))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| BenchError::env(format!("cannot create {}", dir.display())).cause(e.to_string()))?;
+    let pem =
+        key.to_openssh(LineEnding::LF).map_err(|e| BenchError::env("cannot encode the key").cause(e.to_string()))?;
     write_private(&p, pem.as_bytes())?;
-    let public = key.public_key().to_openssh().map_err(|e| BenchError::env("cannot encode the key").cause(e.to_string()))?;
+    let public =
+        key.public_key().to_openssh().map_err(|e| BenchError::env("cannot encode the key").cause(e.to_string()))?;
     std::fs::write(p.with_extension("pub"), format!("{public} bench-workspace\n"))
         .map_err(|e| BenchError::env(format!("cannot write {}.pub", p.display())).cause(e.to_string()))?;
     Ok((key, p, true))
@@ -43,13 +46,14 @@ fn write_private(p: &Path, bytes: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(p)
         .map_err(|e| BenchError::env(format!("cannot create {}", p.display())).cause(e.to_string()))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| BenchError::env(format!("cannot write {}", p.display())).cause(e.to_string()))
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| BenchError::env(format!("cannot write {}", p.display())).cause(e.to_string()))
 }
 
 pub fn load_private(p: &Path) -> Result<PrivateKey> {
-    let text = std::fs::read_to_string(p).map_err(|e| {
-        BenchError::usage(format!("cannot read signing key {}", p.display())).cause(e.to_string())
-    })?;
+    let text = std::fs::read_to_string(p)
+        .map_err(|e| BenchError::usage(format!("cannot read signing key {}", p.display())).cause(e.to_string()))?;
     let key = PrivateKey::from_openssh(&text).map_err(|e| {
         BenchError::usage(format!("{} is not an OpenSSH private key", p.display()))
             .cause(e.to_string())
@@ -87,6 +91,10 @@ pub fn sign(key: &PrivateKey, message: &[u8]) -> Result<String> {
 pub fn verify(key: &PublicKey, message: &[u8], armoured: &str) -> std::result::Result<(), String> {
     let sig = SshSig::from_pem(armoured).map_err(|e| format!("the signature is not an SSHSIG: {e}"))?;
     key.verify(NAMESPACE, message, &sig).map_err(|_| {
-        format!("the signature does not match key {} (it was made by {})", fingerprint(key), fingerprint(&PublicKey::from(sig.public_key().clone())))
+        format!(
+            "the signature does not match key {} (it was made by {})",
+            fingerprint(key),
+            fingerprint(&PublicKey::from(sig.public_key().clone()))
+        )
     })
 }

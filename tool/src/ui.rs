@@ -40,7 +40,11 @@ impl Ui {
     /// A bar counting `total` steps.
     pub fn bar_plain(&self, total: u64, message: impl Into<String>) -> ProgressBar {
         let pb = ProgressBar::new(total);
-        pb.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}").expect("static template").progress_chars("=> "));
+        pb.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
         pb.set_message(message.into());
         pb
     }
