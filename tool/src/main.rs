@@ -3,6 +3,7 @@
 mod cmd_bench_sim;
 mod cmd_build;
 mod cmd_identify;
+mod cmd_sign_module;
 mod cmd_stress;
 mod cmd_variants;
 mod cmd_verify;
@@ -10,6 +11,7 @@ mod error;
 mod gitinfo;
 mod ledger;
 mod materialise;
+mod modsign;
 mod pkg;
 mod ramp;
 mod signing;
@@ -37,6 +39,8 @@ enum Cmd {
     Build(cmd_build::BuildArgs),
     /// Run the seed's Phase 7 stress ramp on a variant in the deterministic simulator.
     Stress(cmd_stress::StressArgs),
+    /// Append the kernel's module signature (as scripts/sign-file sha256 does).
+    SignModule(cmd_sign_module::SignModuleArgs),
     /// Check a package's signature and every file's hash.
     Verify(cmd_verify::VerifyArgs),
     /// Map a srcversion prefix back to the builds that produced it.
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Cmd::BenchSim(a) => cmd_bench_sim::run(a, &ui),
         Cmd::Variants(a) => cmd_variants::run(a, &ui),
         Cmd::Verify(a) => cmd_verify::run(a, &ui),
+        Cmd::SignModule(a) => cmd_sign_module::run(a, &ui),
         Cmd::Identify(a) => cmd_identify::run(a, &ui),
     };
     match result {
