@@ -12,7 +12,8 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Writes OUT/bes2600-VERSION/ and OUT/bes2600-VERSION.dkms.tar.gz (load it with \
-`dkms ldtarball`). VERSION carries the variant and the first 8 digits of the predicted srcversion. \
+`dkms ldtarball`). VERSION carries the variant, the first 8 digits of the predicted srcversion and \
+the commit. \
 The manifest is signed (SSHSIG, namespace bench-package); check with `bench verify` or \
 `ssh-keygen -Y verify -n bench-package`. Building again with no change gives the same bytes.
 

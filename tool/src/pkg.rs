@@ -99,7 +99,9 @@ pub fn assemble(root: &Path, variants: &Variants, variant: &Variant, git: &GitIn
     let srcv = srcversion::kernel_md4_hex(&stream);
 
     let tool_version = env!("CARGO_PKG_VERSION").to_string();
-    let version = format!("{tool_version}+{}.{}", variant.name, &srcv[..8]);
+    // The commit is part of the version: the manifest records it, so two commits with the
+    // same sources are two packages (never one overwritten by the other).
+    let version = format!("{tool_version}+{}.{}.g{}", variant.name, &srcv[..8], &git.commit[..7.min(git.commit.len())]);
     let name = format!("{MODULE}-{version}");
     let ctx = minijinja::context! {
         module => MODULE, version => version, variant => variant.name, features => variant.features.join(", "),
