@@ -1,0 +1,340 @@
+//! `bench build`, `verify`, `identify`, `sign-module` and `variants` as a user runs them, in
+//! a temporary copy of the workspace (its own git history, HOME, dist/ and .bench/), checked
+//! with Debian's real dkms, ssh-keygen, sign-file and modinfo.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+fn sh(dir: &Path, cmd: &str, args: &[&str]) -> std::process::Output {
+    let out = Command::new(cmd).args(args).current_dir(dir).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    out
+}
+
+/// A workspace with the driver, variants, dkms templates and manifests, committed.
+struct Ws {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    home: tempfile::TempDir,
+}
+
+impl Ws {
+    fn new() -> Ws {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ws");
+        for d in ["driver", "variants", "dkms", "notes"] {
+            copy_tree(&repo().join(d), &root.join(d));
+        }
+        std::fs::create_dir_all(root.join("tool/src")).unwrap();
+        std::fs::copy(repo().join("tool/Cargo.toml"), root.join("tool/Cargo.toml")).unwrap();
+        std::fs::write(root.join("tool/src/main.rs"), "fn main() {}\n").unwrap();
+        for f in ["Cargo.toml", "Cargo.lock", ".gitignore"] {
+            std::fs::copy(repo().join(f), root.join(f)).unwrap();
+        }
+        let git = |args: &[&str]| {
+            let out = Command::new("git")
+                .args(args)
+                .current_dir(&root)
+                .env("GIT_AUTHOR_DATE", "2026-05-07T17:50:37Z")
+                .env("GIT_COMMITTER_DATE", "2026-05-07T17:50:37Z")
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@t")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@t")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        git(&["init", "-q", "-b", "main"]);
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "-m", "fixture"]);
+        Ws { _dir: dir, root, home: tempfile::tempdir().unwrap() }
+    }
+
+    fn bench(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_bench"))
+            .args(args)
+            .current_dir(&self.root)
+            .env("HOME", self.home.path())
+            .env_remove("BENCH_WORKSPACE")
+            .output()
+            .unwrap();
+        (out.status.code().unwrap(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    }
+
+    fn package(&self) -> PathBuf {
+        let dist = self.root.join("dist");
+        let mut dirs: Vec<PathBuf> =
+            std::fs::read_dir(&dist).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+        dirs.sort();
+        dirs.pop().expect("a package directory")
+    }
+}
+
+fn all_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn build_writes_a_signed_package_that_dkms_and_ssh_keygen_accept() {
+    let ws = Ws::new();
+    let (code, out, err) = ws.bench(&["build", "--variant", "c-v2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("generated a workspace signing key at"), "{err}");
+    let pkg = ws.package();
+    let name = pkg.file_name().unwrap().to_str().unwrap().to_string();
+    assert!(name.starts_with("bes2600-0.1.0+c-v2."), "{name}");
+    assert!(out.contains(&format!("c-v2: {}", pkg.display())), "{out}");
+    assert!(out.contains("srcversion  "), "{out}");
+    assert!(out.contains("signed by   SHA256:"), "{out}");
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(pkg.join("MANIFEST.json")).unwrap()).unwrap();
+    let srcversion = manifest["predicted_srcversion"].as_str().unwrap().to_string();
+    assert_eq!(srcversion.len(), 23);
+    assert!(name.contains(&srcversion[..8]));
+    assert_eq!(manifest["features"], serde_json::json!(["patch-b", "c-prep-atomic", "c-direct-rx"]));
+    assert_eq!(manifest["git_dirty"], false);
+    assert_eq!(manifest["time"], "2026-05-07T17:50:37Z");
+    for f in ["dkms.conf", "Kbuild", "Makefile", "bench-slots.sh", "RATIONALE.md", "bes2600.rs", "bh.rs", "SIGNER.pub"] {
+        assert!(pkg.join(f).is_file(), "{f} missing");
+    }
+    let conf = std::fs::read_to_string(pkg.join("dkms.conf")).unwrap();
+    assert!(conf.contains("BUILD_EXCLUSIVE_CONFIG=\"CONFIG_RUST\""));
+    assert!(conf.contains(&format!("PACKAGE_VERSION=\"{}\"", &name["bes2600-".len()..])));
+
+    // Same bytes on a rebuild with no change.
+    let before = all_bytes(&pkg);
+    let tarball = pkg.with_file_name(format!("{name}.dkms.tar.gz"));
+    let tar_before = std::fs::read(&tarball).unwrap();
+    let (code, out, _) = ws.bench(&["build", "--variant", "c-v2"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("(unchanged)"), "{out}");
+    assert_eq!(all_bytes(&pkg), before);
+    assert_eq!(std::fs::read(&tarball).unwrap(), tar_before);
+
+    // ssh-keygen accepts the signature.
+    let signer = std::fs::read_to_string(pkg.join("SIGNER.pub")).unwrap();
+    let allowed = ws.home.path().join("allowed");
+    std::fs::write(&allowed, format!("bench {signer}")).unwrap();
+    let verify = Command::new("ssh-keygen")
+        .args(["-Y", "verify", "-f"])
+        .arg(&allowed)
+        .args(["-I", "bench", "-n", "bench-package", "-s"])
+        .arg(pkg.join("MANIFEST.json.sig"))
+        .stdin(std::fs::File::open(pkg.join("MANIFEST.json")).unwrap())
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+
+    // Debian's dkms: ldtarball, build (77: headers without CONFIG_RUST), status; the
+    // system's DKMS tree and MOK key are untouched (temporary trees and key paths).
+    let t = tempfile::tempdir().unwrap();
+    let (tree, src) = (t.path().join("tree"), t.path().join("src"));
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::create_dir_all(&src).unwrap();
+    let dkms = |args: &[&str]| {
+        Command::new("dkms")
+            .args(args)
+            .arg("--dkmstree")
+            .arg(&tree)
+            .arg("--sourcetree")
+            .arg(&src)
+            .env("mok_signing_key", t.path().join("mok.key"))
+            .env("mok_certificate", t.path().join("mok.pub"))
+            .output()
+            .unwrap()
+    };
+    let load = dkms(&["ldtarball", tarball.to_str().unwrap()]);
+    assert!(load.status.success(), "ldtarball: {}", String::from_utf8_lossy(&load.stderr));
+    let version = &name["bes2600-".len()..];
+    let release = std::fs::read_dir("/usr/src")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("linux-headers-") && Path::new("/lib/modules").join(&n["linux-headers-".len()..]).join("build").exists())
+        .map(|n| n["linux-headers-".len()..].to_string())
+        .next()
+        .expect("Debian kernel headers installed");
+    let build = dkms(&["build", "-m", "bes2600", "-v", version, "-k", &release]);
+    assert_eq!(build.status.code(), Some(77), "dkms build: {}", String::from_utf8_lossy(&build.stderr));
+    let status = dkms(&["status"]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains(&format!("bes2600/{version}: added")));
+
+    // bench verify: passes, then names what differs.
+    let (code, out, err) = ws.bench(&["verify", pkg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("verified: bes2600"), "{out}");
+    let (code, _, _) = ws.bench(&["verify", tarball.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let tampered = t.path().join("tampered");
+    copy_tree(&pkg, &tampered);
+    let mut bh = std::fs::read(tampered.join("bh.rs")).unwrap();
+    bh[100] ^= 1;
+    std::fs::write(tampered.join("bh.rs"), bh).unwrap();
+    let (code, _, err) = ws.bench(&["verify", tampered.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("bh.rs differs"), "{err}");
+    copy_tree(&pkg, &tampered);
+    let m = std::fs::read_to_string(tampered.join("MANIFEST.json")).unwrap().replace("\"c-v2\"", "\"c-v3\"");
+    std::fs::write(tampered.join("MANIFEST.json"), m).unwrap();
+    let (code, _, err) = ws.bench(&["verify", tampered.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("MANIFEST.json: the signature does not match"), "{err}");
+    let other = t.path().join("other_ed25519");
+    assert!(sh(t.path(), "ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", other.to_str().unwrap()]).status.success());
+    let (code, _, err) = ws.bench(&["verify", pkg.to_str().unwrap(), "--key", &format!("{}.pub", other.display())]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not match key"), "{err}");
+
+    // identify maps the srcversion prefix back to the builds.
+    let (code, out, _) = ws.bench(&["identify", &srcversion[..8].to_lowercase()]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 2, "two builds recorded: {out}");
+    assert!(out.contains("variant c-v2"));
+    let (code, _, err) = ws.bench(&["identify", "84239431"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no build with srcversion 84239431"), "{err}");
+
+    // bench variants shows the last srcversion.
+    let (_, out, _) = ws.bench(&["variants"]);
+    assert!(out.contains(&srcversion), "{out}");
+}
+
+#[test]
+fn build_all_gives_five_distinct_srcversions() {
+    let ws = Ws::new();
+    let (code, out, err) = ws.bench(&["build", "--all", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut srcv: Vec<&str> = list.as_array().unwrap().iter().map(|b| b["srcversion"].as_str().unwrap()).collect();
+    assert_eq!(srcv.len(), 5);
+    srcv.sort();
+    srcv.dedup();
+    assert_eq!(srcv.len(), 5, "every variant has its own srcversion");
+}
+
+#[test]
+fn own_key_and_refusals_leave_nothing_half_written() {
+    let ws = Ws::new();
+    let key = ws.home.path().join("id_ed25519");
+    assert!(sh(ws.home.path(), "ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", key.to_str().unwrap()]).status.success());
+    let (code, out, err) = ws.bench(&["build", "--variant", "b", "--key", key.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("generated"), "no workspace key with --key");
+    let fp = sh(ws.home.path(), "ssh-keygen", &["-l", "-f", key.to_str().unwrap()]);
+    let fp = String::from_utf8(fp.stdout).unwrap();
+    assert!(out.contains(fp.split_whitespace().nth(1).unwrap()), "{out} vs {fp}");
+
+    // A different package of the same version in the way: refused, untouched.
+    let pkg = ws.package();
+    std::fs::write(pkg.join("RATIONALE.md"), "someone else's\n").unwrap();
+    let before = all_bytes(&pkg);
+    let (code, _, err) = ws.bench(&["build", "--variant", "b", "--key", key.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("already holds a different package"), "{err}");
+    assert_eq!(all_bytes(&pkg), before);
+
+    // An output directory that cannot be written: an error, no temporary left behind.
+    let blocker = ws.root.join("blocked");
+    std::fs::write(&blocker, "a file, not a directory").unwrap();
+    let (code, _, err) = ws.bench(&["build", "--variant", "c", "--out", "blocked/dist"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("cannot write"), "{err}");
+}
+
+fn with_variant_file(ws: &Ws, name: &str, text: &str) -> (i32, String) {
+    std::fs::write(ws.root.join("variants").join(name), text).unwrap();
+    let (code, _, err) = ws.bench(&["variants"]);
+    std::fs::remove_file(ws.root.join("variants").join(name)).unwrap();
+    (code, err)
+}
+
+#[test]
+fn bad_variants_are_clear_errors() {
+    let ws = Ws::new();
+    let (code, _, err) = ws.bench(&["build", "--variant", "c-v3"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown variant `c-v3`") && err.contains("did you mean `c-v2`?"), "{err}");
+    let base = "status = \"proposed\"\n[rationale]\ntext = \"t\"\n";
+    let cases = [
+        ("x.toml", format!("name = \"x\"\nparent = \"b\"\nfeatures = [\"patch-b\", \"patch-q\"]\n{base}"), "unknown feature `patch-q`"),
+        ("x.toml", format!("name = \"x\"\nparent = \"y\"\nfeatures = []\n{base}"), "parent `y` does not exist"),
+        ("x.toml", format!("name = \"x\"\nparent = \"b\"\nfeatures = []\n{base}"), "drops the parent's feature `patch-b` without saying why"),
+        ("x.toml", format!("name = \"x\"\nfeatures = []\nstatus = \"proposed\"\n[rationale]\ntext = \"t\"\nnotes = [\"notes/nope.md\"]\n"), "rationale note `notes/nope.md` does not exist"),
+        ("x.toml", "name = \"x\"\nfeatures = [\n".to_string(), "x.toml:3:1"),
+    ];
+    for (file, text, needle) in cases {
+        let (code, err) = with_variant_file(&ws, file, &text);
+        assert_eq!(code, 2, "{needle}: {err}");
+        assert!(err.contains(needle), "wanted `{needle}` in: {err}");
+    }
+    std::fs::write(ws.root.join("variants/x.toml"), format!("name = \"x\"\nparent = \"z\"\nfeatures = []\n{base}")).unwrap();
+    let (code, err) = with_variant_file(&ws, "z.toml", &format!("name = \"z\"\nparent = \"x\"\nfeatures = []\n{base}"));
+    assert_eq!(code, 2);
+    assert!(err.contains("parent cycle: "), "{err}");
+}
+
+#[test]
+fn sign_module_is_byte_identical_to_sign_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("m.c"),
+        "#include <linux/module.h>\nstatic int __init m_init(void) { return 0; }\nmodule_init(m_init);\nMODULE_LICENSE(\"GPL\");\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("Kbuild"), "obj-m := m.o\n").unwrap();
+    let headers = std::fs::read_dir("/usr/src")
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.join("Module.symvers").is_file())
+        .expect("Debian kernel headers");
+    let make = Command::new("make").arg("-s").arg("-C").arg(&headers).arg(format!("M={}", d.display())).arg("modules").output().unwrap();
+    assert!(make.status.success(), "{}", String::from_utf8_lossy(&make.stderr));
+    let openssl = sh(
+        d,
+        "openssl",
+        &["req", "-new", "-x509", "-nodes", "-days", "30", "-subj", "/CN=bench test/O=bench", "-newkey", "rsa:2048", "-keyout", "key.pem", "-out", "cert.pem"],
+    );
+    assert!(openssl.status.success());
+    let sign_file = headers.join("scripts/sign-file");
+    let sign_file = if sign_file.is_file() { sign_file } else { std::fs::read_dir("/usr/lib").unwrap().filter_map(|e| e.ok().map(|e| e.path().join("scripts/sign-file"))).find(|p| p.is_file()).expect("sign-file") };
+    let theirs = Command::new(&sign_file).current_dir(d).args(["sha256", "key.pem", "cert.pem", "m.ko", "theirs.ko"]).output().unwrap();
+    assert!(theirs.status.success(), "{}", String::from_utf8_lossy(&theirs.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .current_dir(d)
+        .args(["sign-module", "m.ko", "--key", "key.pem", "--cert", "cert.pem", "--out", "ours.ko"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read(d.join("ours.ko")).unwrap() == std::fs::read(d.join("theirs.ko")).unwrap(), "not byte-identical");
+    let info = String::from_utf8(sh(d, "modinfo", &["ours.ko"]).stdout).unwrap();
+    assert!(info.contains("signer:         bench test"), "{info}");
+    assert!(info.contains("sig_key:"));
+    assert!(info.contains("sig_hashalgo:   sha256"));
+    // Signing twice is refused.
+    let again = Command::new(env!("CARGO_BIN_EXE_bench")).current_dir(d).args(["sign-module", "ours.ko", "--key", "key.pem", "--cert", "cert.pem"]).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+}
