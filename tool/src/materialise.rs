@@ -685,3 +685,57 @@ mod driver_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod sim_equivalence_tests {
+    use super::*;
+    use crate::variant::Variants;
+
+    /// The simulator compiled on a variant's materialised tree (no features left) gives the
+    /// same report, byte for byte, as the feature build of the same variant.
+    #[test]
+    fn simulator_on_the_materialised_tree_matches_the_feature_build() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+        let variants = Variants::load(&root).unwrap();
+        let known: BTreeSet<String> = variants.driver_features.iter().cloned().chain(["sim".to_string()]).collect();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let args = ["--seed", "3", "--stage", "1:20", "--stage", "4:40"];
+        for v in &variants.list {
+            let name = &v.name;
+            let mut enabled: BTreeSet<String> = v.features.iter().cloned().collect();
+            enabled.insert("sim".into());
+            let files = crate_tree(&root.join("driver/src"), &CfgSet { enabled, known: known.clone() }).unwrap();
+            assert!(files.iter().all(|f| !f.text.contains("#[cfg(feature")), "{name}: feature cfgs left");
+            let dir = tempfile::tempdir().unwrap();
+            write_crate(
+                dir.path(),
+                &files,
+                "[dependencies]\ncorosensei = \"0.3\"\n\n[[bin]]\nname = \"bes2600-sim\"\npath = \"src/bin/bes2600-sim.rs\"\n",
+            )
+            .unwrap();
+            std::fs::create_dir_all(dir.path().join("src/bin")).unwrap();
+            std::fs::copy(root.join("driver/src/bin/bes2600-sim.rs"), dir.path().join("src/bin/bes2600-sim.rs"))
+                .unwrap();
+            std::fs::copy(root.join("Cargo.lock"), dir.path().join("Cargo.lock")).unwrap();
+            let target = root.join("target/bench-materialise-sim");
+            let build = std::process::Command::new(&cargo)
+                .args(["build", "--quiet", "--release", "--offline"])
+                .current_dir(dir.path())
+                .env("CARGO_TARGET_DIR", &target)
+                .output()
+                .unwrap();
+            assert!(build.status.success(), "{name}: {}", String::from_utf8_lossy(&build.stderr));
+            let materialised =
+                std::process::Command::new(target.join("release/bes2600-sim")).args(args).output().unwrap();
+            let feature_build = crate::simbuild::build(&root, v).unwrap();
+            let featured = std::process::Command::new(feature_build).args(args).output().unwrap();
+            assert_eq!(materialised.status.code(), featured.status.code(), "{name}");
+            assert!(!featured.stdout.is_empty());
+            assert_eq!(
+                String::from_utf8_lossy(&materialised.stdout),
+                String::from_utf8_lossy(&featured.stdout),
+                "{name}"
+            );
+        }
+    }
+}

@@ -110,14 +110,16 @@ fn build_writes_a_signed_package_that_dkms_and_ssh_keygen_accept() {
     assert!(out.contains(&format!("c-v2: {}", pkg.display())), "{out}");
     assert!(out.contains("srcversion  "), "{out}");
     assert!(out.contains("signed by   SHA256:"), "{out}");
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(pkg.join("MANIFEST.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pkg.join("MANIFEST.json")).unwrap()).unwrap();
     let srcversion = manifest["predicted_srcversion"].as_str().unwrap().to_string();
     assert_eq!(srcversion.len(), 23);
     assert!(name.contains(&srcversion[..8]));
     assert_eq!(manifest["features"], serde_json::json!(["patch-b", "c-prep-atomic", "c-direct-rx"]));
     assert_eq!(manifest["git_dirty"], false);
     assert_eq!(manifest["time"], "2026-05-07T17:50:37Z");
-    for f in ["dkms.conf", "Kbuild", "Makefile", "bench-slots.sh", "RATIONALE.md", "bes2600.rs", "bh.rs", "SIGNER.pub"] {
+    for f in ["dkms.conf", "Kbuild", "Makefile", "bench-slots.sh", "RATIONALE.md", "bes2600.rs", "bh.rs", "SIGNER.pub"]
+    {
         assert!(pkg.join(f).is_file(), "{f} missing");
     }
     let conf = std::fs::read_to_string(pkg.join("dkms.conf")).unwrap();
@@ -173,7 +175,10 @@ fn build_writes_a_signed_package_that_dkms_and_ssh_keygen_accept() {
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("linux-headers-") && Path::new("/lib/modules").join(&n["linux-headers-".len()..]).join("build").exists())
+        .filter(|n| {
+            n.starts_with("linux-headers-")
+                && Path::new("/lib/modules").join(&n["linux-headers-".len()..]).join("build").exists()
+        })
         .map(|n| n["linux-headers-".len()..].to_string())
         .next()
         .expect("Debian kernel headers installed");
@@ -203,7 +208,9 @@ fn build_writes_a_signed_package_that_dkms_and_ssh_keygen_accept() {
     assert_eq!(code, 1);
     assert!(err.contains("MANIFEST.json: the signature does not match"), "{err}");
     let other = t.path().join("other_ed25519");
-    assert!(sh(t.path(), "ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", other.to_str().unwrap()]).status.success());
+    assert!(sh(t.path(), "ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", other.to_str().unwrap()])
+        .status
+        .success());
     let (code, _, err) = ws.bench(&["verify", pkg.to_str().unwrap(), "--key", &format!("{}.pub", other.display())]);
     assert_eq!(code, 1);
     assert!(err.contains("does not match key"), "{err}");
@@ -239,7 +246,9 @@ fn build_all_gives_five_distinct_srcversions() {
 fn own_key_and_refusals_leave_nothing_half_written() {
     let ws = Ws::new();
     let key = ws.home.path().join("id_ed25519");
-    assert!(sh(ws.home.path(), "ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", key.to_str().unwrap()]).status.success());
+    assert!(sh(ws.home.path(), "ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", key.to_str().unwrap()])
+        .status
+        .success());
     let (code, out, err) = ws.bench(&["build", "--variant", "b", "--key", key.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("generated"), "no workspace key with --key");
@@ -290,7 +299,8 @@ fn bad_variants_are_clear_errors() {
         assert_eq!(code, 2, "{needle}: {err}");
         assert!(err.contains(needle), "wanted `{needle}` in: {err}");
     }
-    std::fs::write(ws.root.join("variants/x.toml"), format!("name = \"x\"\nparent = \"z\"\nfeatures = []\n{base}")).unwrap();
+    std::fs::write(ws.root.join("variants/x.toml"), format!("name = \"x\"\nparent = \"z\"\nfeatures = []\n{base}"))
+        .unwrap();
     let (code, err) = with_variant_file(&ws, "z.toml", &format!("name = \"z\"\nparent = \"x\"\nfeatures = []\n{base}"));
     assert_eq!(code, 2);
     assert!(err.contains("parent cycle: "), "{err}");
@@ -311,17 +321,51 @@ fn sign_module_is_byte_identical_to_sign_file() {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.join("Module.symvers").is_file())
         .expect("Debian kernel headers");
-    let make = Command::new("make").arg("-s").arg("-C").arg(&headers).arg(format!("M={}", d.display())).arg("modules").output().unwrap();
+    let make = Command::new("make")
+        .arg("-s")
+        .arg("-C")
+        .arg(&headers)
+        .arg(format!("M={}", d.display()))
+        .arg("modules")
+        .output()
+        .unwrap();
     assert!(make.status.success(), "{}", String::from_utf8_lossy(&make.stderr));
     let openssl = sh(
         d,
         "openssl",
-        &["req", "-new", "-x509", "-nodes", "-days", "30", "-subj", "/CN=bench test/O=bench", "-newkey", "rsa:2048", "-keyout", "key.pem", "-out", "cert.pem"],
+        &[
+            "req",
+            "-new",
+            "-x509",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=bench test/O=bench",
+            "-newkey",
+            "rsa:2048",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ],
     );
     assert!(openssl.status.success());
     let sign_file = headers.join("scripts/sign-file");
-    let sign_file = if sign_file.is_file() { sign_file } else { std::fs::read_dir("/usr/lib").unwrap().filter_map(|e| e.ok().map(|e| e.path().join("scripts/sign-file"))).find(|p| p.is_file()).expect("sign-file") };
-    let theirs = Command::new(&sign_file).current_dir(d).args(["sha256", "key.pem", "cert.pem", "m.ko", "theirs.ko"]).output().unwrap();
+    let sign_file = if sign_file.is_file() {
+        sign_file
+    } else {
+        std::fs::read_dir("/usr/lib")
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path().join("scripts/sign-file")))
+            .find(|p| p.is_file())
+            .expect("sign-file")
+    };
+    let theirs = Command::new(&sign_file)
+        .current_dir(d)
+        .args(["sha256", "key.pem", "cert.pem", "m.ko", "theirs.ko"])
+        .output()
+        .unwrap();
     assert!(theirs.status.success(), "{}", String::from_utf8_lossy(&theirs.stderr));
     let out = Command::new(env!("CARGO_BIN_EXE_bench"))
         .current_dir(d)
@@ -329,12 +373,19 @@ fn sign_module_is_byte_identical_to_sign_file() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(std::fs::read(d.join("ours.ko")).unwrap() == std::fs::read(d.join("theirs.ko")).unwrap(), "not byte-identical");
+    assert!(
+        std::fs::read(d.join("ours.ko")).unwrap() == std::fs::read(d.join("theirs.ko")).unwrap(),
+        "not byte-identical"
+    );
     let info = String::from_utf8(sh(d, "modinfo", &["ours.ko"]).stdout).unwrap();
     assert!(info.contains("signer:         bench test"), "{info}");
     assert!(info.contains("sig_key:"));
     assert!(info.contains("sig_hashalgo:   sha256"));
     // Signing twice is refused.
-    let again = Command::new(env!("CARGO_BIN_EXE_bench")).current_dir(d).args(["sign-module", "ours.ko", "--key", "key.pem", "--cert", "cert.pem"]).output().unwrap();
+    let again = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .current_dir(d)
+        .args(["sign-module", "ours.ko", "--key", "key.pem", "--cert", "cert.pem"])
+        .output()
+        .unwrap();
     assert_eq!(again.status.code(), Some(2));
 }
