@@ -21,8 +21,13 @@ pub struct BuildRecord {
     pub path: String,
 }
 
+/// bench's own state: `.bench/` in the workspace, or `BENCH_STATE_DIR`.
+pub fn state_dir(root: &Path) -> PathBuf {
+    std::env::var_os("BENCH_STATE_DIR").map(PathBuf::from).unwrap_or_else(|| root.join(".bench"))
+}
+
 pub fn path(root: &Path) -> PathBuf {
-    root.join(".bench").join("builds.jsonl")
+    state_dir(root).join("builds.jsonl")
 }
 
 pub fn read(root: &Path) -> Result<Vec<BuildRecord>> {

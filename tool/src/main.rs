@@ -1,5 +1,6 @@
 //! `bench`: a patch-series workbench for the out-of-tree bes2600 driver.
 
+mod cmd_bench_build;
 mod cmd_bench_sim;
 mod cmd_build;
 mod cmd_identify;
@@ -47,6 +48,8 @@ enum Cmd {
     Identify(cmd_identify::IdentifyArgs),
     /// Show the variant tree with status and last srcversion; validates variants/*.toml.
     Variants(cmd_variants::VariantsArgs),
+    /// Time `bench build`: a fresh build and unchanged rebuilds (a benchmark).
+    BenchBuild(cmd_bench_build::BenchBuildArgs),
     /// Time the simulator: one full default ramp per variant (a benchmark, not a test).
     BenchSim(cmd_bench_sim::BenchSimArgs),
 }
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Cmd::Build(a) => cmd_build::run(a, &ui),
         Cmd::Stress(a) => cmd_stress::run(a, &ui),
         Cmd::BenchSim(a) => cmd_bench_sim::run(a, &ui),
+        Cmd::BenchBuild(a) => cmd_bench_build::run(a, &ui),
         Cmd::Variants(a) => cmd_variants::run(a, &ui),
         Cmd::Verify(a) => cmd_verify::run(a, &ui),
         Cmd::SignModule(a) => cmd_sign_module::run(a, &ui),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 pub const NAMESPACE: &str = "bench-package";
 
 pub fn workspace_key_path(root: &Path) -> PathBuf {
-    root.join(".bench").join("keys").join("bench_ed25519")
+    crate::ledger::state_dir(root).join("keys").join("bench_ed25519")
 }
 
 /// Loads `--key`, or the workspace key, making it on first use. The bool says whether a

@@ -93,16 +93,6 @@ impl Variants {
         Err(err)
     }
 
-    /// The chain from the root variant down to `name`.
-    pub fn chain(&self, name: &str) -> Result<Vec<&Variant>> {
-        let mut chain = vec![self.get(name)?];
-        while let Some(p) = &chain.last().expect("not empty").parent {
-            chain.push(self.get(p)?);
-        }
-        chain.reverse();
-        Ok(chain)
-    }
-
     fn validate(&self, root: &Path) -> Result<()> {
         for v in &self.list {
             let at = |msg: String| BenchError::usage(format!("{}: {msg}", v.file.display()));
@@ -228,8 +218,7 @@ mod tests {
     fn the_repository_variants_load_and_chain() {
         let v = Variants::load(&workspace()).unwrap();
         assert_eq!(v.get("c-v2").unwrap().features, ["patch-b", "c-prep-atomic", "c-direct-rx"]);
-        let chain: Vec<&str> = v.chain("c-v2").unwrap().iter().map(|x| x.name.as_str()).collect();
-        assert_eq!(chain, ["baseline", "b", "c-prep", "c-v2"]);
+        assert_eq!(v.get("c-v2").unwrap().parent.as_deref(), Some("c-prep"));
         assert_eq!(v.get("c").unwrap().status, "failed");
         let err = v.get("c-v3").unwrap_err();
         assert!(err.hint.unwrap().contains("did you mean `c-v2`?"));

@@ -389,3 +389,39 @@ fn sign_module_is_byte_identical_to_sign_file() {
         .unwrap();
     assert_eq!(again.status.code(), Some(2));
 }
+
+#[test]
+fn install_hook_keeps_the_replaced_module_in_the_rollback_slot() {
+    let root = tempfile::tempdir().unwrap();
+    let moddir = root.path().join("lib/modules/6.1.0-test/updates/dkms");
+    std::fs::create_dir_all(&moddir).unwrap();
+    std::fs::write(moddir.join("bes2600.ko"), b"old module bytes").unwrap();
+    let hook = repo().join("dkms/bench-slots.sh");
+    let run = |phase: &str| {
+        Command::new("sh")
+            .arg(&hook)
+            .args([phase, "6.1.0-test", "/updates/dkms", "bes2600"])
+            .env("BENCH_SLOT_ROOT", root.path())
+            .output()
+            .unwrap()
+    };
+    assert!(run("pre").status.success());
+    let slot = root.path().join("var/lib/bench/slots/bes2600/6.1.0-test");
+    assert_eq!(std::fs::read(slot.join("rollback/bes2600.ko")).unwrap(), b"old module bytes");
+    let meta = std::fs::read_to_string(slot.join("rollback/meta")).unwrap();
+    let sha = {
+        use std::fmt::Write;
+        let out = sh(root.path(), "sha256sum", &[moddir.join("bes2600.ko").to_str().unwrap()]);
+        let mut s = String::new();
+        write!(s, "{}", String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap()).unwrap();
+        s
+    };
+    assert!(meta.contains(&format!("sha256={sha}")), "{meta}");
+    std::fs::write(moddir.join("bes2600.ko"), b"new module bytes").unwrap();
+    assert!(run("post").status.success());
+    assert_eq!(std::fs::read(slot.join("active/bes2600.ko")).unwrap(), b"new module bytes");
+    assert_eq!(std::fs::read(slot.join("rollback/bes2600.ko")).unwrap(), b"old module bytes", "rollback kept");
+    let leftovers: Vec<_> = std::fs::read_dir(slot.join("rollback")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 2, "no temporary files left: {leftovers:?}");
+    assert_eq!(run("sideways").status.code(), Some(2));
+}
