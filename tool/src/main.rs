@@ -1,5 +1,7 @@
 //! `bench`: a patch-series workbench for the out-of-tree bes2600 driver.
 
+mod audit;
+mod cmd_audit;
 mod cmd_bench_build;
 mod cmd_bench_sim;
 mod cmd_build;
@@ -42,6 +44,8 @@ enum Cmd {
     Stress(cmd_stress::StressArgs),
     /// Append the kernel's module signature (as scripts/sign-file sha256 does).
     SignModule(cmd_sign_module::SignModuleArgs),
+    /// Audit the shared state each context reaches against its contracts.
+    Audit(cmd_audit::AuditArgs),
     /// Check a package's signature and every file's hash.
     Verify(cmd_verify::VerifyArgs),
     /// Map a srcversion prefix back to the builds that produced it.
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Cmd::BenchBuild(a) => cmd_bench_build::run(a, &ui),
         Cmd::Variants(a) => cmd_variants::run(a, &ui),
         Cmd::Verify(a) => cmd_verify::run(a, &ui),
+        Cmd::Audit(a) => cmd_audit::run(a, &ui),
         Cmd::SignModule(a) => cmd_sign_module::run(a, &ui),
         Cmd::Identify(a) => cmd_identify::run(a, &ui),
     };

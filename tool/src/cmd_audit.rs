@@ -1,0 +1,182 @@
+//! `bench audit`: the contract audit of a variant's shared state, per feature.
+
+use crate::audit::{self, Report};
+use crate::error::{BenchError, Kind, Result};
+use crate::ui::Ui;
+use crate::variant::Variants;
+use crate::workspace;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Format {
+    Table,
+    Markdown,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "For every execution context (the `context:` lines), every shared field it reaches at any \
+call depth and how: plain load, store, read-modify-write, atomic with its ordering, under which lock. \
+Verdicts: a field written from more than one context without lock or atomic; a plain read-modify-write \
+reachable from more than one context; a `contract:` line contradicted by the computed writers; data a lock \
+protects accessed without it. Then what the variant changes against its parent.
+
+Exit status: 0 clean, 1 violations, 2 bad input.
+
+Examples:
+  bench audit --variant c                        Patch C: hw_bufs_used from rx_work and bh
+  bench audit --variant c --explain hw_bufs_used every path to every access
+  bench audit --all --json")]
+pub struct AuditArgs {
+    /// Variant to audit.
+    #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+    pub variant: Option<String>,
+    /// Audit every variant.
+    #[arg(long)]
+    pub all: bool,
+    /// Show every path from each context to each access of FIELD.
+    #[arg(long, value_name = "FIELD")]
+    pub explain: Option<String>,
+    /// Print the audit as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Output for people: a table, or Markdown for packages and PRs.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// The bench workspace (default: found from the current directory).
+    #[arg(long)]
+    pub workspace: Option<PathBuf>,
+}
+
+pub fn run(args: &AuditArgs, ui: &Ui) -> Result<()> {
+    let root = workspace::find(args.workspace.as_deref())?;
+    let variants = Variants::load(&root)?;
+    let names: Vec<String> = match &args.variant {
+        Some(v) => vec![variants.get(v)?.name.clone()],
+        None => variants.list.iter().map(|v| v.name.clone()).collect(),
+    };
+    let mut failed = Vec::new();
+    let mut json = Vec::new();
+    for name in &names {
+        let v = variants.get(name)?;
+        let report = audit::audit_variant(&root, &variants, v)?;
+        let delta = match &v.parent {
+            Some(p) => Some(audit::delta(p, &audit::audit_variant(&root, &variants, variants.get(p)?)?, &report)),
+            None => None,
+        };
+        if let Some(field) = &args.explain {
+            explain(ui, name, &report, field)?;
+            continue;
+        }
+        if !report.clean() {
+            failed.push(name.clone());
+        }
+        if args.json {
+            json.push(serde_json::json!({"variant": name, "clean": report.clean(), "report": report, "delta": delta}));
+        } else {
+            match args.format {
+                Format::Markdown => ui.out(audit::markdown(name, &report, delta.as_ref())),
+                Format::Table => table(ui, name, &report, delta.as_ref()),
+            }
+        }
+    }
+    if args.json {
+        ui.out(serde_json::to_string_pretty(&json).expect("serialises"));
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(BenchError::new(Kind::Failed, format!("contract violations in {}", failed.join(", ")))
+            .hint("see the call paths above; `bench audit --variant V --explain FIELD` shows every path"))
+    }
+}
+
+fn table(ui: &Ui, name: &str, r: &Report, d: Option<&audit::Delta>) {
+    ui.out(format!(
+        "audit {name}: {} ({} violations; contexts: {})",
+        if r.clean() { "PASS" } else { "FAIL" },
+        r.violations.len(),
+        r.contexts.keys().cloned().collect::<Vec<_>>().join(", ")
+    ));
+    for v in &r.violations {
+        ui.out(format!("  VIOLATION {} [{}]: {}", v.field, v.rule, v.message));
+        for e in v.evidence.iter().take(4) {
+            ui.out(format!("    {:<10} {} at {}", e.context, e.access.label(), e.site));
+            ui.out(format!("               path: {}", e.call_path.join(" -> ")));
+        }
+    }
+    ui.out(format!("  {:<18} {:<22} {:<18} {:<30} {}", "field", "contract", "writers", "readers", "plain RMW in"));
+    for f in &r.fields {
+        let j = |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
+        ui.out(format!(
+            "  {:<18} {:<22} {:<18} {:<30} {}",
+            f.field,
+            f.contract.as_ref().map_or("(none)".into(), |c| c.to_string()),
+            j(&f.writers),
+            j(&f.readers),
+            j(&f.rmw_contexts)
+        ));
+    }
+    if let Some(d) = d {
+        ui.out(format!("  against {}:", d.parent));
+        for (f, a, b) in &d.moved_functions {
+            ui.out(format!(
+                "    call moved   {f}: {} -> {}",
+                a.iter().cloned().collect::<Vec<_>>().join(","),
+                b.iter().cloned().collect::<Vec<_>>().join(",")
+            ));
+        }
+        for (f, a, b, single) in &d.moved_writers {
+            ui.out(format!(
+                "    writer moved {f}: {} -> {}{}",
+                a.iter().cloned().collect::<Vec<_>>().join(","),
+                b.iter().cloned().collect::<Vec<_>>().join(","),
+                if *single { " (still single-writer: not a violation)" } else { "" }
+            ));
+        }
+        for v in &d.new_violations {
+            ui.out(format!("    new violation: {v}"));
+        }
+        for v in &d.fixed_violations {
+            ui.out(format!("    fixed: {v}"));
+        }
+    }
+    if !r.unresolved.is_empty() {
+        ui.out(format!(
+            "  not followed ({} calls defined outside the audited sources): {}",
+            r.unresolved.len(),
+            r.unresolved.iter().map(|u| u.call.as_str()).collect::<Vec<_>>().join(" ")
+        ));
+    }
+}
+
+fn explain(ui: &Ui, name: &str, r: &Report, field: &str) -> Result<()> {
+    let Some(f) = r.fields.iter().find(|f| f.field == field) else {
+        let known: Vec<&str> = r.fields.iter().map(|f| f.field.as_str()).collect();
+        let mut e = BenchError::usage(format!("no shared field `{field}` in variant {name}"));
+        if let Some(n) = crate::variant::nearest(field, &known) {
+            e = e.hint(format!("did you mean `{n}`?"));
+        }
+        return Err(e);
+    };
+    ui.out(format!(
+        "{field} in {name}: contract {}, declared at {}",
+        f.contract.as_ref().map_or("(none)".into(), |c| c.to_string()),
+        f.declared_at
+    ));
+    for reach in r.reaches.iter().filter(|x| x.field == field) {
+        ui.out(format!(
+            "  [{}] {} at {}{}\n      {}",
+            reach.context,
+            reach.access.label(),
+            reach.site,
+            if reach.locks_held.is_empty() {
+                String::new()
+            } else {
+                format!(" holding {}", reach.locks_held.join(","))
+            },
+            reach.call_path.join(" -> ")
+        ));
+    }
+    Ok(())
+}
