@@ -169,6 +169,34 @@ pub struct Report {
     pub unresolved: Vec<Unresolved>,
     /// Which contexts reach each function.
     pub function_contexts: BTreeMap<String, BTreeSet<String>>,
+    /// Resolved calls: caller -> callees.
+    pub call_graph: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Report {
+    /// Every call path (no function twice) from `context`'s entry points to `function`.
+    pub fn all_paths(&self, context: &str, function: &str) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        let empty = BTreeSet::new();
+        for entry in self.contexts.get(context).into_iter().flatten() {
+            let mut stack = vec![(entry.clone(), vec![entry.clone()])];
+            // Bound: simple paths only; a driver's call graph is small.
+            while let Some((f, path)) = stack.pop() {
+                if f == function {
+                    out.push(path.clone());
+                }
+                for callee in self.call_graph.get(&f).unwrap_or(&empty).iter().rev() {
+                    if !path.contains(callee) && out.len() < 10_000 {
+                        let mut p = path.clone();
+                        p.push(callee.clone());
+                        stack.push((callee.clone(), p));
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
+    }
 }
 
 impl Report {
@@ -640,6 +668,7 @@ fn analyse(fields: &BTreeMap<String, FieldInfo>, fns: &[FnInfo]) -> Report {
     let mut reaches: BTreeSet<Reach> = BTreeSet::new();
     let mut unresolved: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut function_contexts: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut call_graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (ctx, entries) in &contexts {
         // Breadth first: the first path found to a function is a shortest one.
         let mut seen: BTreeSet<(usize, Vec<String>)> = BTreeSet::new();
@@ -674,6 +703,7 @@ fn analyse(fields: &BTreeMap<String, FieldInfo>, fns: &[FnInfo]) -> Report {
                         let mut h: BTreeSet<String> = held_in.iter().cloned().collect();
                         h.extend(held.iter().cloned());
                         for t in targets {
+                            call_graph.entry(fn_label(f)).or_default().insert(fn_label(&fns[t]));
                             if !path.contains(&t) {
                                 let mut p = path.clone();
                                 p.push(t);
@@ -840,6 +870,7 @@ fn analyse(fields: &BTreeMap<String, FieldInfo>, fns: &[FnInfo]) -> Report {
         violations,
         unresolved: unresolved.into_iter().map(|(call, from)| Unresolved { call, from }).collect(),
         function_contexts,
+        call_graph,
     }
 }
 

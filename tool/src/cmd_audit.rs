@@ -64,12 +64,12 @@ pub fn run(args: &AuditArgs, ui: &Ui) -> Result<()> {
             Some(p) => Some(audit::delta(p, &audit::audit_variant(&root, &variants, variants.get(p)?)?, &report)),
             None => None,
         };
+        if !report.clean() {
+            failed.push(name.clone());
+        }
         if let Some(field) = &args.explain {
             explain(ui, name, &report, field)?;
             continue;
-        }
-        if !report.clean() {
-            failed.push(name.clone());
         }
         if args.json {
             json.push(serde_json::json!({"variant": name, "clean": report.clean(), "report": report, "delta": delta}));
@@ -164,19 +164,20 @@ fn explain(ui: &Ui, name: &str, r: &Report, field: &str) -> Result<()> {
         f.contract.as_ref().map_or("(none)".into(), |c| c.to_string()),
         f.declared_at
     ));
+    let mut shown = std::collections::BTreeSet::new();
     for reach in r.reaches.iter().filter(|x| x.field == field) {
-        ui.out(format!(
-            "  [{}] {} at {}{}\n      {}",
-            reach.context,
-            reach.access.label(),
-            reach.site,
-            if reach.locks_held.is_empty() {
-                String::new()
-            } else {
-                format!(" holding {}", reach.locks_held.join(","))
-            },
-            reach.call_path.join(" -> ")
-        ));
+        if !shown.insert((reach.context.clone(), reach.access.clone(), reach.site.clone())) {
+            continue;
+        }
+        let held = if reach.locks_held.is_empty() {
+            String::new()
+        } else {
+            format!(" holding {}", reach.locks_held.join(","))
+        };
+        ui.out(format!("  [{}] {} at {}{held}", reach.context, reach.access.label(), reach.site));
+        for path in r.all_paths(&reach.context, &reach.function) {
+            ui.out(format!("      {}", path.join(" -> ")));
+        }
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ The manifest is signed (SSHSIG, namespace bench-package); check with `bench veri
 
 Examples:
   bench build --variant c-v2
-  bench build --all --json
+  bench build --all --allow-violations --json   (c has violations: kept for forensics)
   bench build --variant c --key ~/.ssh/bench_ed25519")]
 pub struct BuildArgs {
     /// Variant to build (variants/NAME.toml).
@@ -35,6 +35,11 @@ pub struct BuildArgs {
     /// on first use).
     #[arg(long)]
     pub key: Option<PathBuf>,
+    /// Build even when the contract audit finds violations (kept for forensics, as the
+    /// seed kept its broken Patch C module); the violations go into MANIFEST.json and
+    /// RATIONALE.md.
+    #[arg(long)]
+    pub allow_violations: bool,
     /// Print what was built as JSON.
     #[arg(long)]
     pub json: bool,
@@ -62,7 +67,7 @@ pub fn run(args: &BuildArgs, ui: &Ui) -> Result<()> {
     for name in &names {
         bar.set_message(format!("building {name}"));
         let variant = variants.get(name)?;
-        let mut p = pkg::assemble(&root, &variants, variant, &git)?;
+        let mut p = pkg::assemble(&root, &variants, variant, &git, args.allow_violations)?;
         let manifest = serde_json::to_string_pretty(&p.manifest).expect("a manifest serialises") + "\n";
         let signature = signing::sign(&key, manifest.as_bytes())?;
         let public =
@@ -91,6 +96,14 @@ pub fn run(args: &BuildArgs, ui: &Ui) -> Result<()> {
                 path: dir.display().to_string(),
             },
         )?;
+        if !p.manifest.audit.clean {
+            ui.status(format!(
+                "warning: {} built with {} contract violation(s) (--allow-violations); see {}/AUDIT.md",
+                variant.name,
+                p.manifest.audit.violations.len(),
+                dir.display()
+            ));
+        }
         built.push((variant.name.clone(), dir, tarball, p.manifest.predicted_srcversion.clone(), fresh, record.id));
         bar.inc(1);
     }

@@ -41,9 +41,17 @@ pub struct Manifest {
     pub srcversion_rule: String,
     pub tool_version: String,
     pub time: String,
+    pub audit: AuditSummary,
     /// sha256 of every file of the package except the manifest, its signature and the
     /// signer's public key.
     pub files: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AuditSummary {
+    pub clean: bool,
+    /// `field rule: message` per violation (built anyway with --allow-violations).
+    pub violations: Vec<String>,
 }
 
 pub struct Package {
@@ -57,7 +65,35 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Assembles the package of `variant` (unsigned: the manifest is the last file).
-pub fn assemble(root: &Path, variants: &Variants, variant: &Variant, git: &GitInfo) -> Result<Package> {
+pub fn assemble(
+    root: &Path,
+    variants: &Variants,
+    variant: &Variant,
+    git: &GitInfo,
+    allow_violations: bool,
+) -> Result<Package> {
+    let audit = crate::audit::audit_variant(root, variants, variant)?;
+    let delta = match &variant.parent {
+        Some(p) => {
+            Some(crate::audit::delta(p, &crate::audit::audit_variant(root, variants, variants.get(p)?)?, &audit))
+        }
+        None => None,
+    };
+    let violations: Vec<String> =
+        audit.violations.iter().map(|v| format!("{} {}: {}", v.field, v.rule, v.message)).collect();
+    if !audit.clean() && !allow_violations {
+        let mut e = BenchError::new(
+            crate::error::Kind::Failed,
+            format!("the contract audit of `{}` found {} violation(s); not building", variant.name, violations.len()),
+        );
+        for v in violations.iter().take(6) {
+            e = e.cause(v.clone());
+        }
+        return Err(e.hint(format!(
+            "see `bench audit --variant {}`; to keep a broken build for forensics, pass --allow-violations (recorded in MANIFEST.json and RATIONALE.md)",
+            variant.name
+        )));
+    }
     let known = variants.driver_features.iter().cloned().chain(["sim".to_string()]).collect();
     let cfg = CfgSet { enabled: variant.features.iter().cloned().collect(), known };
     let tree = materialise::crate_tree(&root.join("driver").join("src"), &cfg)?;
@@ -117,7 +153,19 @@ pub fn assemble(root: &Path, variants: &Variants, variant: &Variant, git: &GitIn
     files.push(PkgFile { path: "bench-slots.sh".into(), bytes: hook_bytes, executable: true });
     files.push(PkgFile {
         path: "RATIONALE.md".into(),
-        bytes: rationale(root, variant, &srcv)?.into_bytes(),
+        bytes: rationale(root, variant, &srcv, &violations)?.into_bytes(),
+        executable: false,
+    });
+    files.push(PkgFile {
+        path: "AUDIT.md".into(),
+        bytes: crate::audit::markdown(&variant.name, &audit, delta.as_ref()).into_bytes(),
+        executable: false,
+    });
+    let audit_json =
+        serde_json::json!({"variant": variant.name, "clean": audit.clean(), "report": audit, "delta": delta});
+    files.push(PkgFile {
+        path: "audit.json".into(),
+        bytes: (serde_json::to_string_pretty(&audit_json).expect("serialises") + "\n").into_bytes(),
         executable: false,
     });
     files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -135,6 +183,7 @@ pub fn assemble(root: &Path, variants: &Variants, variant: &Variant, git: &GitIn
         srcversion_rule: "rust crate root only (external Rust module, M= build, 6.13+)".into(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
         time: crate::gitinfo::rfc3339(git.time_s),
+        audit: AuditSummary { clean: violations.is_empty(), violations: violations.clone() },
         files: files.iter().map(|f| (f.path.clone(), sha256_hex(&f.bytes))).collect(),
     };
     Ok(Package { name, manifest, files })
@@ -158,7 +207,7 @@ fn render(root: &Path, template: &str, ctx: &minijinja::Value) -> Result<String>
     Ok(out)
 }
 
-fn rationale(root: &Path, v: &Variant, srcv: &str) -> Result<String> {
+fn rationale(root: &Path, v: &Variant, srcv: &str, violations: &[String]) -> Result<String> {
     let mut s = format!("# {MODULE} variant `{}`\n\n", v.name);
     s += &format!(
         "- status: {}\n- parent: {}\n- features: [{}]\n- predicted srcversion: {srcv}\n\n",
@@ -196,7 +245,15 @@ fn rationale(root: &Path, v: &Variant, srcv: &str) -> Result<String> {
             s += &format!("### {n}\n\n{}\n", text.trim());
         }
     }
-    s += "\nThe contract audit is not part of this package yet (bench audit is not built).\n";
+    s += "\n## Contract audit\n\n";
+    if violations.is_empty() {
+        s += "PASS: no violations (AUDIT.md, audit.json).\n";
+    } else {
+        s += "FAIL: built anyway with --allow-violations, for forensics. Violations:\n\n";
+        for v in violations {
+            s += &format!("- {v}\n");
+        }
+    }
     Ok(s)
 }
 

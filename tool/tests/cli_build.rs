@@ -232,7 +232,10 @@ fn build_writes_a_signed_package_that_dkms_and_ssh_keygen_accept() {
 #[test]
 fn build_all_gives_five_distinct_srcversions() {
     let ws = Ws::new();
-    let (code, out, err) = ws.bench(&["build", "--all", "--json"]);
+    let (code, _, err) = ws.bench(&["build", "--all", "--json"]);
+    assert_eq!(code, 1, "c has contract violations: {err}");
+    assert!(err.contains("the contract audit of `c` found"), "{err}");
+    let (code, out, err) = ws.bench(&["build", "--all", "--allow-violations", "--json"]);
     assert_eq!(code, 0, "{err}");
     let list: serde_json::Value = serde_json::from_str(&out).unwrap();
     let mut srcv: Vec<&str> = list.as_array().unwrap().iter().map(|b| b["srcversion"].as_str().unwrap()).collect();
@@ -268,9 +271,46 @@ fn own_key_and_refusals_leave_nothing_half_written() {
     // An output directory that cannot be written: an error, no temporary left behind.
     let blocker = ws.root.join("blocked");
     std::fs::write(&blocker, "a file, not a directory").unwrap();
-    let (code, _, err) = ws.bench(&["build", "--variant", "c", "--out", "blocked/dist"]);
+    let (code, _, err) = ws.bench(&["build", "--variant", "c-prep", "--out", "blocked/dist"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("cannot write"), "{err}");
+}
+
+#[test]
+fn a_variant_with_violations_builds_only_when_asked_and_says_so() {
+    let ws = Ws::new();
+    let (code, _, err) = ws.bench(&["build", "--variant", "c"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("hw_bufs_used") && err.contains("--allow-violations"), "{err}");
+    assert!(
+        !ws.root.join("dist").exists() || std::fs::read_dir(ws.root.join("dist")).unwrap().next().is_none(),
+        "nothing written"
+    );
+    let (code, _, err) = ws.bench(&["build", "--variant", "c", "--allow-violations"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("built with 9 contract violation(s)"), "{err}");
+    let pkg = ws.package();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pkg.join("MANIFEST.json")).unwrap()).unwrap();
+    assert_eq!(manifest["audit"]["clean"], false);
+    assert!(manifest["audit"]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v.as_str().unwrap().starts_with("hw_bufs_used shared-plain-rmw")));
+    let rationale = std::fs::read_to_string(pkg.join("RATIONALE.md")).unwrap();
+    assert!(rationale.contains("FAIL: built anyway with --allow-violations"));
+    let audit_md = std::fs::read_to_string(pkg.join("AUDIT.md")).unwrap();
+    assert!(
+        audit_md.contains("**FAIL**")
+            && audit_md.contains("Bes2600::sdio_rx_work -> Bes2600::extract_packets -> Bes2600::handle_rx_skb"),
+        "{audit_md}"
+    );
+    let audit_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pkg.join("audit.json")).unwrap()).unwrap();
+    assert_eq!(audit_json["clean"], false);
+    let (code, _, _) = ws.bench(&["verify", pkg.to_str().unwrap()]);
+    assert_eq!(code, 0, "the forensics package is still a valid package");
 }
 
 fn with_variant_file(ws: &Ws, name: &str, text: &str) -> (i32, String) {

@@ -1,0 +1,66 @@
+//! `bench audit` as a user runs it on the repository's driver.
+
+use std::path::Path;
+use std::process::Command;
+
+fn bench(args: &[&str]) -> (i32, String, String) {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap())
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    (out.status.code().unwrap(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+#[test]
+fn audit_of_c_fails_naming_the_race_and_its_path() {
+    let (code, out, err) = bench(&["audit", "--variant", "c"]);
+    assert_eq!(code, 1, "{err}");
+    insta::assert_snapshot!("audit_c", out);
+    insta::assert_snapshot!("audit_c_stderr", err);
+}
+
+#[test]
+fn audit_passes_for_the_other_variants() {
+    for v in ["baseline", "b", "c-prep", "c-v2"] {
+        let (code, out, err) = bench(&["audit", "--variant", v]);
+        assert_eq!(code, 0, "{v}: {out}{err}");
+        assert!(out.starts_with(&format!("audit {v}: PASS")), "{out}");
+    }
+    let (_, out, _) = bench(&["audit", "--variant", "c-v2"]);
+    assert!(out.contains("writer moved wsm_rx_seq: bh -> rx_work (still single-writer: not a violation)"), "{out}");
+}
+
+#[test]
+fn explain_json_and_markdown() {
+    let (code, out, _) = bench(&["audit", "--variant", "c", "--explain", "hw_bufs_used"]);
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("audit_c_explain_hw_bufs_used", out);
+    let (code, out, _) = bench(&["audit", "--all", "--json"]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let clean: Vec<(String, bool)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["variant"].as_str().unwrap().to_string(), x["clean"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        clean,
+        [
+            ("b".into(), true),
+            ("baseline".into(), true),
+            ("c".into(), false),
+            ("c-prep".into(), true),
+            ("c-v2".into(), true)
+        ]
+    );
+    let (code, out, _) = bench(&["audit", "--variant", "c-v2", "--format", "markdown"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("# Contract audit: variant `c-v2`\n\n**PASS**"), "{out}");
+    let (code, _, err) = bench(&["audit", "--variant", "c", "--explain", "hw_buf_used"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("did you mean `hw_bufs_used`?"), "{err}");
+}
