@@ -11,7 +11,9 @@ use std::process::Command;
 use std::time::Instant;
 
 #[derive(Args, Debug)]
-#[command(after_help = "Goals: a build at most 1 s, an unchanged rebuild at most 100 ms.")]
+#[command(
+    after_help = "Goals: a build at most 1 s, an unchanged rebuild at most 100 ms, the audit of one variant at most 500 ms."
+)]
 pub struct BenchBuildArgs {
     /// Variant to build.
     #[arg(long, default_value = "c-v2")]
@@ -50,6 +52,16 @@ pub fn run(args: &BenchBuildArgs, ui: &Ui) -> Result<()> {
     again.sort_by(|a, b| a.total_cmp(b));
     let median = again[again.len() / 2];
     let _ = std::fs::remove_dir_all(&scratch);
+    // The contract audit alone, in process: materialise + parse + analyse.
+    let variants = crate::variant::Variants::load(&root)?;
+    let v = variants.get(&args.variant)?;
+    let mut audit_s: Vec<f64> = Vec::new();
+    for _ in 0..args.rebuilds {
+        let start = Instant::now();
+        crate::audit::audit_variant(&root, &variants, v)?;
+        audit_s.push(start.elapsed().as_secs_f64());
+    }
+    audit_s.sort_by(|a, b| a.total_cmp(b));
     ui.out(format!(
         "bench build --variant {} (process wall time, release or debug as this binary was built)",
         args.variant
@@ -57,6 +69,11 @@ pub fn run(args: &BenchBuildArgs, ui: &Ui) -> Result<()> {
     ui.out(format!("  fresh build        {:>7.1} ms   (goal 1000 ms)", fresh * 1e3));
     ui.out(format!("  unchanged rebuild  {:>7.1} ms   median of {} (goal 100 ms)", median * 1e3, again.len()));
     ui.out(format!("  ratio rebuild/fresh {:.2}", median / fresh));
+    ui.out(format!(
+        "  audit of one variant {:>5.1} ms   median of {}, in process (goal 500 ms)",
+        audit_s[audit_s.len() / 2] * 1e3,
+        audit_s.len()
+    ));
     Ok(())
 }
 

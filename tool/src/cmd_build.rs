@@ -6,7 +6,7 @@ use crate::ledger::{self, BuildRecord};
 use crate::pkg::{self, PkgFile};
 use crate::ui::Ui;
 use crate::variant::Variants;
-use crate::{gitinfo, signing, workspace};
+use crate::{buildcache, gitinfo, signing, workspace};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -67,6 +67,37 @@ pub fn run(args: &BuildArgs, ui: &Ui) -> Result<()> {
     for name in &names {
         bar.set_message(format!("building {name}"));
         let variant = variants.get(name)?;
+        let inputs = buildcache::fingerprint(
+            &root,
+            name,
+            &[
+                &git.commit,
+                &git.dirty.to_string(),
+                &fp,
+                &out_dir.display().to_string(),
+                &args.allow_violations.to_string(),
+            ],
+        );
+        if let Some(c) = buildcache::hit(&root, name, &inputs) {
+            let record = ledger::append(
+                &root,
+                BuildRecord {
+                    id: 0,
+                    time: c.time.clone(),
+                    variant: variant.name.clone(),
+                    features: variant.features.clone(),
+                    commit: git.commit.clone(),
+                    dirty: git.dirty,
+                    srcversion: c.srcversion.clone(),
+                    manifest_sha256: c.manifest_sha256.clone(),
+                    key_fingerprint: fp.clone(),
+                    path: c.package_dir.display().to_string(),
+                },
+            )?;
+            built.push((variant.name.clone(), c.package_dir, c.tarball, c.srcversion, false, record.id));
+            bar.inc(1);
+            continue;
+        }
         let mut p = pkg::assemble(&root, &variants, variant, &git, args.allow_violations)?;
         let manifest = serde_json::to_string_pretty(&p.manifest).expect("a manifest serialises") + "\n";
         let signature = signing::sign(&key, manifest.as_bytes())?;
@@ -104,6 +135,20 @@ pub fn run(args: &BuildArgs, ui: &Ui) -> Result<()> {
                 dir.display()
             ));
         }
+        buildcache::store(
+            &root,
+            name,
+            &buildcache::Entry {
+                fingerprint: inputs,
+                package_dir: dir.clone(),
+                tarball: tarball.clone(),
+                manifest_sha256: pkg::sha256_hex(manifest.as_bytes()),
+                srcversion: p.manifest.predicted_srcversion.clone(),
+                time: p.manifest.time.clone(),
+                violations: p.manifest.audit.violations.len(),
+                files: p.files.iter().map(|f| (f.path.clone(), pkg::sha256_hex(&f.bytes))).collect(),
+            },
+        )?;
         built.push((variant.name.clone(), dir, tarball, p.manifest.predicted_srcversion.clone(), fresh, record.id));
         bar.inc(1);
     }

@@ -1,6 +1,7 @@
 //! `bench`: a patch-series workbench for the out-of-tree bes2600 driver.
 
 mod audit;
+mod buildcache;
 mod cmd_audit;
 mod cmd_bench_build;
 mod cmd_bench_sim;
