@@ -102,7 +102,6 @@ struct FnInfo {
     self_ty: Option<String>,
     contexts: Vec<String>,
     file: String,
-    line: usize,
     body: syn::Block,
     events: Vec<Ev>,
 }
@@ -110,8 +109,8 @@ struct FnInfo {
 #[derive(Clone, Debug)]
 enum Ev {
     Access { field: String, kind: AccessKind, line: usize, held: Vec<String> },
-    Call { target: Target, text: String, line: usize, held: Vec<String> },
-    Handoff { function: String, line: usize },
+    Call { target: Target, text: String, held: Vec<String> },
+    Handoff { function: String },
 }
 
 #[derive(Clone, Debug)]
@@ -329,7 +328,6 @@ impl Collector<'_> {
             self_ty,
             contexts,
             file: self.file.to_string(),
-            line: sig.ident.span().start().line,
             body: body.clone(),
             events: Vec::new(),
         });
@@ -440,7 +438,7 @@ impl<'ast> Visit<'ast> for BodyWalker<'_> {
             for a in &mc.args {
                 if let Expr::Path(p) = a {
                     if let Some(last) = p.path.segments.last() {
-                        self.events.push(Ev::Handoff { function: last.ident.to_string(), line });
+                        self.events.push(Ev::Handoff { function: last.ident.to_string() });
                     }
                 }
             }
@@ -448,14 +446,12 @@ impl<'ast> Visit<'ast> for BodyWalker<'_> {
         self.events.push(Ev::Call {
             target: Target::Method(m.clone()),
             text: format!(".{m}()"),
-            line,
             held: self.held.clone(),
         });
         syn::visit::visit_expr_method_call(self, mc);
     }
 
     fn visit_expr_call(&mut self, c: &'ast syn::ExprCall) {
-        let line = self.line(c.span());
         if let Expr::Path(p) = &*c.func {
             let segs: Vec<String> = p.path.segments.iter().map(|s| s.ident.to_string()).collect();
             let name = segs.last().cloned().unwrap_or_default();
@@ -463,7 +459,7 @@ impl<'ast> Visit<'ast> for BodyWalker<'_> {
                 for a in &c.args {
                     if let Expr::Path(ap) = a {
                         if let Some(last) = ap.path.segments.last() {
-                            self.events.push(Ev::Handoff { function: last.ident.to_string(), line });
+                            self.events.push(Ev::Handoff { function: last.ident.to_string() });
                         }
                     }
                 }
@@ -473,7 +469,6 @@ impl<'ast> Visit<'ast> for BodyWalker<'_> {
                 self.events.push(Ev::Call {
                     text: format!("{}()", segs.join("::")),
                     target: Target::Path(segs),
-                    line,
                     held: self.held.clone(),
                 });
             }

@@ -1,10 +1,12 @@
 //! `bench`: a patch-series workbench for the out-of-tree bes2600 driver.
 
 mod audit;
+mod bisect;
 mod buildcache;
 mod cmd_audit;
 mod cmd_bench_build;
 mod cmd_bench_sim;
+mod cmd_bisect;
 mod cmd_build;
 mod cmd_identify;
 mod cmd_sign_module;
@@ -16,6 +18,7 @@ mod gitinfo;
 mod ledger;
 mod materialise;
 mod modsign;
+mod oracle;
 mod pkg;
 mod ramp;
 mod signing;
@@ -47,6 +50,8 @@ enum Cmd {
     SignModule(cmd_sign_module::SignModuleArgs),
     /// Audit the shared state each context reaches against its contracts.
     Audit(cmd_audit::AuditArgs),
+    /// Find the variant, feature set or commit that brought a regression.
+    Bisect(cmd_bisect::BisectArgs),
     /// Check a package's signature and every file's hash.
     Verify(cmd_verify::VerifyArgs),
     /// Map a srcversion prefix back to the builds that produced it.
@@ -70,6 +75,7 @@ fn main() -> ExitCode {
         Cmd::Variants(a) => cmd_variants::run(a, &ui),
         Cmd::Verify(a) => cmd_verify::run(a, &ui),
         Cmd::Audit(a) => cmd_audit::run(a, &ui),
+        Cmd::Bisect(a) => cmd_bisect::run(a, &ui),
         Cmd::SignModule(a) => cmd_sign_module::run(a, &ui),
         Cmd::Identify(a) => cmd_identify::run(a, &ui),
     };

@@ -623,7 +623,6 @@ mod tests {}
 }
 
 /// Writes a materialised tree as a standalone crate named `bes2600` with no features.
-#[cfg(test)]
 pub fn write_crate(dir: &Path, files: &[Output], extra_manifest: &str) -> Result<()> {
     let io =
         |p: &Path, e: std::io::Error| BenchError::env(format!("cannot write {}", p.display())).cause(e.to_string());

@@ -64,6 +64,49 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The materialised tree in the package's flat layout, with the digest of every source in
+/// the crate root, and the srcversion modpost will give it (crate root only: DESIGN.md
+/// section 6).
+pub fn flat_sources(tree: &[materialise::Output]) -> Result<(Vec<PkgFile>, String)> {
+    let mut sources: Vec<PkgFile> = Vec::new();
+    for f in tree {
+        let rel = f.rel_path.to_string_lossy().replace('\\', "/");
+        if rel.contains('/') {
+            return Err(BenchError::env(format!("driver module {rel} is not flat"))
+                .hint("the package layout puts every driver file beside the crate root"));
+        }
+        let path = if rel == "lib.rs" { format!("{MODULE}.rs") } else { rel };
+        sources.push(PkgFile { path, bytes: f.text.clone().into_bytes(), executable: false });
+    }
+    // modpost hashes the crate root only: a digest of every source as a string literal
+    // there makes srcversion tell variants apart.
+    let mut hasher = Sha256::new();
+    let mut sorted: Vec<&PkgFile> = sources.iter().collect();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    for f in &sorted {
+        hasher.update(f.path.as_bytes());
+        hasher.update([0]);
+        hasher.update(&f.bytes);
+        hasher.update([0]);
+    }
+    let digest: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let root_file = sources
+        .iter_mut()
+        .find(|f| f.path == format!("{MODULE}.rs"))
+        .ok_or_else(|| BenchError::env("the materialised driver has no lib.rs"))?;
+    root_file.bytes.extend_from_slice(
+        format!(
+            "\n/// SHA-256 of every source file of this package, so that modpost's srcversion,\n\
+             /// which hashes the crate root only, tells variants apart.\n\
+             #[doc(hidden)]\npub const BENCH_SOURCES_SHA256: &str = \"{digest}\";\n"
+        )
+        .as_bytes(),
+    );
+    let mut stream = Vec::new();
+    srcversion::tokenize(&root_file.bytes, &mut stream);
+    Ok((sources, srcversion::kernel_md4_hex(&stream)))
+}
+
 /// Assembles the package of `variant` (unsigned: the manifest is the last file).
 pub fn assemble(
     root: &Path,
@@ -97,42 +140,7 @@ pub fn assemble(
     let known = variants.driver_features.iter().cloned().chain(["sim".to_string()]).collect();
     let cfg = CfgSet { enabled: variant.features.iter().cloned().collect(), known };
     let tree = materialise::crate_tree(&root.join("driver").join("src"), &cfg)?;
-    let mut sources: Vec<PkgFile> = Vec::new();
-    for f in &tree {
-        let rel = f.rel_path.to_string_lossy().replace('\\', "/");
-        if rel.contains('/') {
-            return Err(BenchError::env(format!("driver module {rel} is not flat"))
-                .hint("the package layout puts every driver file beside the crate root"));
-        }
-        let path = if rel == "lib.rs" { format!("{MODULE}.rs") } else { rel };
-        sources.push(PkgFile { path, bytes: f.text.clone().into_bytes(), executable: false });
-    }
-    // modpost hashes the crate root only (DESIGN.md section 6): a digest of every source
-    // as a string literal there makes srcversion tell variants apart.
-    let mut hasher = Sha256::new();
-    let mut sorted: Vec<&PkgFile> = sources.iter().collect();
-    sorted.sort_by(|a, b| a.path.cmp(&b.path));
-    for f in &sorted {
-        hasher.update(f.path.as_bytes());
-        hasher.update([0]);
-        hasher.update(&f.bytes);
-        hasher.update([0]);
-    }
-    let digest: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    let root_file =
-        sources.iter_mut().find(|f| f.path == format!("{MODULE}.rs")).expect("lib.rs is materialised first");
-    root_file.bytes.extend_from_slice(
-        format!(
-            "\n/// SHA-256 of every source file of this package (variant `{}`), so that modpost's\n\
-             /// srcversion, which hashes the crate root only, tells variants apart.\n\
-             #[doc(hidden)]\npub const BENCH_SOURCES_SHA256: &str = \"{digest}\";\n",
-            variant.name
-        )
-        .as_bytes(),
-    );
-    let mut stream = Vec::new();
-    srcversion::tokenize(&root_file.bytes, &mut stream);
-    let srcv = srcversion::kernel_md4_hex(&stream);
+    let (sources, srcv) = flat_sources(&tree)?;
 
     let tool_version = env!("CARGO_PKG_VERSION").to_string();
     // The commit is part of the version: the manifest records it, so two commits with the

@@ -2,90 +2,10 @@
 //! a temporary copy of the workspace (its own git history, HOME, dist/ and .bench/), checked
 //! with Debian's real dkms, ssh-keygen, sign-file and modinfo.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::{copy_tree, repo, sh, Ws};
+use std::path::Path;
 use std::process::Command;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let (src, dst) = (e.path(), to.join(e.file_name()));
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&src, &dst);
-        } else {
-            std::fs::copy(&src, &dst).unwrap();
-        }
-    }
-}
-
-fn sh(dir: &Path, cmd: &str, args: &[&str]) -> std::process::Output {
-    let out = Command::new(cmd).args(args).current_dir(dir).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    out
-}
-
-/// A workspace with the driver, variants, dkms templates and manifests, committed.
-struct Ws {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    home: tempfile::TempDir,
-}
-
-impl Ws {
-    fn new() -> Ws {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("ws");
-        for d in ["driver", "variants", "dkms", "notes"] {
-            copy_tree(&repo().join(d), &root.join(d));
-        }
-        std::fs::create_dir_all(root.join("tool/src")).unwrap();
-        std::fs::copy(repo().join("tool/Cargo.toml"), root.join("tool/Cargo.toml")).unwrap();
-        std::fs::write(root.join("tool/src/main.rs"), "fn main() {}\n").unwrap();
-        for f in ["Cargo.toml", "Cargo.lock", ".gitignore"] {
-            std::fs::copy(repo().join(f), root.join(f)).unwrap();
-        }
-        let git = |args: &[&str]| {
-            let out = Command::new("git")
-                .args(args)
-                .current_dir(&root)
-                .env("GIT_AUTHOR_DATE", "2026-05-07T17:50:37Z")
-                .env("GIT_COMMITTER_DATE", "2026-05-07T17:50:37Z")
-                .env("GIT_AUTHOR_NAME", "t")
-                .env("GIT_AUTHOR_EMAIL", "t@t")
-                .env("GIT_COMMITTER_NAME", "t")
-                .env("GIT_COMMITTER_EMAIL", "t@t")
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        };
-        git(&["init", "-q", "-b", "main"]);
-        git(&["add", "-A"]);
-        git(&["commit", "-q", "-m", "fixture"]);
-        Ws { _dir: dir, root, home: tempfile::tempdir().unwrap() }
-    }
-
-    fn bench(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_bench"))
-            .args(args)
-            .current_dir(&self.root)
-            .env("HOME", self.home.path())
-            .env_remove("BENCH_WORKSPACE")
-            .output()
-            .unwrap();
-        (out.status.code().unwrap(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
-    }
-
-    fn package(&self) -> PathBuf {
-        let dist = self.root.join("dist");
-        let mut dirs: Vec<PathBuf> =
-            std::fs::read_dir(&dist).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
-        dirs.sort();
-        dirs.pop().expect("a package directory")
-    }
-}
 
 fn all_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)

@@ -1,0 +1,164 @@
+//! `bench bisect` across variants, features and commits, as a user runs it.
+
+mod common;
+use common::Ws;
+
+fn log_of(ws: &Ws) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(ws.root.join(".bench/bisect/last.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn across_variants_names_c_and_finds_nothing_bad_up_to_c_v2() {
+    let ws = Ws::new();
+    let (code, out, err) = ws.bench(&["bisect", "--good", "b", "--bad", "c", "--oracle", "stress"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("first bad variant: c (parent b is good)"), "{out}");
+    let (code, out, err) = ws.bench(&["bisect", "--good", "b", "--bad", "c-v2", "--oracle", "stress"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.starts_with("nothing along the chain b -> c-prep -> c-v2 is bad"), "{out}");
+}
+
+#[test]
+fn across_features_reports_direct_rx_without_atomics() {
+    let ws = Ws::new();
+    let (code, out, err) =
+        ws.bench(&["bisect", "--across", "features", "--good", "b", "--bad", "c", "--oracle", "audit"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("c-direct-rx without c-prep-atomic"), "{out}");
+    // The same inputs give the same log; replay runs every step again.
+    let first = log_of(&ws);
+    let (code, _, _) = ws.bench(&["bisect", "--across", "features", "--good", "b", "--bad", "c", "--oracle", "audit"]);
+    assert_eq!(code, 0);
+    assert_eq!(log_of(&ws), first);
+    let (code, out, err) = ws.bench(&["bisect", "replay", ".bench/bisect/last.json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("replayed 3 steps: identical."), "{out}");
+    assert!(!err.contains("(cached)"), "replay runs the oracle again: {err}");
+}
+
+#[test]
+fn bad_input_is_named() {
+    let ws = Ws::new();
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["bisect", "--good", "c", "--bad", "b", "--oracle", "audit"], 2, "good and bad look swapped"),
+        (&["bisect", "--good", "c-prep", "--bad", "c", "--oracle", "audit"], 2, "does not descend from"),
+        (&["bisect", "--good", "b", "--bad", "c-v9", "--oracle", "audit"], 2, "unknown variant `c-v9`"),
+        (&["bisect", "--good", "b", "--bad", "c", "--oracle", "cmd:no-such-tool-xyz {variant}"], 2, "cannot start"),
+        (&["bisect", "--good", "b", "--bad", "c", "--oracle", "strss"], 2, "unknown oracle"),
+        (
+            &[
+                "bisect",
+                "--across",
+                "commits",
+                "--variant",
+                "c-v2",
+                "--good",
+                "nope",
+                "--bad",
+                "HEAD",
+                "--oracle",
+                "audit",
+            ],
+            2,
+            "unknown commit `nope`",
+        ),
+    ];
+    for (args, code, needle) in cases {
+        let (c, _, err) = ws.bench(args);
+        assert_eq!(c, *code, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: wanted `{needle}` in {err}");
+    }
+}
+
+/// A history of n commits with a regression (a marker line) injected at commit k.
+fn history(ws: &Ws, n: usize, k: usize, unbuildable: &[usize]) -> Vec<String> {
+    let ring = ws.root.join("driver/src/ring.rs");
+    let bh = ws.root.join("driver/src/bh.rs");
+    let wsm = ws.root.join("driver/src/wsm.rs");
+    let wsm_ok = std::fs::read_to_string(&wsm).unwrap();
+    let mut ids = Vec::new();
+    for i in 1..=n {
+        let mut t = std::fs::read_to_string(&ring).unwrap();
+        t.push_str(&format!("// step {i}\n"));
+        std::fs::write(&ring, t).unwrap();
+        if i == k {
+            let mut t = std::fs::read_to_string(&bh).unwrap();
+            t.push_str("// INJECTED regression\n");
+            std::fs::write(&bh, t).unwrap();
+        }
+        let broken = unbuildable.contains(&i);
+        std::fs::write(&wsm, if broken { format!("{wsm_ok}\nfn broken( {{\n") } else { wsm_ok.clone() }).unwrap();
+        ws.commit(&format!("step {i}"));
+        let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).current_dir(&ws.root).output().unwrap();
+        ids.push(String::from_utf8(out.stdout).unwrap().trim().to_string());
+    }
+    ids
+}
+
+const ORACLE: &str = "cmd:! grep -q INJECTED {tree}/bh.rs";
+
+#[test]
+fn across_commits_finds_k_within_log2_runs() {
+    let ws = Ws::new();
+    let n = 20;
+    let k = 13;
+    let ids = history(&ws, n, k, &[]);
+    let (code, out, err) = ws.bench(&[
+        "bisect",
+        "--across",
+        "commits",
+        "--variant",
+        "c-v2",
+        "--good",
+        "HEAD~20",
+        "--bad",
+        "HEAD",
+        "--oracle",
+        ORACLE,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with(&format!("first bad commit: {} step {k} ({k} of {n})", &ids[k - 1][..10])), "{out}");
+    let steps = log_of(&ws)["steps"].as_array().unwrap().len();
+    let bound = (n as f64).log2().ceil() as usize + 1;
+    assert!(steps <= bound, "{steps} oracle runs > {bound}");
+}
+
+#[test]
+fn across_commits_skips_unbuildable_commits() {
+    let ws = Ws::new();
+    let n = 16;
+    let ids = history(&ws, n, 9, &[8, 9]);
+    let (code, out, err) = ws.bench(&[
+        "bisect",
+        "--across",
+        "commits",
+        "--variant",
+        "c-v2",
+        "--good",
+        "HEAD~16",
+        "--bad",
+        "HEAD",
+        "--oracle",
+        ORACLE,
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.starts_with("cannot split: the first bad commit is one of"), "{out}");
+    assert!(out.contains(&ids[8][..10]) && out.contains(&ids[9][..10]), "{out}");
+    let ws2 = Ws::new();
+    let ids2 = history(&ws2, n, 9, &[5, 12]);
+    let (code, out, err) = ws2.bench(&[
+        "bisect",
+        "--across",
+        "commits",
+        "--variant",
+        "c-v2",
+        "--good",
+        "HEAD~16",
+        "--bad",
+        "HEAD",
+        "--oracle",
+        ORACLE,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with(&format!("first bad commit: {}", &ids2[8][..10])), "{out}");
+}

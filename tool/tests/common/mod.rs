@@ -1,0 +1,96 @@
+//! Helpers shared by the CLI tests: a temporary, committed copy of the workspace.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+pub fn sh(dir: &Path, cmd: &str, args: &[&str]) -> std::process::Output {
+    let out = Command::new(cmd).args(args).current_dir(dir).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    out
+}
+
+/// Runs git in `dir` with a fixed author, committer and date.
+pub fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_DATE", "2026-05-07T17:50:37Z")
+        .env("GIT_COMMITTER_DATE", "2026-05-07T17:50:37Z")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@t")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@t")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A workspace with the driver, variants, dkms templates and manifests, committed.
+pub struct Ws {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub home: tempfile::TempDir,
+}
+
+impl Ws {
+    pub fn new() -> Ws {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ws");
+        for d in ["driver", "variants", "dkms", "notes"] {
+            copy_tree(&repo().join(d), &root.join(d));
+        }
+        std::fs::create_dir_all(root.join("tool/src")).unwrap();
+        std::fs::copy(repo().join("tool/Cargo.toml"), root.join("tool/Cargo.toml")).unwrap();
+        std::fs::write(root.join("tool/src/main.rs"), "fn main() {}\n").unwrap();
+        for f in ["Cargo.toml", "Cargo.lock", ".gitignore"] {
+            std::fs::copy(repo().join(f), root.join(f)).unwrap();
+        }
+        git(&root, &["init", "-q", "-b", "main"]);
+        git(&root, &["add", "-A"]);
+        git(&root, &["commit", "-q", "-m", "fixture"]);
+        Ws { _dir: dir, root, home: tempfile::tempdir().unwrap() }
+    }
+
+    /// Commits everything with a fixed date.
+    pub fn commit(&self, message: &str) {
+        git(&self.root, &["add", "-A"]);
+        git(&self.root, &["commit", "-q", "-m", message]);
+    }
+
+    pub fn bench(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_bench"))
+            .args(args)
+            .current_dir(&self.root)
+            .env("HOME", self.home.path())
+            .env("BENCH_STATE_DIR", self.root.join(".bench"))
+            .env_remove("BENCH_WORKSPACE")
+            .output()
+            .unwrap();
+        (out.status.code().unwrap(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    }
+
+    pub fn package(&self) -> PathBuf {
+        let dist = self.root.join("dist");
+        let mut dirs: Vec<PathBuf> =
+            std::fs::read_dir(&dist).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+        dirs.sort();
+        dirs.pop().expect("a package directory")
+    }
+}
