@@ -95,6 +95,15 @@ pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
         map.insert("reps".into(), Value::from(args.reps));
     }
     let clean = report["clean"].as_bool().unwrap_or(false);
+    // Kept for `bench pr` (the last run per variant).
+    let stress_dir = crate::ledger::state_dir(&root).join("stress");
+    if std::fs::create_dir_all(&stress_dir).is_ok() {
+        let _ = crate::pkg::write_synced(
+            &stress_dir.join(format!("{}.json", variant.name)),
+            serde_json::to_string_pretty(&report).expect("a Value serialises").as_bytes(),
+            false,
+        );
+    }
     if args.json {
         ui.out(serde_json::to_string_pretty(&report).expect("a Value serialises"));
     } else {

@@ -9,6 +9,9 @@ mod cmd_bench_sim;
 mod cmd_bisect;
 mod cmd_build;
 mod cmd_identify;
+mod cmd_notes;
+mod cmd_patches;
+mod cmd_pr;
 mod cmd_sign_module;
 mod cmd_stress;
 mod cmd_variants;
@@ -18,8 +21,10 @@ mod gitinfo;
 mod ledger;
 mod materialise;
 mod modsign;
+mod notes;
 mod oracle;
 mod pkg;
+mod pr;
 mod ramp;
 mod signing;
 mod simbuild;
@@ -52,6 +57,12 @@ enum Cmd {
     Audit(cmd_audit::AuditArgs),
     /// Find the variant, feature set or commit that brought a regression.
     Bisect(cmd_bisect::BisectArgs),
+    /// List and validate lab notes; `notes new` starts one.
+    Notes(cmd_notes::NotesArgs),
+    /// Render a variant's pull-request description (or cover letter) from notes.
+    Pr(cmd_pr::PrArgs),
+    /// Write (or --check) the mailable patch series along the variant chain.
+    Patches(cmd_patches::PatchesArgs),
     /// Check a package's signature and every file's hash.
     Verify(cmd_verify::VerifyArgs),
     /// Map a srcversion prefix back to the builds that produced it.
@@ -75,6 +86,9 @@ fn main() -> ExitCode {
         Cmd::Variants(a) => cmd_variants::run(a, &ui),
         Cmd::Verify(a) => cmd_verify::run(a, &ui),
         Cmd::Audit(a) => cmd_audit::run(a, &ui),
+        Cmd::Notes(a) => cmd_notes::run(a, &ui),
+        Cmd::Pr(a) => cmd_pr::run(a, &ui),
+        Cmd::Patches(a) => cmd_patches::run(a, &ui),
         Cmd::Bisect(a) => cmd_bisect::run(a, &ui),
         Cmd::SignModule(a) => cmd_sign_module::run(a, &ui),
         Cmd::Identify(a) => cmd_identify::run(a, &ui),

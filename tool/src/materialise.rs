@@ -224,9 +224,14 @@ impl Resolver<'_> {
                         parts.push(format!("/// {}", text.value()));
                         continue;
                     }
-                    parts.push(format!("#[{}]", quote::quote!(#m)));
+                    let (ms, me) = self.range(m.span());
+                    parts.push(format!("#[{}]", &self.text[ms..me]));
                 }
-                m => parts.push(format!("{}[{}]", if inner { "#!" } else { "#" }, quote::quote!(#m))),
+                m => {
+                    // The attribute as written, not re-printed from tokens.
+                    let (ms, me) = self.range(m.span());
+                    parts.push(format!("{}[{}]", if inner { "#!" } else { "#" }, &self.text[ms..me]))
+                }
             }
         }
         let indent = {

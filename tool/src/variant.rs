@@ -34,6 +34,9 @@ pub struct Variant {
     pub name: String,
     #[serde(default)]
     pub parent: Option<String>,
+    /// One-line title for pull requests and patch subjects.
+    #[serde(default)]
+    pub title: Option<String>,
     pub features: Vec<String>,
     pub status: String,
     pub rationale: Rationale,

@@ -53,7 +53,7 @@ impl Ws {
     pub fn new() -> Ws {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("ws");
-        for d in ["driver", "variants", "dkms", "notes"] {
+        for d in ["driver", "variants", "dkms", "notes", "patches", "tool/templates"] {
             copy_tree(&repo().join(d), &root.join(d));
         }
         std::fs::create_dir_all(root.join("tool/src")).unwrap();
