@@ -12,6 +12,9 @@ mod cmd_identify;
 mod cmd_notes;
 mod cmd_patches;
 mod cmd_pr;
+mod cmd_rollback;
+mod cmd_stage;
+mod cmd_target;
 mod cmd_sign_module;
 mod cmd_stress;
 mod cmd_variants;
@@ -29,6 +32,7 @@ mod ramp;
 mod signing;
 mod simbuild;
 mod srcversion;
+mod target;
 mod ui;
 mod variant;
 mod workspace;
@@ -63,6 +67,12 @@ enum Cmd {
     Pr(cmd_pr::PrArgs),
     /// Write (or --check) the mailable patch series along the variant chain.
     Patches(cmd_patches::PatchesArgs),
+    /// Stage a module on a target, keeping the one it replaces for rollback.
+    Stage(cmd_stage::StageArgs),
+    /// Restore the rollback module on a target.
+    Rollback(cmd_rollback::RollbackArgs),
+    /// Target status and recovery of interrupted operations.
+    Target(cmd_target::TargetArgs),
     /// Check a package's signature and every file's hash.
     Verify(cmd_verify::VerifyArgs),
     /// Map a srcversion prefix back to the builds that produced it.
@@ -86,6 +96,9 @@ fn main() -> ExitCode {
         Cmd::Variants(a) => cmd_variants::run(a, &ui),
         Cmd::Verify(a) => cmd_verify::run(a, &ui),
         Cmd::Audit(a) => cmd_audit::run(a, &ui),
+        Cmd::Stage(a) => cmd_stage::run(a, &ui),
+        Cmd::Rollback(a) => cmd_rollback::run(a, &ui),
+        Cmd::Target(a) => cmd_target::run(a, &ui),
         Cmd::Notes(a) => cmd_notes::run(a, &ui),
         Cmd::Pr(a) => cmd_pr::run(a, &ui),
         Cmd::Patches(a) => cmd_patches::run(a, &ui),

@@ -1,0 +1,40 @@
+//! `bench rollback`: restores the rollback slot on a target; the replaced module is kept
+//! in forensics.
+
+use crate::error::Result;
+use crate::target::Target;
+use crate::ui::Ui;
+use crate::workspace;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+#[command(after_help = "Steps: lock, journal, move the active module to forensics, the rollback module to \
+active, install, depmod, verify, unlock. Never reboots.")]
+pub struct RollbackArgs {
+    /// Target name (a [targets.NAME] table in bench.toml).
+    #[arg(long)]
+    pub target: String,
+    /// Print every step without changing the target.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The bench workspace (default: found from the current directory).
+    #[arg(long)]
+    pub workspace: Option<PathBuf>,
+}
+
+pub fn run(args: &RollbackArgs, ui: &Ui) -> Result<()> {
+    let root = workspace::find(args.workspace.as_deref())?;
+    let mut t = Target::open(&root, &args.target, args.dry_run)?;
+    let meta = t.rollback()?;
+    if args.dry_run {
+        ui.out(format!("dry run: would roll back {} ({} steps):", t.name, t.log.len()));
+        for l in &t.log {
+            ui.out(format!("  {l}"));
+        }
+        return Ok(());
+    }
+    ui.out(format!("rolled back {}: active is now {} (srcversion {}); the replaced module is in forensics", t.name, meta.variant, meta.srcversion));
+    ui.out(format!("  not loaded: reboot the board, or `rmmod {m}; modprobe {m}`", m = t.module));
+    Ok(())
+}

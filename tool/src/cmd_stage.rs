@@ -1,0 +1,91 @@
+//! `bench stage`: puts a module on a target, keeping the one it replaces in the rollback
+//! slot (or in forensics with --failed). Never reboots.
+
+use crate::error::{BenchError, Result};
+use crate::target::Target;
+use crate::ui::Ui;
+use crate::{ledger, workspace};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+#[command(after_help = "Steps: lock the target, journal, copy to a staging file, verify its sha256, read its \
+srcversion with the target's modinfo, move the current rollback to forensics, the current active module to \
+rollback (or to forensics with --failed), install, depmod, verify again, unlock. Every change is a temporary \
+file, sync and a rename; an interrupted stage is finished or undone by `bench target recover`.
+
+Exit status: 0 staged, 2 bad input or target busy, 3 the target failed (nothing activated unless it says so).
+
+Examples:
+  bench stage --target ohm --ko bes2600.ko --variant c --dry-run
+  bench stage --target ohm --ko bes2600.ko --variant c
+  bench stage --target ohm --ko bes2600.ko --variant c --failed   (the current one is broken: keep it as forensics)")]
+pub struct StageArgs {
+    /// Target name (a [targets.NAME] table in bench.toml).
+    #[arg(long)]
+    pub target: String,
+    /// The kernel module to stage.
+    #[arg(long)]
+    pub ko: Option<PathBuf>,
+    /// The variant the module was built from (recorded in the slot; its last build record
+    /// is linked).
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// The module being replaced is broken: keep it in forensics instead of rollback.
+    #[arg(long)]
+    pub failed: bool,
+    /// rmmod + modprobe afterwards, and check /sys/module/NAME/srcversion.
+    #[arg(long)]
+    pub reload: bool,
+    /// Print every step without changing the target.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the staged slot as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The bench workspace (default: found from the current directory).
+    #[arg(long)]
+    pub workspace: Option<PathBuf>,
+}
+
+pub fn run(args: &StageArgs, ui: &Ui) -> Result<()> {
+    let root = workspace::find(args.workspace.as_deref())?;
+    let Some(ko) = &args.ko else {
+        return Err(BenchError::usage("--ko FILE is required: bench has no kernel build of the driver yet")
+            .hint("build the module (the kernel lab will), then: bench stage --target T --ko FILE --variant V"));
+    };
+    let bytes = std::fs::read(ko).map_err(|e| BenchError::usage(format!("cannot read {}", ko.display())).cause(e.to_string()))?;
+    if !bytes.starts_with(b"\x7fELF") {
+        return Err(BenchError::usage(format!("{} is not a kernel module (no ELF header)", ko.display())));
+    }
+    let variant = args.variant.clone().unwrap_or_else(|| "unknown".into());
+    let build = ledger::read(&root)?.into_iter().rev().find(|r| r.variant == variant).map(|r| r.id.to_string()).unwrap_or_default();
+    let mut t = Target::open(&root, &args.target, args.dry_run)?;
+    let spinner = ui.spinner(format!("staging {variant} on {}", t.name));
+    let staged = t.stage(&bytes, &variant, &build, args.failed, std::env::var_os("BENCH_FAULT_CORRUPT_UPLOAD").is_some());
+    spinner.finish_and_clear();
+    let meta = staged?;
+    if args.dry_run {
+        ui.out(format!("dry run: would stage {} on {} ({} steps):", ko.display(), t.name, t.log.len()));
+        for l in &t.log {
+            ui.out(format!("  {l}"));
+        }
+        return Ok(());
+    }
+    if args.json {
+        ui.out(serde_json::to_string_pretty(&serde_json::json!({"target": t.name, "active": meta, "kernel": t.kver})).expect("serialises"));
+    } else {
+        ui.out(format!("staged {variant} on {} (kernel {}): srcversion {}, sha256 {}", t.name, t.kver, meta.srcversion, meta.sha256));
+        ui.out(format!("  installed {}/{}.ko, depmod done; the previous module is in the {} slot", t.moddir, t.module, if args.failed { "forensics" } else { "rollback" }));
+    }
+    if args.reload {
+        let loaded = t.reload()?;
+        if loaded != meta.srcversion {
+            return Err(BenchError::env(format!("after reload /sys/module/{}/srcversion is {loaded}, not {}", t.module, meta.srcversion)));
+        }
+        ui.out(format!("  reloaded: /sys/module/{}/srcversion = {loaded}", t.module));
+    } else if !args.json {
+        ui.out(format!("  not loaded: reboot the board, or `rmmod {m}; modprobe {m}` (or --reload)", m = t.module));
+    }
+    Ok(())
+}

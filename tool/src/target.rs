@@ -1,0 +1,608 @@
+//! Targets: a board over ssh (the system OpenSSH client, BatchMode) or a local root
+//! directory. Every operation on a target is a POSIX shell script run there; slots, journal
+//! and lock live in its state directory:
+//!
+//! ```text
+//! STATE/MODULE/lock/holder        who holds the target (mkdir is the lock)
+//! STATE/MODULE/journal            the operation in progress and its last finished step
+//! STATE/MODULE/staging/           the module being staged (MODULE.ko + meta)
+//! STATE/MODULE/slots/active/      what is installed in the module directory
+//! STATE/MODULE/slots/rollback/    the last known good module
+//! STATE/MODULE/forensics/V-SRCV/  modules taken out of service, never deleted
+//! ```
+//!
+//! Every change is a write to a temporary file, `sync`, and a rename; the journal is
+//! written before each step's effects and every step is idempotent, so `recover` can finish
+//! (or, before the staged module was verified, undo) an interrupted operation.
+
+use crate::error::{BenchError, Kind, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// `ssh` or `local`.
+    pub transport: String,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Extra `ssh -F` configuration file and `-i` identity (otherwise ~/.ssh/config rules).
+    #[serde(default)]
+    pub ssh_config: Option<String>,
+    #[serde(default)]
+    pub identity: Option<String>,
+    /// More `ssh -o` options.
+    #[serde(default)]
+    pub options: Vec<String>,
+    /// Path prefix on the target ("/" on a board; a directory for a local root).
+    #[serde(default)]
+    pub root: Option<String>,
+    /// Kernel release (default: `uname -r` on the target).
+    #[serde(default)]
+    pub kernel: Option<String>,
+    /// Module directory under /lib/modules/KVER.
+    #[serde(default)]
+    pub module_dir: Option<String>,
+    #[serde(default)]
+    pub state_dir: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BenchToml {
+    #[serde(default)]
+    pub module: Option<String>,
+    #[serde(default)]
+    pub targets: BTreeMap<String, TargetConfig>,
+}
+
+pub fn load_config(root: &Path) -> Result<BenchToml> {
+    let p = root.join("bench.toml");
+    let text = match std::fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BenchToml::default()),
+        Err(e) => return Err(BenchError::usage(format!("cannot read {}", p.display())).cause(e.to_string())),
+    };
+    toml::from_str(&text).map_err(|e| {
+        let (l, c) = e.span().map_or((0, 0), |s| crate::variant::line_col(&text, s.start));
+        BenchError::usage(format!("{}:{l}:{c}: {}", p.display(), e.message().trim()))
+    })
+}
+
+/// Single-quotes a string for sh.
+pub fn q(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// One slot's metadata.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Meta {
+    pub sha256: String,
+    pub srcversion: String,
+    pub variant: String,
+    pub build: String,
+    pub time: String,
+}
+
+impl Meta {
+    fn parse(text: &str) -> Meta {
+        let mut m = Meta::default();
+        for line in text.lines() {
+            if let Some((k, v)) = line.split_once('=') {
+                let v = v.to_string();
+                match k {
+                    "sha256" => m.sha256 = v,
+                    "srcversion" => m.srcversion = v,
+                    "variant" => m.variant = v,
+                    "build" => m.build = v,
+                    "time" => m.time = v,
+                    _ => {}
+                }
+            }
+        }
+        m
+    }
+    fn render(&self) -> String {
+        format!("sha256={}\nsrcversion={}\nvariant={}\nbuild={}\ntime={}\n", self.sha256, self.srcversion, self.variant, self.build, self.time)
+    }
+}
+
+pub struct Target {
+    pub name: String,
+    cfg: TargetConfig,
+    pub module: String,
+    /// Absolute paths on the target.
+    pub root: String,
+    pub kver: String,
+    pub state: String,
+    pub moddir: String,
+    pub dry_run: bool,
+    pub log: Vec<String>,
+}
+
+fn now() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    crate::gitinfo::rfc3339(secs)
+}
+
+/// The test hook: `BENCH_FAULT_AFTER=STEP` kills bench with SIGKILL right after STEP.
+fn fault_point(step: &str) {
+    if std::env::var("BENCH_FAULT_AFTER").ok().as_deref() == Some(step) {
+        let _ = Command::new("kill").args(["-KILL", &std::process::id().to_string()]).status();
+        std::thread::sleep(std::time::Duration::from_secs(10));
+    }
+}
+
+impl Target {
+    pub fn open(root: &Path, name: &str, dry_run: bool) -> Result<Target> {
+        let conf = load_config(root)?;
+        let Some(cfg) = conf.targets.get(name).cloned() else {
+            let known: Vec<&str> = conf.targets.keys().map(String::as_str).collect();
+            let mut e = BenchError::usage(format!("unknown target `{name}`"));
+            e = match crate::variant::nearest(name, &known) {
+                Some(n) => e.hint(format!("did you mean `{n}`? Targets are [targets.NAME] tables in bench.toml")),
+                None => e.hint(format!("targets in bench.toml: {}", if known.is_empty() { "(none)".into() } else { known.join(", ") })),
+            };
+            return Err(e);
+        };
+        if cfg.transport != "ssh" && cfg.transport != "local" {
+            return Err(BenchError::usage(format!("target `{name}`: transport must be ssh or local, not `{}`", cfg.transport)));
+        }
+        if cfg.transport == "ssh" && cfg.host.is_none() {
+            return Err(BenchError::usage(format!("target `{name}`: transport ssh needs host")));
+        }
+        if cfg.transport == "local" && cfg.root.is_none() {
+            return Err(BenchError::usage(format!("target `{name}`: transport local needs root (a directory)")));
+        }
+        let module = conf.module.clone().unwrap_or_else(|| "bes2600".into());
+        let troot = cfg.root.clone().unwrap_or_else(|| "/".into()).trim_end_matches('/').to_string();
+        let mut t = Target {
+            name: name.into(),
+            module: module.clone(),
+            root: troot.clone(),
+            kver: String::new(),
+            state: format!("{troot}{}/{module}", cfg.state_dir.clone().unwrap_or_else(|| "/var/lib/bench".into())),
+            moddir: String::new(),
+            cfg,
+            dry_run,
+            log: Vec::new(),
+        };
+        // Reach the target and check its tools before anything changes.
+        let probe = t.sh_read(
+            "for c in sha256sum modinfo depmod sync; do command -v $c >/dev/null || echo missing:$c; done; uname -r",
+            None,
+        )?;
+        if let Some(m) = probe.lines().find_map(|l| l.strip_prefix("missing:")) {
+            return Err(BenchError::env(format!("target `{name}` has no `{m}`"))
+                .hint(if m == "modinfo" || m == "depmod" { "install kmod on the target" } else { "install coreutils on the target" }));
+        }
+        let uname = probe.lines().last().unwrap_or("").trim().to_string();
+        t.kver = t.cfg.kernel.clone().unwrap_or(uname);
+        t.moddir = format!("{}/lib/modules/{}/{}", t.root, t.kver, t.cfg.module_dir.clone().unwrap_or_else(|| "updates/dkms".into()));
+        Ok(t)
+    }
+
+    fn command(&self, script: &str) -> Command {
+        if self.cfg.transport == "local" {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(script);
+            c
+        } else {
+            let mut c = Command::new("ssh");
+            c.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]);
+            if let Some(f) = &self.cfg.ssh_config {
+                c.arg("-F").arg(f);
+            }
+            if let Some(i) = &self.cfg.identity {
+                c.arg("-i").arg(i);
+            }
+            for o in &self.cfg.options {
+                c.arg("-o").arg(o);
+            }
+            if let Some(p) = self.cfg.port {
+                c.arg("-p").arg(p.to_string());
+            }
+            let host = self.cfg.host.clone().unwrap_or_default();
+            c.arg(match &self.cfg.user {
+                Some(u) => format!("{u}@{host}"),
+                None => host,
+            });
+            c.arg(format!("sh -c {}", q(script)));
+            c
+        }
+    }
+
+    /// Runs a script that only reads (also in a dry run).
+    fn sh_read(&self, script: &str, stdin: Option<&[u8]>) -> Result<String> {
+        self.exec(script, stdin)
+    }
+
+    /// Runs a script that changes the target (printed, not run, in a dry run).
+    fn sh(&mut self, what: &str, script: &str, stdin: Option<&[u8]>) -> Result<String> {
+        self.log.push(format!("{what}: {script}"));
+        if self.dry_run {
+            return Ok(String::new());
+        }
+        self.exec(script, stdin)
+    }
+
+    fn exec(&self, script: &str, stdin: Option<&[u8]>) -> Result<String> {
+        use std::io::Write;
+        let mut cmd = self.command(script);
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| {
+            BenchError::env(format!("cannot start {} for target `{}`", if self.cfg.transport == "ssh" { "ssh" } else { "sh" }, self.name))
+                .cause(e.to_string())
+        })?;
+        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            let _ = pipe.write_all(data);
+        }
+        let out = child.wait_with_output().map_err(|e| BenchError::env("the target command did not finish").cause(e.to_string()))?;
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        if self.cfg.transport == "ssh" && out.status.code() == Some(255) {
+            let hint = if stderr.contains("Permission denied") {
+                "authentication failed: check the user, the key (identity) and the target's authorized_keys"
+            } else if stderr.contains("Could not resolve") {
+                "the host name does not resolve"
+            } else {
+                "the host is unreachable: check host, port and that sshd runs"
+            };
+            return Err(BenchError::env(format!("cannot reach target `{}` over ssh", self.name)).cause(stderr).hint(hint));
+        }
+        let e = BenchError::env(format!("a command failed on target `{}`", self.name)).cause(stderr.clone());
+        Err(if stderr.contains("No space left") { e.hint("the target's disk is full: nothing was activated; free space and stage again") } else { e })
+    }
+
+    fn put(&mut self, what: &str, path: &str, bytes: &[u8]) -> Result<()> {
+        let script = format!(
+            "set -e; d=$(dirname {p}); mkdir -p \"$d\"; t=\"$d/.$(basename {p}).tmp.$$\"; cat > \"$t\"; sync \"$t\" 2>/dev/null || sync; mv -f \"$t\" {p}",
+            p = q(path)
+        );
+        self.sh(what, &script, Some(bytes)).map(|_| ())
+    }
+
+    fn read_file(&self, path: &str) -> Result<Option<String>> {
+        let out = self.sh_read(&format!("if [ -f {p} ]; then echo y; cat {p}; else echo n; fi", p = q(path)), None)?;
+        Ok(out.strip_prefix("y\n").map(str::to_string))
+    }
+
+    // ----- lock and journal
+
+    fn lock(&mut self, what: &str) -> Result<()> {
+        let holder = format!(
+            "pid {} on {}: {what} (since {})",
+            std::process::id(),
+            std::env::var("HOSTNAME").ok().or_else(|| std::fs::read_to_string("/etc/hostname").ok()).unwrap_or_default().trim(),
+            now()
+        );
+        let lock = format!("{}/lock", self.state);
+        let script = format!("mkdir -p {s} && mkdir {l} 2>/dev/null && printf '%s\\n' {h} > {l}/holder && echo ok || echo held", s = q(&self.state), l = q(&lock), h = q(&holder));
+        let out = self.sh("lock", &script, None)?;
+        if !self.dry_run && out.trim() != "ok" {
+            let who = self.read_file(&format!("{lock}/holder"))?.unwrap_or_else(|| "unknown".into());
+            return Err(BenchError::new(Kind::Usage, format!("target `{}` is busy: {}", self.name, who.trim()))
+                .hint("wait for it; if that bench was killed, run `bench target recover` first"));
+        }
+        Ok(())
+    }
+
+    fn unlock(&mut self) -> Result<()> {
+        let s = format!("rm -rf {}", q(&format!("{}/lock", self.state)));
+        self.sh("unlock", &s, None).map(|_| ())
+    }
+
+    fn journal(&mut self, fields: &BTreeMap<&str, String>) -> Result<()> {
+        let text: String = fields.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        let p = format!("{}/journal", self.state);
+        self.put(&format!("journal step={}", fields.get("step").cloned().unwrap_or_default()), &p, text.as_bytes())
+    }
+
+    pub fn read_journal(&self) -> Result<Option<BTreeMap<String, String>>> {
+        Ok(self.read_file(&format!("{}/journal", self.state))?.map(|t| {
+            t.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        }))
+    }
+
+    // ----- slots
+
+    fn slot(&self, name: &str) -> String {
+        format!("{}/slots/{name}", self.state)
+    }
+
+    pub fn read_meta(&self, dir: &str) -> Result<Option<Meta>> {
+        Ok(self.read_file(&format!("{dir}/meta"))?.map(|t| Meta::parse(&t)))
+    }
+
+    /// sha256 of a file on the target, if it exists.
+    fn sha256_of(&self, path: &str) -> Result<Option<String>> {
+        let out = self.sh_read(&format!("[ -f {p} ] && sha256sum {p} | cut -d' ' -f1 || true", p = q(path)), None)?;
+        let s = out.trim();
+        Ok(if s.is_empty() { None } else { Some(s.to_string()) })
+    }
+
+    /// Moves a slot directory to forensics under a name that does not exist yet.
+    fn retire(&mut self, what: &str, dir: &str) -> Result<()> {
+        let meta = self.read_meta(dir)?.unwrap_or_default();
+        let base = format!("{}/forensics/{}-{}", self.state, if meta.variant.is_empty() { "unknown" } else { &meta.variant }, if meta.srcversion.is_empty() { "nosrcversion" } else { &meta.srcversion });
+        let script = format!(
+            "set -e; [ -d {d} ] || exit 0; mkdir -p {f}; n={b}; i=2; while [ -e \"$n\" ]; do n={b}-$i; i=$((i+1)); done; mv {d} \"$n\"; sync",
+            d = q(dir),
+            f = q(&format!("{}/forensics", self.state)),
+            b = q(&base)
+        );
+        self.sh(what, &script, None).map(|_| ())
+    }
+
+    fn exists(&self, dir: &str) -> Result<bool> {
+        Ok(self.sh_read(&format!("[ -d {} ] && echo y || echo n", q(dir)), None)?.trim() == "y")
+    }
+
+    /// Installs the active slot's module, runs depmod and checks the installed file.
+    fn install_active(&mut self) -> Result<Meta> {
+        let active = self.slot("active");
+        let meta = self.read_meta(&active)?.unwrap_or_default();
+        let target = format!("{}/{}.ko", self.moddir, self.module);
+        let script = format!(
+            "set -e; mkdir -p {m}; t={m}/.{n}.ko.tmp.$$; cp {src} \"$t\"; sync \"$t\" 2>/dev/null || sync; mv -f \"$t\" {dst}",
+            m = q(&self.moddir),
+            n = self.module,
+            src = q(&format!("{active}/{}.ko", self.module)),
+            dst = q(&target)
+        );
+        self.sh("install", &script, None)?;
+        fault_point("install");
+        let depmod = if self.root.is_empty() { format!("depmod {}", q(&self.kver)) } else { format!("depmod -b {} {}", q(&self.root), q(&self.kver)) };
+        self.sh("depmod", &depmod, None)?;
+        fault_point("depmod");
+        if !self.dry_run {
+            let got = self.sha256_of(&target)?.unwrap_or_default();
+            let srcv = self.sh_read(&format!("modinfo -F srcversion {}", q(&target)), None)?.trim().to_string();
+            if got != meta.sha256 || srcv != meta.srcversion {
+                return Err(BenchError::env(format!("the installed {} does not match the active slot (sha256 {got}, srcversion {srcv})", target)));
+            }
+        }
+        Ok(meta)
+    }
+
+    // ----- operations
+
+    /// Stages `ko` as the active module; the previous active goes to rollback (or to
+    /// forensics when `failed`), a displaced rollback to forensics.
+    pub fn stage(&mut self, ko: &[u8], variant: &str, build: &str, failed: bool, corrupt_upload: bool) -> Result<Meta> {
+        let sha = crate::pkg::sha256_hex(ko);
+        self.lock(&format!("bench stage --variant {variant}"))?;
+        fault_point("lock");
+        let result = self.stage_locked(ko, &sha, variant, build, failed, corrupt_upload);
+        if result.is_err() && !self.dry_run {
+            match self.read_journal() {
+                // Before the staged module was verified nothing changed: undo and unlock.
+                Ok(Some(j)) if j.get("step").map(String::as_str) == Some("begin") => {
+                    let undo = format!("rm -rf {} {}", q(&format!("{}/staging", self.state)), q(&format!("{}/journal", self.state)));
+                    let _ = self.sh("undo", &undo, None);
+                    let _ = self.unlock();
+                }
+                Ok(None) => {
+                    let _ = self.unlock();
+                }
+                // Later, the journal and lock stay for `bench target recover`.
+                _ => {
+                    return result.map_err(|e| e.hint(format!("run `bench target recover {}` to complete the operation", self.name)));
+                }
+            }
+        }
+        result
+    }
+
+    fn stage_locked(&mut self, ko: &[u8], sha: &str, variant: &str, build: &str, failed: bool, corrupt: bool) -> Result<Meta> {
+        let mut j: BTreeMap<&str, String> = BTreeMap::new();
+        j.insert("op", "stage".into());
+        j.insert("step", "begin".into());
+        j.insert("variant", variant.into());
+        j.insert("sha256", sha.into());
+        j.insert("failed", (failed as u8).to_string());
+        self.journal(&j)?;
+        fault_point("journal-begin");
+        let staging = format!("{}/staging", self.state);
+        let mut bytes = ko.to_vec();
+        if corrupt && !bytes.is_empty() {
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0xff;
+        }
+        self.sh("clear staging", &format!("rm -rf {s}; mkdir -p {s}", s = q(&staging)), None)?;
+        self.put("upload", &format!("{staging}/{}.ko", self.module), &bytes)?;
+        fault_point("upload");
+        let meta = if self.dry_run {
+            Meta { sha256: sha.into(), variant: variant.into(), build: build.into(), time: now(), ..Default::default() }
+        } else {
+            let got = self.sha256_of(&format!("{staging}/{}.ko", self.module))?.unwrap_or_default();
+            if got != sha {
+                return Err(BenchError::env(format!("the module's sha256 on target `{}` is {got}, not {sha}: the copy is damaged", self.name))
+                    .hint("nothing was activated; stage again"));
+            }
+            let srcv = self.sh_read(&format!("modinfo -F srcversion {}", q(&format!("{staging}/{}.ko", self.module))), None)?.trim().to_string();
+            Meta { sha256: sha.into(), srcversion: srcv, variant: variant.into(), build: build.into(), time: now() }
+        };
+        self.put("staging meta", &format!("{staging}/meta"), meta.render().as_bytes())?;
+        j.insert("step", "prepared".into());
+        j.insert("srcversion", meta.srcversion.clone());
+        self.journal(&j)?;
+        fault_point("prepared");
+        self.stage_forward(&mut j)?;
+        Ok(meta)
+    }
+
+    /// The steps after `prepared`, each idempotent.
+    fn stage_forward(&mut self, j: &mut BTreeMap<&str, String>) -> Result<()> {
+        let failed = j.get("failed").map(String::as_str) == Some("1");
+        let step = j.get("step").cloned().unwrap_or_default();
+        let order = ["prepared", "rollback-displaced", "active-demoted", "promoted", "installed"];
+        let at = order.iter().position(|s| *s == step).unwrap_or(0);
+        if at < 1 {
+            if !failed {
+                let rb = self.slot("rollback");
+                self.retire("displace rollback", &rb)?;
+            }
+            fault_point("rollback-displaced");
+            j.insert("step", "rollback-displaced".into());
+            self.journal(j)?;
+        }
+        if at < 2 {
+            let active = self.slot("active");
+            if failed {
+                self.retire("retire failed active", &active)?;
+            } else {
+                let script = format!("set -e; if [ -d {a} ] && [ ! -d {r} ]; then mkdir -p {s}; mv {a} {r}; sync; fi", a = q(&active), r = q(&self.slot("rollback")), s = q(&format!("{}/slots", self.state)));
+                self.sh("demote active", &script, None)?;
+            }
+            fault_point("active-demoted");
+            j.insert("step", "active-demoted".into());
+            self.journal(j)?;
+        }
+        if at < 3 {
+            let script = format!(
+                "set -e; if [ -d {st} ] && [ ! -d {a} ]; then mkdir -p {s}; mv {st} {a}; sync; fi",
+                st = q(&format!("{}/staging", self.state)),
+                a = q(&self.slot("active")),
+                s = q(&format!("{}/slots", self.state))
+            );
+            self.sh("promote staged", &script, None)?;
+            fault_point("promoted");
+            j.insert("step", "promoted".into());
+            self.journal(j)?;
+        }
+        self.install_active()?;
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.sh("finish", &format!("rm -f {}; sync", q(&format!("{}/journal", self.state))), None)?;
+        self.unlock()
+    }
+
+    /// Restores the rollback slot; the replaced module is kept in forensics.
+    pub fn rollback(&mut self) -> Result<Meta> {
+        if !self.dry_run && !self.exists(&self.slot("rollback"))? {
+            return Err(BenchError::usage(format!("target `{}` has no rollback module", self.name)).hint("stage a module first; the one it replaces becomes the rollback"));
+        }
+        self.lock("bench rollback")?;
+        let mut j: BTreeMap<&str, String> = BTreeMap::new();
+        j.insert("op", "rollback".into());
+        j.insert("step", "begin".into());
+        let r = self.journal(&j).and_then(|_| {
+            fault_point("rollback-begin");
+            self.rollback_forward(&mut j)
+        });
+        if r.is_err() && !self.dry_run {
+            // The journal stays: `recover` completes it.
+        }
+        r?;
+        Ok(self.read_meta(&self.slot("active"))?.unwrap_or_default())
+    }
+
+    fn rollback_forward(&mut self, j: &mut BTreeMap<&str, String>) -> Result<()> {
+        let step = j.get("step").cloned().unwrap_or_default();
+        if step == "begin" {
+            let (a, r) = (self.slot("active"), self.slot("rollback"));
+            // Retire active only while the rollback is still waiting to be promoted.
+            if self.dry_run || (self.exists(&a)? && self.exists(&r)?) {
+                self.retire("retire active", &a)?;
+            }
+            fault_point("active-retired");
+            j.insert("step", "active-retired".into());
+            self.journal(j)?;
+        }
+        if j.get("step").map(String::as_str) == Some("active-retired") {
+            let script = format!("set -e; if [ -d {r} ] && [ ! -d {a} ]; then mv {r} {a}; sync; fi", r = q(&self.slot("rollback")), a = q(&self.slot("active")));
+            self.sh("promote rollback", &script, None)?;
+            fault_point("rollback-promoted");
+            j.insert("step", "promoted".into());
+            self.journal(j)?;
+        }
+        self.install_active()?;
+        self.finish()
+    }
+
+    /// Completes or undoes an interrupted operation. Returns what was done.
+    pub fn recover(&mut self) -> Result<String> {
+        let Some(j) = self.read_journal()? else {
+            let lock = format!("{}/lock", self.state);
+            if self.exists(&lock)? {
+                self.unlock()?;
+                return Ok("no interrupted operation; removed a stale lock".into());
+            }
+            return Ok("nothing to recover".into());
+        };
+        let op = j.get("op").cloned().unwrap_or_default();
+        let step = j.get("step").cloned().unwrap_or_default();
+        let mut jj: BTreeMap<&str, String> = BTreeMap::new();
+        for k in ["op", "step", "variant", "sha256", "failed", "srcversion"] {
+            if let Some(v) = j.get(k) {
+                jj.insert(k, v.clone());
+            }
+        }
+        match (op.as_str(), step.as_str()) {
+            ("stage", "begin") => {
+                self.sh("undo", &format!("rm -rf {} {}", q(&format!("{}/staging", self.state)), q(&format!("{}/journal", self.state))), None)?;
+                self.unlock()?;
+                Ok("undid an interrupted stage (the module was not verified yet; nothing had changed)".into())
+            }
+            ("stage", _) => {
+                self.stage_forward(&mut jj)?;
+                Ok(format!("completed an interrupted stage of {} (from step {step})", jj.get("variant").cloned().unwrap_or_default()))
+            }
+            ("rollback", _) => {
+                self.rollback_forward(&mut jj)?;
+                Ok(format!("completed an interrupted rollback (from step {step})"))
+            }
+            _ => Err(BenchError::env(format!("unknown journal on target `{}`: op={op} step={step}", self.name))),
+        }
+    }
+
+    /// Slots and the loaded module.
+    pub fn status(&self) -> Result<Status> {
+        let mut slots = Vec::new();
+        for s in ["active", "rollback"] {
+            if let Some(m) = self.read_meta(&self.slot(s))? {
+                let ok = self.sha256_of(&format!("{}/{}.ko", self.slot(s), self.module))?.as_deref() == Some(m.sha256.as_str());
+                slots.push((s.to_string(), m, ok));
+            }
+        }
+        let list = self.sh_read(&format!("ls {} 2>/dev/null || true", q(&format!("{}/forensics", self.state))), None)?;
+        for d in list.lines().filter(|l| !l.is_empty()) {
+            let dir = format!("{}/forensics/{d}", self.state);
+            if let Some(m) = self.read_meta(&dir)? {
+                let ok = self.sha256_of(&format!("{dir}/{}.ko", self.module))?.as_deref() == Some(m.sha256.as_str());
+                slots.push((format!("forensics/{d}"), m, ok));
+            }
+        }
+        let loaded = self.sh_read(&format!("cat {} 2>/dev/null || true", q(&format!("{}/sys/module/{}/srcversion", self.root, self.module))), None)?.trim().to_string();
+        let installed = self.sha256_of(&format!("{}/{}.ko", self.moddir, self.module))?;
+        Ok(Status { slots, loaded_srcversion: if loaded.is_empty() { None } else { Some(loaded) }, installed_sha256: installed, journal: self.read_journal()? })
+    }
+
+    /// `rmmod` then `modprobe`, and the loaded srcversion.
+    pub fn reload(&mut self) -> Result<String> {
+        if !self.root.is_empty() {
+            return Err(BenchError::usage(format!("--reload needs a live kernel: target `{}` is a root directory", self.name)));
+        }
+        self.sh("reload", &format!("rmmod {m} 2>/dev/null || true; modprobe {m}", m = self.module), None)?;
+        Ok(self.sh_read(&format!("cat /sys/module/{}/srcversion", self.module), None)?.trim().to_string())
+    }
+}
+
+pub struct Status {
+    pub slots: Vec<(String, Meta, bool)>,
+    pub loaded_srcversion: Option<String>,
+    pub installed_sha256: Option<String>,
+    pub journal: Option<BTreeMap<String, String>>,
+}
+
