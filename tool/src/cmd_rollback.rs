@@ -34,7 +34,10 @@ pub fn run(args: &RollbackArgs, ui: &Ui) -> Result<()> {
         }
         return Ok(());
     }
-    ui.out(format!("rolled back {}: active is now {} (srcversion {}); the replaced module is in forensics", t.name, meta.variant, meta.srcversion));
+    ui.out(format!(
+        "rolled back {}: active is now {} (srcversion {}); the replaced module is in forensics",
+        t.name, meta.variant, meta.srcversion
+    ));
     ui.out(format!("  not loaded: reboot the board, or `rmmod {m}; modprobe {m}`", m = t.module));
     Ok(())
 }

@@ -54,15 +54,22 @@ pub fn run(args: &StageArgs, ui: &Ui) -> Result<()> {
         return Err(BenchError::usage("--ko FILE is required: bench has no kernel build of the driver yet")
             .hint("build the module (the kernel lab will), then: bench stage --target T --ko FILE --variant V"));
     };
-    let bytes = std::fs::read(ko).map_err(|e| BenchError::usage(format!("cannot read {}", ko.display())).cause(e.to_string()))?;
+    let bytes = std::fs::read(ko)
+        .map_err(|e| BenchError::usage(format!("cannot read {}", ko.display())).cause(e.to_string()))?;
     if !bytes.starts_with(b"\x7fELF") {
         return Err(BenchError::usage(format!("{} is not a kernel module (no ELF header)", ko.display())));
     }
     let variant = args.variant.clone().unwrap_or_else(|| "unknown".into());
-    let build = ledger::read(&root)?.into_iter().rev().find(|r| r.variant == variant).map(|r| r.id.to_string()).unwrap_or_default();
+    let build = ledger::read(&root)?
+        .into_iter()
+        .rev()
+        .find(|r| r.variant == variant)
+        .map(|r| r.id.to_string())
+        .unwrap_or_default();
     let mut t = Target::open(&root, &args.target, args.dry_run)?;
     let spinner = ui.spinner(format!("staging {variant} on {}", t.name));
-    let staged = t.stage(&bytes, &variant, &build, args.failed, std::env::var_os("BENCH_FAULT_CORRUPT_UPLOAD").is_some());
+    let staged =
+        t.stage(&bytes, &variant, &build, args.failed, std::env::var_os("BENCH_FAULT_CORRUPT_UPLOAD").is_some());
     spinner.finish_and_clear();
     let meta = staged?;
     if args.dry_run {
@@ -73,15 +80,29 @@ pub fn run(args: &StageArgs, ui: &Ui) -> Result<()> {
         return Ok(());
     }
     if args.json {
-        ui.out(serde_json::to_string_pretty(&serde_json::json!({"target": t.name, "active": meta, "kernel": t.kver})).expect("serialises"));
+        ui.out(
+            serde_json::to_string_pretty(&serde_json::json!({"target": t.name, "active": meta, "kernel": t.kver}))
+                .expect("serialises"),
+        );
     } else {
-        ui.out(format!("staged {variant} on {} (kernel {}): srcversion {}, sha256 {}", t.name, t.kver, meta.srcversion, meta.sha256));
-        ui.out(format!("  installed {}/{}.ko, depmod done; the previous module is in the {} slot", t.moddir, t.module, if args.failed { "forensics" } else { "rollback" }));
+        ui.out(format!(
+            "staged {variant} on {} (kernel {}): srcversion {}, sha256 {}",
+            t.name, t.kver, meta.srcversion, meta.sha256
+        ));
+        ui.out(format!(
+            "  installed {}/{}.ko, depmod done; the previous module is in the {} slot",
+            t.moddir,
+            t.module,
+            if args.failed { "forensics" } else { "rollback" }
+        ));
     }
     if args.reload {
         let loaded = t.reload()?;
         if loaded != meta.srcversion {
-            return Err(BenchError::env(format!("after reload /sys/module/{}/srcversion is {loaded}, not {}", t.module, meta.srcversion)));
+            return Err(BenchError::env(format!(
+                "after reload /sys/module/{}/srcversion is {loaded}, not {}",
+                t.module, meta.srcversion
+            )));
         }
         ui.out(format!("  reloaded: /sys/module/{}/srcversion = {loaded}", t.module));
     } else if !args.json {

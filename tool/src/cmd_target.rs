@@ -45,7 +45,11 @@ pub fn run(args: &TargetArgs, ui: &Ui) -> Result<()> {
             let s = t.status()?;
             let records = ledger::read(&root)?;
             let variant_of = |srcv: &str| -> Option<String> {
-                records.iter().rev().find(|r| !srcv.is_empty() && r.srcversion.starts_with(srcv)).map(|r| format!("{} (build #{})", r.variant, r.id))
+                records
+                    .iter()
+                    .rev()
+                    .find(|r| !srcv.is_empty() && r.srcversion.starts_with(srcv))
+                    .map(|r| format!("{} (build #{})", r.variant, r.id))
             };
             if *json {
                 let slots: Vec<serde_json::Value> = s
@@ -53,10 +57,13 @@ pub fn run(args: &TargetArgs, ui: &Ui) -> Result<()> {
                     .iter()
                     .map(|(name, m, ok)| serde_json::json!({"slot": name, "meta": m, "complete": ok, "build": variant_of(&m.srcversion)}))
                     .collect();
-                ui.out(serde_json::to_string_pretty(&serde_json::json!({
-                    "target": t.name, "kernel": t.kver, "slots": slots, "loaded_srcversion": s.loaded_srcversion,
-                    "installed_sha256": s.installed_sha256, "interrupted": s.journal,
-                })).expect("serialises"));
+                ui.out(
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "target": t.name, "kernel": t.kver, "slots": slots, "loaded_srcversion": s.loaded_srcversion,
+                        "installed_sha256": s.installed_sha256, "interrupted": s.journal,
+                    }))
+                    .expect("serialises"),
+                );
                 return Ok(());
             }
             ui.out(format!("target {} (kernel {}, {}):", t.name, t.kver, t.moddir));
@@ -83,7 +90,8 @@ pub fn run(args: &TargetArgs, ui: &Ui) -> Result<()> {
             ui.out(format!(
                 "  loaded: {}",
                 match &s.loaded_srcversion {
-                    Some(v) => format!("srcversion {v}{}", variant_of(v).map(|x| format!(" [{x}]")).unwrap_or_default()),
+                    Some(v) =>
+                        format!("srcversion {v}{}", variant_of(v).map(|x| format!(" [{x}]")).unwrap_or_default()),
                     None => format!("no /sys/module/{}", t.module),
                 }
             ));

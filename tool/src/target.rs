@@ -109,7 +109,10 @@ impl Meta {
         m
     }
     fn render(&self) -> String {
-        format!("sha256={}\nsrcversion={}\nvariant={}\nbuild={}\ntime={}\n", self.sha256, self.srcversion, self.variant, self.build, self.time)
+        format!(
+            "sha256={}\nsrcversion={}\nvariant={}\nbuild={}\ntime={}\n",
+            self.sha256, self.srcversion, self.variant, self.build, self.time
+        )
     }
 }
 
@@ -127,7 +130,8 @@ pub struct Target {
 }
 
 fn now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let secs =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     crate::gitinfo::rfc3339(secs)
 }
 
@@ -147,12 +151,18 @@ impl Target {
             let mut e = BenchError::usage(format!("unknown target `{name}`"));
             e = match crate::variant::nearest(name, &known) {
                 Some(n) => e.hint(format!("did you mean `{n}`? Targets are [targets.NAME] tables in bench.toml")),
-                None => e.hint(format!("targets in bench.toml: {}", if known.is_empty() { "(none)".into() } else { known.join(", ") })),
+                None => e.hint(format!(
+                    "targets in bench.toml: {}",
+                    if known.is_empty() { "(none)".into() } else { known.join(", ") }
+                )),
             };
             return Err(e);
         };
         if cfg.transport != "ssh" && cfg.transport != "local" {
-            return Err(BenchError::usage(format!("target `{name}`: transport must be ssh or local, not `{}`", cfg.transport)));
+            return Err(BenchError::usage(format!(
+                "target `{name}`: transport must be ssh or local, not `{}`",
+                cfg.transport
+            )));
         }
         if cfg.transport == "ssh" && cfg.host.is_none() {
             return Err(BenchError::usage(format!("target `{name}`: transport ssh needs host")));
@@ -173,19 +183,67 @@ impl Target {
             dry_run,
             log: Vec::new(),
         };
+        if t.cfg.transport == "ssh" {
+            t.start_master()?;
+        }
         // Reach the target and check its tools before anything changes.
         let probe = t.sh_read(
             "for c in sha256sum modinfo depmod sync; do command -v $c >/dev/null || echo missing:$c; done; uname -r",
             None,
         )?;
         if let Some(m) = probe.lines().find_map(|l| l.strip_prefix("missing:")) {
-            return Err(BenchError::env(format!("target `{name}` has no `{m}`"))
-                .hint(if m == "modinfo" || m == "depmod" { "install kmod on the target" } else { "install coreutils on the target" }));
+            return Err(BenchError::env(format!("target `{name}` has no `{m}`")).hint(
+                if m == "modinfo" || m == "depmod" {
+                    "install kmod on the target"
+                } else {
+                    "install coreutils on the target"
+                },
+            ));
         }
         let uname = probe.lines().last().unwrap_or("").trim().to_string();
         t.kver = t.cfg.kernel.clone().unwrap_or(uname);
-        t.moddir = format!("{}/lib/modules/{}/{}", t.root, t.kver, t.cfg.module_dir.clone().unwrap_or_else(|| "updates/dkms".into()));
+        t.moddir = format!(
+            "{}/lib/modules/{}/{}",
+            t.root,
+            t.kver,
+            t.cfg.module_dir.clone().unwrap_or_else(|| "updates/dkms".into())
+        );
         Ok(t)
+    }
+
+    fn control_path(&self) -> String {
+        format!(
+            "/tmp/bench-ssh-{}-{}",
+            std::process::id(),
+            self.name.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>()
+        )
+    }
+
+    /// Opens the shared ssh connection: a master with no terminal and no inherited output,
+    /// closed on drop (and by ssh itself after a minute idle, should bench be killed).
+    fn start_master(&self) -> Result<()> {
+        let c = self.command("true");
+        let args: Vec<std::ffi::OsString> = c.get_args().map(|a| a.to_os_string()).collect();
+        let mut m = Command::new("ssh");
+        m.args(["-M", "-N", "-f", "-o", "ControlPersist=60s"]);
+        // Everything but the remote command.
+        m.args(&args[..args.len() - 1]);
+        let out = m.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).output().map_err(|e| {
+            BenchError::env(format!("cannot start ssh for target `{}`", self.name)).cause(e.to_string())
+        })?;
+        let _ = c.get_program();
+        if out.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let hint = if stderr.contains("Permission denied") {
+            "authentication failed: check the user, the key (identity) and the target's authorized_keys"
+        } else if stderr.contains("Could not resolve") {
+            "the host name does not resolve"
+        } else {
+            "the host is unreachable: check host, port and that sshd runs"
+        };
+        Err(BenchError::env(format!("cannot reach target `{}` over ssh", self.name)).cause(stderr).hint(hint))
     }
 
     fn command(&self, script: &str) -> Command {
@@ -202,9 +260,12 @@ impl Target {
             if let Some(i) = &self.cfg.identity {
                 c.arg("-i").arg(i);
             }
+            // The user's options first: for ssh the first setting of an option wins.
             for o in &self.cfg.options {
                 c.arg("-o").arg(o);
             }
+            // One connection for all the steps of an operation (see `start_master`).
+            c.arg("-o").arg(format!("ControlPath={}", self.control_path()));
             if let Some(p) = self.cfg.port {
                 c.arg("-p").arg(p.to_string());
             }
@@ -235,15 +296,23 @@ impl Target {
     fn exec(&self, script: &str, stdin: Option<&[u8]>) -> Result<String> {
         use std::io::Write;
         let mut cmd = self.command(script);
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| {
-            BenchError::env(format!("cannot start {} for target `{}`", if self.cfg.transport == "ssh" { "ssh" } else { "sh" }, self.name))
-                .cause(e.to_string())
+            BenchError::env(format!(
+                "cannot start {} for target `{}`",
+                if self.cfg.transport == "ssh" { "ssh" } else { "sh" },
+                self.name
+            ))
+            .cause(e.to_string())
         })?;
         if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
             let _ = pipe.write_all(data);
         }
-        let out = child.wait_with_output().map_err(|e| BenchError::env("the target command did not finish").cause(e.to_string()))?;
+        let out = child
+            .wait_with_output()
+            .map_err(|e| BenchError::env("the target command did not finish").cause(e.to_string()))?;
         let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
         if out.status.success() {
             return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
@@ -256,10 +325,16 @@ impl Target {
             } else {
                 "the host is unreachable: check host, port and that sshd runs"
             };
-            return Err(BenchError::env(format!("cannot reach target `{}` over ssh", self.name)).cause(stderr).hint(hint));
+            return Err(BenchError::env(format!("cannot reach target `{}` over ssh", self.name))
+                .cause(stderr)
+                .hint(hint));
         }
         let e = BenchError::env(format!("a command failed on target `{}`", self.name)).cause(stderr.clone());
-        Err(if stderr.contains("No space left") { e.hint("the target's disk is full: nothing was activated; free space and stage again") } else { e })
+        Err(if stderr.contains("No space left") {
+            e.hint("the target's disk is full: nothing was activated; free space and stage again")
+        } else {
+            e
+        })
     }
 
     fn put(&mut self, what: &str, path: &str, bytes: &[u8]) -> Result<()> {
@@ -281,16 +356,38 @@ impl Target {
         let holder = format!(
             "pid {} on {}: {what} (since {})",
             std::process::id(),
-            std::env::var("HOSTNAME").ok().or_else(|| std::fs::read_to_string("/etc/hostname").ok()).unwrap_or_default().trim(),
+            std::env::var("HOSTNAME")
+                .ok()
+                .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+                .unwrap_or_default()
+                .trim(),
             now()
         );
         let lock = format!("{}/lock", self.state);
-        let script = format!("mkdir -p {s} && mkdir {l} 2>/dev/null && printf '%s\\n' {h} > {l}/holder && echo ok || echo held", s = q(&self.state), l = q(&lock), h = q(&holder));
+        let script = format!(
+            "mkdir -p {s} || exit 1; if mkdir {l} 2>/dev/null; then if printf '%s\\n' {h} > {l}/holder 2>/dev/null; then echo ok; else rm -rf {l}; echo full; fi; else echo held; fi",
+            s = q(&self.state),
+            l = q(&lock),
+            h = q(&holder)
+        );
         let out = self.sh("lock", &script, None)?;
-        if !self.dry_run && out.trim() != "ok" {
-            let who = self.read_file(&format!("{lock}/holder"))?.unwrap_or_else(|| "unknown".into());
-            return Err(BenchError::new(Kind::Usage, format!("target `{}` is busy: {}", self.name, who.trim()))
-                .hint("wait for it; if that bench was killed, run `bench target recover` first"));
+        if self.dry_run {
+            return Ok(());
+        }
+        match out.trim() {
+            "ok" => {}
+            "full" => {
+                return Err(BenchError::env(format!(
+                    "No space left on target `{}`: cannot even take its lock",
+                    self.name
+                ))
+                .hint("the target's disk is full: nothing was changed; free space and stage again"))
+            }
+            _ => {
+                let who = self.read_file(&format!("{lock}/holder"))?.unwrap_or_else(|| "unknown".into());
+                return Err(BenchError::new(Kind::Usage, format!("target `{}` is busy: {}", self.name, who.trim()))
+                    .hint("wait for it; if that bench was killed, run `bench target recover` first"));
+            }
         }
         Ok(())
     }
@@ -332,7 +429,12 @@ impl Target {
     /// Moves a slot directory to forensics under a name that does not exist yet.
     fn retire(&mut self, what: &str, dir: &str) -> Result<()> {
         let meta = self.read_meta(dir)?.unwrap_or_default();
-        let base = format!("{}/forensics/{}-{}", self.state, if meta.variant.is_empty() { "unknown" } else { &meta.variant }, if meta.srcversion.is_empty() { "nosrcversion" } else { &meta.srcversion });
+        let base = format!(
+            "{}/forensics/{}-{}",
+            self.state,
+            if meta.variant.is_empty() { "unknown" } else { &meta.variant },
+            if meta.srcversion.is_empty() { "nosrcversion" } else { &meta.srcversion }
+        );
         let script = format!(
             "set -e; [ -d {d} ] || exit 0; mkdir -p {f}; n={b}; i=2; while [ -e \"$n\" ]; do n={b}-$i; i=$((i+1)); done; mv {d} \"$n\"; sync",
             d = q(dir),
@@ -360,14 +462,21 @@ impl Target {
         );
         self.sh("install", &script, None)?;
         fault_point("install");
-        let depmod = if self.root.is_empty() { format!("depmod {}", q(&self.kver)) } else { format!("depmod -b {} {}", q(&self.root), q(&self.kver)) };
+        let depmod = if self.root.is_empty() {
+            format!("depmod {}", q(&self.kver))
+        } else {
+            format!("depmod -b {} {}", q(&self.root), q(&self.kver))
+        };
         self.sh("depmod", &depmod, None)?;
         fault_point("depmod");
         if !self.dry_run {
             let got = self.sha256_of(&target)?.unwrap_or_default();
             let srcv = self.sh_read(&format!("modinfo -F srcversion {}", q(&target)), None)?.trim().to_string();
             if got != meta.sha256 || srcv != meta.srcversion {
-                return Err(BenchError::env(format!("the installed {} does not match the active slot (sha256 {got}, srcversion {srcv})", target)));
+                return Err(BenchError::env(format!(
+                    "the installed {} does not match the active slot (sha256 {got}, srcversion {srcv})",
+                    target
+                )));
             }
         }
         Ok(meta)
@@ -386,7 +495,11 @@ impl Target {
             match self.read_journal() {
                 // Before the staged module was verified nothing changed: undo and unlock.
                 Ok(Some(j)) if j.get("step").map(String::as_str) == Some("begin") => {
-                    let undo = format!("rm -rf {} {}", q(&format!("{}/staging", self.state)), q(&format!("{}/journal", self.state)));
+                    let undo = format!(
+                        "rm -rf {} {}",
+                        q(&format!("{}/staging", self.state)),
+                        q(&format!("{}/journal", self.state))
+                    );
                     let _ = self.sh("undo", &undo, None);
                     let _ = self.unlock();
                 }
@@ -395,14 +508,24 @@ impl Target {
                 }
                 // Later, the journal and lock stay for `bench target recover`.
                 _ => {
-                    return result.map_err(|e| e.hint(format!("run `bench target recover {}` to complete the operation", self.name)));
+                    return result.map_err(|e| {
+                        e.hint(format!("run `bench target recover {}` to complete the operation", self.name))
+                    });
                 }
             }
         }
         result
     }
 
-    fn stage_locked(&mut self, ko: &[u8], sha: &str, variant: &str, build: &str, failed: bool, corrupt: bool) -> Result<Meta> {
+    fn stage_locked(
+        &mut self,
+        ko: &[u8],
+        sha: &str,
+        variant: &str,
+        build: &str,
+        failed: bool,
+        corrupt: bool,
+    ) -> Result<Meta> {
         let mut j: BTreeMap<&str, String> = BTreeMap::new();
         j.insert("op", "stage".into());
         j.insert("step", "begin".into());
@@ -425,10 +548,16 @@ impl Target {
         } else {
             let got = self.sha256_of(&format!("{staging}/{}.ko", self.module))?.unwrap_or_default();
             if got != sha {
-                return Err(BenchError::env(format!("the module's sha256 on target `{}` is {got}, not {sha}: the copy is damaged", self.name))
-                    .hint("nothing was activated; stage again"));
+                return Err(BenchError::env(format!(
+                    "the module's sha256 on target `{}` is {got}, not {sha}: the copy is damaged",
+                    self.name
+                ))
+                .hint("nothing was activated; stage again"));
             }
-            let srcv = self.sh_read(&format!("modinfo -F srcversion {}", q(&format!("{staging}/{}.ko", self.module))), None)?.trim().to_string();
+            let srcv = self
+                .sh_read(&format!("modinfo -F srcversion {}", q(&format!("{staging}/{}.ko", self.module))), None)?
+                .trim()
+                .to_string();
             Meta { sha256: sha.into(), srcversion: srcv, variant: variant.into(), build: build.into(), time: now() }
         };
         self.put("staging meta", &format!("{staging}/meta"), meta.render().as_bytes())?;
@@ -460,7 +589,12 @@ impl Target {
             if failed {
                 self.retire("retire failed active", &active)?;
             } else {
-                let script = format!("set -e; if [ -d {a} ] && [ ! -d {r} ]; then mkdir -p {s}; mv {a} {r}; sync; fi", a = q(&active), r = q(&self.slot("rollback")), s = q(&format!("{}/slots", self.state)));
+                let script = format!(
+                    "set -e; if [ -d {a} ] && [ ! -d {r} ]; then mkdir -p {s}; mv {a} {r}; sync; fi",
+                    a = q(&active),
+                    r = q(&self.slot("rollback")),
+                    s = q(&format!("{}/slots", self.state))
+                );
                 self.sh("demote active", &script, None)?;
             }
             fault_point("active-demoted");
@@ -491,7 +625,8 @@ impl Target {
     /// Restores the rollback slot; the replaced module is kept in forensics.
     pub fn rollback(&mut self) -> Result<Meta> {
         if !self.dry_run && !self.exists(&self.slot("rollback"))? {
-            return Err(BenchError::usage(format!("target `{}` has no rollback module", self.name)).hint("stage a module first; the one it replaces becomes the rollback"));
+            return Err(BenchError::usage(format!("target `{}` has no rollback module", self.name))
+                .hint("stage a module first; the one it replaces becomes the rollback"));
         }
         self.lock("bench rollback")?;
         let mut j: BTreeMap<&str, String> = BTreeMap::new();
@@ -521,7 +656,11 @@ impl Target {
             self.journal(j)?;
         }
         if j.get("step").map(String::as_str) == Some("active-retired") {
-            let script = format!("set -e; if [ -d {r} ] && [ ! -d {a} ]; then mv {r} {a}; sync; fi", r = q(&self.slot("rollback")), a = q(&self.slot("active")));
+            let script = format!(
+                "set -e; if [ -d {r} ] && [ ! -d {a} ]; then mv {r} {a}; sync; fi",
+                r = q(&self.slot("rollback")),
+                a = q(&self.slot("active"))
+            );
             self.sh("promote rollback", &script, None)?;
             fault_point("rollback-promoted");
             j.insert("step", "promoted".into());
@@ -551,13 +690,24 @@ impl Target {
         }
         match (op.as_str(), step.as_str()) {
             ("stage", "begin") => {
-                self.sh("undo", &format!("rm -rf {} {}", q(&format!("{}/staging", self.state)), q(&format!("{}/journal", self.state))), None)?;
+                self.sh(
+                    "undo",
+                    &format!(
+                        "rm -rf {} {}",
+                        q(&format!("{}/staging", self.state)),
+                        q(&format!("{}/journal", self.state))
+                    ),
+                    None,
+                )?;
                 self.unlock()?;
                 Ok("undid an interrupted stage (the module was not verified yet; nothing had changed)".into())
             }
             ("stage", _) => {
                 self.stage_forward(&mut jj)?;
-                Ok(format!("completed an interrupted stage of {} (from step {step})", jj.get("variant").cloned().unwrap_or_default()))
+                Ok(format!(
+                    "completed an interrupted stage of {} (from step {step})",
+                    jj.get("variant").cloned().unwrap_or_default()
+                ))
             }
             ("rollback", _) => {
                 self.rollback_forward(&mut jj)?;
@@ -572,11 +722,13 @@ impl Target {
         let mut slots = Vec::new();
         for s in ["active", "rollback"] {
             if let Some(m) = self.read_meta(&self.slot(s))? {
-                let ok = self.sha256_of(&format!("{}/{}.ko", self.slot(s), self.module))?.as_deref() == Some(m.sha256.as_str());
+                let ok = self.sha256_of(&format!("{}/{}.ko", self.slot(s), self.module))?.as_deref()
+                    == Some(m.sha256.as_str());
                 slots.push((s.to_string(), m, ok));
             }
         }
-        let list = self.sh_read(&format!("ls {} 2>/dev/null || true", q(&format!("{}/forensics", self.state))), None)?;
+        let list =
+            self.sh_read(&format!("ls {} 2>/dev/null || true", q(&format!("{}/forensics", self.state))), None)?;
         for d in list.lines().filter(|l| !l.is_empty()) {
             let dir = format!("{}/forensics/{d}", self.state);
             if let Some(m) = self.read_meta(&dir)? {
@@ -584,18 +736,48 @@ impl Target {
                 slots.push((format!("forensics/{d}"), m, ok));
             }
         }
-        let loaded = self.sh_read(&format!("cat {} 2>/dev/null || true", q(&format!("{}/sys/module/{}/srcversion", self.root, self.module))), None)?.trim().to_string();
+        let loaded = self
+            .sh_read(
+                &format!(
+                    "cat {} 2>/dev/null || true",
+                    q(&format!("{}/sys/module/{}/srcversion", self.root, self.module))
+                ),
+                None,
+            )?
+            .trim()
+            .to_string();
         let installed = self.sha256_of(&format!("{}/{}.ko", self.moddir, self.module))?;
-        Ok(Status { slots, loaded_srcversion: if loaded.is_empty() { None } else { Some(loaded) }, installed_sha256: installed, journal: self.read_journal()? })
+        Ok(Status {
+            slots,
+            loaded_srcversion: if loaded.is_empty() { None } else { Some(loaded) },
+            installed_sha256: installed,
+            journal: self.read_journal()?,
+        })
     }
 
     /// `rmmod` then `modprobe`, and the loaded srcversion.
     pub fn reload(&mut self) -> Result<String> {
         if !self.root.is_empty() {
-            return Err(BenchError::usage(format!("--reload needs a live kernel: target `{}` is a root directory", self.name)));
+            return Err(BenchError::usage(format!(
+                "--reload needs a live kernel: target `{}` is a root directory",
+                self.name
+            )));
         }
         self.sh("reload", &format!("rmmod {m} 2>/dev/null || true; modprobe {m}", m = self.module), None)?;
         Ok(self.sh_read(&format!("cat /sys/module/{}/srcversion", self.module), None)?.trim().to_string())
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if self.cfg.transport == "ssh" {
+            let _ = Command::new("ssh")
+                .args(["-o", &format!("ControlPath={}", self.control_path()), "-O", "exit", "x"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 
@@ -605,4 +787,3 @@ pub struct Status {
     pub installed_sha256: Option<String>,
     pub journal: Option<BTreeMap<String, String>>,
 }
-

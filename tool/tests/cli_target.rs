@@ -1,0 +1,403 @@
+//! `bench stage`, `rollback` and `target status|recover` against a local root and over a
+//! real sshd on 127.0.0.1, with real kernel modules built from C fixtures against Debian's
+//! headers, depmod against the target root, and SIGKILL at every step.
+
+mod common;
+use common::{sh, Ws};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::OnceLock;
+
+const KVER: &str = "6.1.0-test";
+
+/// Three builds of a module named bes2600 (MODULE_VERSION a, b, c: three srcversions).
+fn modules() -> &'static BTreeMap3 {
+    static M: OnceLock<BTreeMap3> = OnceLock::new();
+    M.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("bench-target-modules-{}", std::process::id()));
+        let headers = std::fs::read_dir("/usr/src")
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.join("Module.symvers").is_file())
+            .expect("Debian kernel headers in /usr/src");
+        let mut out = Vec::new();
+        for v in ["a", "b", "c"] {
+            let d = dir.join(v);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(
+                d.join("bes2600.c"),
+                format!("#include <linux/module.h>\nstatic int __init m_init(void) {{ return 0; }}\nmodule_init(m_init);\nMODULE_LICENSE(\"GPL\");\nMODULE_VERSION(\"{v}\");\n"),
+            )
+            .unwrap();
+            std::fs::write(d.join("Kbuild"), "obj-m := bes2600.o\n").unwrap();
+            let make = Command::new("make").arg("-s").arg("-C").arg(&headers).arg(format!("M={}", d.display())).arg("modules").output().unwrap();
+            assert!(make.status.success(), "{}", String::from_utf8_lossy(&make.stderr));
+            out.push(d.join("bes2600.ko"));
+        }
+        BTreeMap3(out)
+    })
+}
+
+struct BTreeMap3(Vec<PathBuf>);
+
+fn ko(v: &str) -> String {
+    let i = ["a", "b", "c"].iter().position(|x| *x == v).unwrap();
+    modules().0[i].display().to_string()
+}
+
+fn sha(p: &Path) -> String {
+    let out = Command::new("sha256sum").arg(p).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap_or("").to_string()
+}
+
+/// A real sshd on 127.0.0.1 with temporary host and user keys.
+struct Sshd {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sshd() -> Sshd {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (name, t) in [("host_key", "ed25519"), ("user_key", "ed25519"), ("other_key", "ed25519")] {
+        assert!(sh(d, "ssh-keygen", &["-q", "-t", t, "-N", "", "-f", d.join(name).to_str().unwrap()]).status.success());
+    }
+    std::fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    std::fs::write(
+        d.join("sshd_config"),
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {h}\nAuthorizedKeysFile {a}\nPidFile {p}\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n",
+            h = d.join("host_key").display(),
+            a = d.join("authorized_keys").display(),
+            p = d.join("sshd.pid").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("/usr/sbin/sshd")
+        .args(["-D", "-e", "-f"])
+        .arg(d.join("sshd_config"))
+        .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Sshd { child, port, dir }
+}
+
+struct Env {
+    ws: Ws,
+    root: PathBuf,
+    _sshd: Option<Sshd>,
+}
+
+fn env(ssh: bool) -> Env {
+    let ws = Ws::new();
+    let root = ws.root.join("target-root");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut conf =
+        format!("module = \"bes2600\"\n\n[targets.lab]\nkernel = \"{KVER}\"\nroot = \"{}\"\n", root.display());
+    let server = if ssh {
+        let s = sshd();
+        conf += &format!(
+            "transport = \"ssh\"\nhost = \"127.0.0.1\"\nuser = \"root\"\nport = {}\nidentity = \"{}\"\noptions = [\"UserKnownHostsFile={}\", \"StrictHostKeyChecking=accept-new\"]\n",
+            s.port,
+            s.dir.path().join("user_key").display(),
+            s.dir.path().join("known_hosts").display()
+        );
+        Some(s)
+    } else {
+        conf += "transport = \"local\"\n";
+        None
+    };
+    std::fs::write(ws.root.join("bench.toml"), conf).unwrap();
+    Env { ws, root, _sshd: server }
+}
+
+impl Env {
+    fn bench(&self, args: &[&str]) -> (i32, String, String) {
+        self.ws.bench(args)
+    }
+    fn bench_env(&self, args: &[&str], key: &str, val: &str) -> i32 {
+        Command::new(env!("CARGO_BIN_EXE_bench"))
+            .args(args)
+            .current_dir(&self.ws.root)
+            .env("BENCH_STATE_DIR", self.ws.root.join(".bench"))
+            .env(key, val)
+            .output()
+            .unwrap()
+            .status
+            .code()
+            .unwrap_or(-9)
+    }
+    fn stage(&self, v: &str) {
+        let (code, _, err) = self.bench(&["stage", "--target", "lab", "--ko", &ko(v), "--variant", v]);
+        assert_eq!(code, 0, "stage {v}: {err}");
+    }
+    fn state(&self) -> PathBuf {
+        self.root.join("var/lib/bench/bes2600")
+    }
+    fn slot_sha(&self, slot: &str) -> Option<String> {
+        let d = self.state().join(slot);
+        d.is_dir().then(|| sha(&d.join("bes2600.ko")))
+    }
+    /// Every slot holds a complete module matching its record; returns all modules kept.
+    fn check_invariants(&self) -> BTreeSet<String> {
+        let mut all = BTreeSet::new();
+        let mut dirs = vec![self.state().join("slots/active"), self.state().join("slots/rollback")];
+        if let Ok(rd) = std::fs::read_dir(self.state().join("forensics")) {
+            dirs.extend(rd.map(|e| e.unwrap().path()));
+        }
+        for d in dirs.iter().filter(|d| d.is_dir()) {
+            let meta =
+                std::fs::read_to_string(d.join("meta")).unwrap_or_else(|_| panic!("{} has no meta", d.display()));
+            let s = sha(&d.join("bes2600.ko"));
+            assert!(meta.contains(&format!("sha256={s}")), "{}: module does not match its record", d.display());
+            all.insert(s);
+        }
+        let installed = self.root.join(format!("lib/modules/{KVER}/updates/dkms/bes2600.ko"));
+        assert_eq!(Some(sha(&installed)), self.slot_sha("slots/active"), "installed = active");
+        assert!(
+            !self.state().join("journal").exists() && !self.state().join("lock").exists(),
+            "journal and lock cleared"
+        );
+        all
+    }
+}
+
+fn seed_sequence(ssh: bool) {
+    let e = env(ssh);
+    e.stage("b");
+    e.stage("c");
+    assert_eq!(e.slot_sha("slots/rollback"), Some(sha(Path::new(&ko("b")))), "b moved to rollback");
+    let (code, out, err) = e.bench(&["rollback", "--target", "lab"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("rolled back lab: active is now b"), "{out}");
+    let (code, out, _) = e.bench(&["target", "status", "lab"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("active ") && out.contains(" b "), "{out}");
+    assert!(out.contains("forensics/c-"), "c kept in forensics: {out}");
+    assert!(out.contains("installed: the active slot's module"), "{out}");
+    let all = e.check_invariants();
+    assert!(all.contains(&sha(Path::new(&ko("b")))) && all.contains(&sha(Path::new(&ko("c")))));
+    assert!(e.root.join(format!("lib/modules/{KVER}/modules.dep")).is_file(), "depmod -b ran against the target root");
+    // Dry runs change nothing.
+    let before = e.check_invariants();
+    let (code, out, _) = e.bench(&["stage", "--target", "lab", "--ko", &ko("a"), "--variant", "a", "--dry-run"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("dry run: would stage"), "{out}");
+    assert_eq!(e.check_invariants(), before);
+}
+
+#[test]
+fn seed_sequence_on_a_local_root() {
+    seed_sequence(false);
+}
+
+#[test]
+fn seed_sequence_over_ssh() {
+    seed_sequence(true);
+}
+
+const STAGE_POINTS: &[&str] = &[
+    "lock",
+    "journal-begin",
+    "upload",
+    "prepared",
+    "rollback-displaced",
+    "active-demoted",
+    "promoted",
+    "install",
+    "depmod",
+];
+const ROLLBACK_POINTS: &[&str] = &["rollback-begin", "active-retired", "rollback-promoted", "install", "depmod"];
+
+fn kill_at_every_step(ssh: bool) {
+    let (a, b, c) = (sha(Path::new(&ko("a"))), sha(Path::new(&ko("b"))), sha(Path::new(&ko("c"))));
+    for point in STAGE_POINTS {
+        let e = env(ssh);
+        e.stage("a");
+        e.stage("b");
+        let code =
+            e.bench_env(&["stage", "--target", "lab", "--ko", &ko("c"), "--variant", "c"], "BENCH_FAULT_AFTER", point);
+        assert_eq!(code, -9, "stage killed after {point}");
+        let (code, out, err) = e.bench(&["target", "recover", "lab"]);
+        assert_eq!(code, 0, "recover after {point}: {err}");
+        let all = e.check_invariants();
+        assert!(all.contains(&a) && all.contains(&b), "after {point}: a module was lost ({out})");
+        let undone = ["lock", "journal-begin", "upload"].contains(point);
+        let want_active = if undone { &b } else { &c };
+        assert_eq!(e.slot_sha("slots/active").as_ref(), Some(want_active), "after {point}: {out}");
+        assert_eq!(e.slot_sha("slots/rollback").as_ref(), Some(if undone { &a } else { &b }), "after {point}");
+    }
+    for point in ROLLBACK_POINTS {
+        let e = env(ssh);
+        e.stage("a");
+        e.stage("b");
+        e.stage("c");
+        let code = e.bench_env(&["rollback", "--target", "lab"], "BENCH_FAULT_AFTER", point);
+        assert_eq!(code, -9, "rollback killed after {point}");
+        let (code, _, err) = e.bench(&["target", "recover", "lab"]);
+        assert_eq!(code, 0, "recover after {point}: {err}");
+        let all = e.check_invariants();
+        assert!(all.contains(&a) && all.contains(&b) && all.contains(&c), "after rollback {point}: a module was lost");
+        assert_eq!(e.slot_sha("slots/active"), Some(b.clone()), "after rollback {point}");
+    }
+}
+
+#[test]
+fn killed_at_every_step_then_recovered_on_a_local_root() {
+    kill_at_every_step(false);
+}
+
+#[test]
+fn killed_at_every_step_then_recovered_over_ssh() {
+    kill_at_every_step(true);
+}
+
+#[test]
+fn a_second_stage_is_refused_naming_the_holder() {
+    let e = env(false);
+    e.stage("a");
+    assert_eq!(
+        e.bench_env(&["stage", "--target", "lab", "--ko", &ko("b"), "--variant", "b"], "BENCH_FAULT_AFTER", "prepared"),
+        -9
+    );
+    let (code, _, err) = e.bench(&["stage", "--target", "lab", "--ko", &ko("c"), "--variant", "c"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("target `lab` is busy: pid ") && err.contains("bench stage --variant b"), "{err}");
+    let (code, out, _) = e.bench(&["target", "status", "lab"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("INTERRUPTED: stage at step prepared"), "{out}");
+}
+
+#[test]
+fn bad_input_and_faults_change_nothing() {
+    let e = env(false);
+    e.stage("a");
+    let before = e.check_invariants();
+    let (code, _, err) = e.bench(&["stage", "--target", "lap", "--ko", &ko("b")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown target `lap`") && err.contains("did you mean `lab`?"), "{err}");
+    // The copy arrives damaged: never activated.
+    let code = e.bench_env(
+        &["stage", "--target", "lab", "--ko", &ko("b"), "--variant", "b"],
+        "BENCH_FAULT_CORRUPT_UPLOAD",
+        "1",
+    );
+    assert_eq!(code, 3);
+    assert_eq!(e.check_invariants(), before);
+    assert!(!e.state().join("staging").exists());
+    // A target without modinfo.
+    let bin = e.ws.home.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in [
+        "sh",
+        "uname",
+        "sha256sum",
+        "sync",
+        "cat",
+        "mkdir",
+        "rm",
+        "mv",
+        "cp",
+        "depmod",
+        "cut",
+        "dirname",
+        "basename",
+        "ls",
+    ] {
+        if let Ok(p) = which(tool) {
+            let _ = std::os::unix::fs::symlink(p, bin.join(tool));
+        }
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["stage", "--target", "lab", "--ko", &ko("b"), "--variant", "b"])
+        .current_dir(&e.ws.root)
+        .env("PATH", &bin)
+        .env("BENCH_STATE_DIR", e.ws.root.join(".bench"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("target `lab` has no `modinfo`"));
+    assert_eq!(e.check_invariants(), before);
+}
+
+fn which(tool: &str) -> Result<PathBuf, ()> {
+    for d in ["/usr/bin", "/bin", "/usr/sbin", "/sbin"] {
+        let p = Path::new(d).join(tool);
+        if p.exists() {
+            return Ok(p);
+        }
+    }
+    Err(())
+}
+
+#[test]
+fn a_full_target_disk_changes_nothing() {
+    let e = env(false);
+    let state = e.root.join("var/lib/bench");
+    std::fs::create_dir_all(&state).unwrap();
+    assert!(
+        Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"]).arg(&state).status().unwrap().success(),
+        "mount a small tmpfs"
+    );
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _u = Unmount(state.clone());
+    e.stage("a");
+    let before = e.check_invariants();
+    // Fill the disk, then try to stage.
+    let filler = state.join("filler");
+    let _ =
+        Command::new("dd").args(["if=/dev/zero", &format!("of={}", filler.display()), "bs=1k", "count=4096"]).output();
+    let (code, _, err) = e.bench(&["stage", "--target", "lab", "--ko", &ko("b"), "--variant", "b"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("No space left") || err.contains("disk is full"), "{err}");
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(e.check_invariants(), before);
+}
+
+#[test]
+fn unreachable_host_and_failed_authentication_are_named() {
+    let e = env(true);
+    let conf = std::fs::read_to_string(e.ws.root.join("bench.toml")).unwrap();
+    // A port where nothing listens.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let port_line = conf.lines().find(|l| l.starts_with("port = ")).unwrap().to_string();
+    std::fs::write(e.ws.root.join("bench.toml"), conf.replace(&port_line, &format!("port = {dead}"))).unwrap();
+    let (code, _, err) = e.bench(&["stage", "--target", "lab", "--ko", &ko("a"), "--variant", "a"]);
+    assert_eq!(code, 3);
+    assert!(err.contains("cannot reach target `lab` over ssh") && err.contains("unreachable"), "{err}");
+    let key_line = conf.lines().find(|l| l.starts_with("identity = ")).unwrap().to_string();
+    std::fs::write(e.ws.root.join("bench.toml"), conf.replace(&key_line, &key_line.replace("user_key", "other_key")))
+        .unwrap();
+    let (code, _, err) = e.bench(&["stage", "--target", "lab", "--ko", &ko("a"), "--variant", "a"]);
+    assert_eq!(code, 3);
+    assert!(err.contains("authentication failed"), "{err}");
+    assert!(!e.root.join("var").exists(), "nothing written on the target");
+}
