@@ -235,7 +235,11 @@ impl Target {
         if out.status.success() {
             return Ok(());
         }
-        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        Err(self.unreachable(String::from_utf8_lossy(&out.stderr).trim()))
+    }
+
+    /// The error for an ssh connection that failed, with what to check.
+    fn unreachable(&self, stderr: &str) -> BenchError {
         let hint = if stderr.contains("Permission denied") {
             "authentication failed: check the user, the key (identity) and the target's authorized_keys"
         } else if stderr.contains("Could not resolve") {
@@ -243,7 +247,7 @@ impl Target {
         } else {
             "the host is unreachable: check host, port and that sshd runs"
         };
-        Err(BenchError::env(format!("cannot reach target `{}` over ssh", self.name)).cause(stderr).hint(hint))
+        BenchError::env(format!("cannot reach target `{}` over ssh", self.name)).cause(stderr.to_string()).hint(hint)
     }
 
     fn command(&self, script: &str) -> Command {
@@ -318,16 +322,7 @@ impl Target {
             return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
         }
         if self.cfg.transport == "ssh" && out.status.code() == Some(255) {
-            let hint = if stderr.contains("Permission denied") {
-                "authentication failed: check the user, the key (identity) and the target's authorized_keys"
-            } else if stderr.contains("Could not resolve") {
-                "the host name does not resolve"
-            } else {
-                "the host is unreachable: check host, port and that sshd runs"
-            };
-            return Err(BenchError::env(format!("cannot reach target `{}` over ssh", self.name))
-                .cause(stderr)
-                .hint(hint));
+            return Err(self.unreachable(&stderr));
         }
         let e = BenchError::env(format!("a command failed on target `{}`", self.name)).cause(stderr.clone());
         Err(if stderr.contains("No space left") {
