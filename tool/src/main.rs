@@ -40,8 +40,10 @@ mod workspace;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-/// Patch-series workbench for the bes2600 SDIO WiFi driver: simulate a variant's stress
-/// ramp, and (as the series grows) build, audit, stage, roll back and bisect it.
+/// Patch-series workbench for the bes2600 SDIO WiFi driver: build each variant into a
+/// signed DKMS package, audit its shared state, run the stress ramp in a simulator, write
+/// PR descriptions and patches from lab notes, stage and roll back modules on boards, and
+/// bisect regressions. Exit status: 0 ok, 1 the check failed, 2 bad input, 3 environment.
 #[derive(Parser, Debug)]
 #[command(name = "bench", version, propagate_version = true)]
 struct Cli {
