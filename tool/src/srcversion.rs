@@ -294,6 +294,30 @@ mod tests {
         }
     }
 
+    /// An external Rust module as a 7.2 kernel builds it with `M=`: `.mod` names `./rmod.o`,
+    /// the `.o.cmd` names the crate root and a sibling module relative. The expected value
+    /// is what `modinfo -F srcversion` printed for this crate root on a 7.2 kernel built
+    /// from Debian's linux-source-7.2 (CONFIG_MODULE_SRCVERSION_ALL); editing the sibling
+    /// left it unchanged there too.
+    #[test]
+    fn rust_module_srcversion_hashes_the_crate_root_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("rmod.rs"), include_str!("../tests/fixtures/srcversion/rmod.rs")).unwrap();
+        std::fs::write(d.join("helper.rs"), "pub(crate) const VALUE: u32 = 1;\n").unwrap();
+        std::fs::write(d.join("rmod.mod"), "./rmod.o\n").unwrap();
+        std::fs::write(
+            d.join(".rmod.o.cmd"),
+            "savedcmd_rmod.o := rustc ... rmod.rs\n\nsource_rmod.o := rmod.rs\n\ndeps_rmod.o := \\\n  helper.rs \\\n  /build/linux/rust/libkernel.rmeta \\\n\nrmod.o: $(deps_rmod.o)\n",
+        )
+        .unwrap();
+        let rule = DepsRule::for_release("7.2.0");
+        let got = module_srcversion(&d.join("rmod.mod"), d, rule).unwrap();
+        assert_eq!(got, "FD491213FEB6557C0303264");
+        std::fs::write(d.join("helper.rs"), "pub(crate) const VALUE: u32 = 2;\n").unwrap();
+        assert_eq!(module_srcversion(&d.join("rmod.mod"), d, rule).unwrap(), got, "a sibling module does not count");
+    }
+
     #[test]
     fn deps_rule_follows_the_kernel_version() {
         assert_eq!(DepsRule::for_release("5.4.0"), DepsRule::SameDirectory);
