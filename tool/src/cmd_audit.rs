@@ -4,9 +4,7 @@ use crate::audit::{self, Report};
 use crate::error::{BenchError, Kind, Result};
 use crate::ui::Ui;
 use crate::variant::Variants;
-use crate::workspace;
 use clap::{Args, ValueEnum};
-use std::path::PathBuf;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Format {
@@ -43,13 +41,12 @@ pub struct AuditArgs {
     /// Output for people: a table, or Markdown for packages and PRs.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
-    /// The bench workspace (default: found from the current directory).
-    #[arg(long)]
-    pub workspace: Option<PathBuf>,
+    #[command(flatten)]
+    pub ws: crate::workspace::WorkspaceArg,
 }
 
 pub fn run(args: &AuditArgs, ui: &Ui) -> Result<()> {
-    let root = workspace::find(args.workspace.as_deref())?;
+    let root = args.ws.root()?;
     let variants = Variants::load(&root)?;
     let names: Vec<String> = match &args.variant {
         Some(v) => vec![variants.get(v)?.name.clone()],

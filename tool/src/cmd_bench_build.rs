@@ -4,7 +4,6 @@
 
 use crate::error::{BenchError, Result};
 use crate::ui::Ui;
-use crate::workspace;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::Command;
@@ -21,13 +20,12 @@ pub struct BenchBuildArgs {
     /// Unchanged rebuilds to time (the median is reported).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub rebuilds: u32,
-    /// The bench workspace (default: found from the current directory).
-    #[arg(long)]
-    pub workspace: Option<PathBuf>,
+    #[command(flatten)]
+    pub ws: crate::workspace::WorkspaceArg,
 }
 
 pub fn run(args: &BenchBuildArgs, ui: &Ui) -> Result<()> {
-    let root = workspace::find(args.workspace.as_deref())?;
+    let root = args.ws.root()?;
     let scratch = tempdir()?;
     let exe =
         std::env::current_exe().map_err(|e| BenchError::env("cannot find the bench binary").cause(e.to_string()))?;

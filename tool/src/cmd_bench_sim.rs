@@ -5,9 +5,8 @@
 use crate::error::{BenchError, Result};
 use crate::ramp::{self, DEFAULT_RAMP};
 use crate::ui::Ui;
-use crate::{simbuild, variant, workspace};
+use crate::{simbuild, variant};
 use clap::Args;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
@@ -24,13 +23,12 @@ pub struct BenchSimArgs {
     /// Print the figures as JSON.
     #[arg(long)]
     pub json: bool,
-    /// The bench workspace (default: found from the current directory).
-    #[arg(long)]
-    pub workspace: Option<PathBuf>,
+    #[command(flatten)]
+    pub ws: crate::workspace::WorkspaceArg,
 }
 
 pub fn run(args: &BenchSimArgs, ui: &Ui) -> Result<()> {
-    let root = workspace::find(args.workspace.as_deref())?;
+    let root = args.ws.root()?;
     let all = variant::Variants::load(&root)?;
     let names: Vec<String> = if args.variants.is_empty() {
         all.list.iter().map(|v| v.name.clone()).collect()

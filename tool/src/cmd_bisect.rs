@@ -7,7 +7,6 @@ use crate::error::{BenchError, Kind, Result};
 use crate::oracle::{Outcome, Runner, Subject};
 use crate::ui::Ui;
 use crate::variant::Variants;
-use crate::workspace;
 use clap::{Args, Subcommand, ValueEnum};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -81,9 +80,8 @@ pub struct BisectArgs {
     /// Print the log as JSON.
     #[arg(long)]
     pub json: bool,
-    /// The bench workspace (default: found from the current directory).
-    #[arg(long)]
-    pub workspace: Option<PathBuf>,
+    #[command(flatten)]
+    pub ws: crate::workspace::WorkspaceArg,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -163,7 +161,7 @@ fn feature_label(f: &BTreeSet<String>) -> String {
 }
 
 pub fn run(args: &BisectArgs, ui: &Ui) -> Result<()> {
-    let root = workspace::find(args.workspace.as_deref())?;
+    let root = args.ws.root()?;
     let default_log = crate::ledger::state_dir(&root).join("bisect").join("last.json");
     if let Some(BisectSub::Replay { log }) = &args.sub {
         let text = std::fs::read(log)

@@ -6,7 +6,7 @@ use crate::ledger::{self, BuildRecord};
 use crate::pkg::{self, PkgFile};
 use crate::ui::Ui;
 use crate::variant::Variants;
-use crate::{buildcache, gitinfo, signing, workspace};
+use crate::{buildcache, gitinfo, signing};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -43,13 +43,12 @@ pub struct BuildArgs {
     /// Print what was built as JSON.
     #[arg(long)]
     pub json: bool,
-    /// The bench workspace (default: found from the current directory).
-    #[arg(long)]
-    pub workspace: Option<PathBuf>,
+    #[command(flatten)]
+    pub ws: crate::workspace::WorkspaceArg,
 }
 
 pub fn run(args: &BuildArgs, ui: &Ui) -> Result<()> {
-    let root = workspace::find(args.workspace.as_deref())?;
+    let root = args.ws.root()?;
     let variants = Variants::load(&root)?;
     let names: Vec<String> = match &args.variant {
         Some(v) => vec![variants.get(v)?.name.clone()],

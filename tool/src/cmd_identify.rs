@@ -2,10 +2,9 @@
 //! like `84239431`) back to the builds in the ledger.
 
 use crate::error::{BenchError, Kind, Result};
+use crate::ledger;
 use crate::ui::Ui;
-use crate::{ledger, workspace};
 use clap::Args;
-use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Exit status: 0 at least one build matched, 1 none did, 2 bad input.")]
@@ -15,9 +14,8 @@ pub struct IdentifyArgs {
     /// Print the matching build records as JSON.
     #[arg(long)]
     pub json: bool,
-    /// The bench workspace (default: found from the current directory).
-    #[arg(long)]
-    pub workspace: Option<PathBuf>,
+    #[command(flatten)]
+    pub ws: crate::workspace::WorkspaceArg,
 }
 
 pub fn run(args: &IdentifyArgs, ui: &Ui) -> Result<()> {
@@ -26,7 +24,7 @@ pub fn run(args: &IdentifyArgs, ui: &Ui) -> Result<()> {
         return Err(BenchError::usage(format!("`{}` is not a srcversion prefix", args.prefix))
             .hint("a srcversion is up to 23 hex digits, e.g. 84239431"));
     }
-    let root = workspace::find(args.workspace.as_deref())?;
+    let root = args.ws.root()?;
     let matches: Vec<_> = ledger::read(&root)?.into_iter().filter(|r| r.srcversion.starts_with(&prefix)).collect();
     if args.json {
         ui.out(serde_json::to_string_pretty(&matches).expect("serialises"));

@@ -4,9 +4,7 @@ use crate::error::{BenchError, Result};
 use crate::notes::{self, KINDS};
 use crate::ui::Ui;
 use crate::variant::Variants;
-use crate::workspace;
 use clap::{Args, Subcommand};
-use std::path::PathBuf;
 
 #[derive(Subcommand, Debug)]
 pub enum NotesSub {
@@ -38,13 +36,12 @@ pub struct NotesArgs {
     /// Print the notes as JSON.
     #[arg(long)]
     pub json: bool,
-    /// The bench workspace (default: found from the current directory).
-    #[arg(long)]
-    pub workspace: Option<PathBuf>,
+    #[command(flatten)]
+    pub ws: crate::workspace::WorkspaceArg,
 }
 
 pub fn run(args: &NotesArgs, ui: &Ui) -> Result<()> {
-    let root = workspace::find(args.workspace.as_deref())?;
+    let root = args.ws.root()?;
     let variants = Variants::load(&root)?;
     if let Some(NotesSub::New { variant, kind, title, date }) = &args.sub {
         variants.get(variant)?;

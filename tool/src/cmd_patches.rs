@@ -6,7 +6,7 @@ use crate::error::{BenchError, Kind, Result};
 use crate::materialise::{self, CfgSet};
 use crate::ui::Ui;
 use crate::variant::{Variant, Variants};
-use crate::{notes, pr, workspace};
+use crate::{notes, pr};
 use clap::Args;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,9 +28,8 @@ pub struct PatchesArgs {
     /// Output directory.
     #[arg(long, default_value = "patches")]
     pub out: PathBuf,
-    /// The bench workspace (default: found from the current directory).
-    #[arg(long)]
-    pub workspace: Option<PathBuf>,
+    #[command(flatten)]
+    pub ws: crate::workspace::WorkspaceArg,
 }
 
 fn tree(root: &Path, variants: &Variants, v: &Variant) -> Result<BTreeMap<String, String>> {
@@ -139,7 +138,7 @@ pub fn series(root: &Path, variant: &str) -> Result<BTreeMap<String, String>> {
 }
 
 pub fn run(args: &PatchesArgs, ui: &Ui) -> Result<()> {
-    let root = workspace::find(args.workspace.as_deref())?;
+    let root = args.ws.root()?;
     let want = series(&root, &args.variant)?;
     let dir = if args.out.is_absolute() { args.out.clone() } else { root.join(&args.out) };
     let existing: BTreeMap<String, String> = std::fs::read_dir(&dir)

@@ -4,7 +4,7 @@
 use crate::error::Result;
 use crate::ui::Ui;
 use crate::variant::Variants;
-use crate::{notes, pr, workspace};
+use crate::{notes, pr};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
@@ -40,13 +40,12 @@ pub struct PrArgs {
     /// Write to this file instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// The bench workspace (default: found from the current directory).
-    #[arg(long)]
-    pub workspace: Option<PathBuf>,
+    #[command(flatten)]
+    pub ws: crate::workspace::WorkspaceArg,
 }
 
 pub fn run(args: &PrArgs, ui: &Ui) -> Result<()> {
-    let root = workspace::find(args.workspace.as_deref())?;
+    let root = args.ws.root()?;
     let variants = Variants::load(&root)?;
     let v = variants.get(&args.variant)?;
     let all = notes::load_all(&root, &variants)?;

@@ -4,9 +4,7 @@
 use crate::error::Result;
 use crate::target::Target;
 use crate::ui::Ui;
-use crate::workspace;
 use clap::Args;
-use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Steps: lock, journal, move the active module to forensics, the rollback module to \
@@ -18,13 +16,12 @@ pub struct RollbackArgs {
     /// Print every step without changing the target.
     #[arg(long)]
     pub dry_run: bool,
-    /// The bench workspace (default: found from the current directory).
-    #[arg(long)]
-    pub workspace: Option<PathBuf>,
+    #[command(flatten)]
+    pub ws: crate::workspace::WorkspaceArg,
 }
 
 pub fn run(args: &RollbackArgs, ui: &Ui) -> Result<()> {
-    let root = workspace::find(args.workspace.as_deref())?;
+    let root = args.ws.root()?;
     let mut t = Target::open(&root, &args.target, args.dry_run)?;
     let meta = t.rollback()?;
     if args.dry_run {

@@ -2,9 +2,9 @@
 //! slot (or in forensics with --failed). Never reboots.
 
 use crate::error::{BenchError, Result};
+use crate::ledger;
 use crate::target::Target;
 use crate::ui::Ui;
-use crate::{ledger, workspace};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -43,13 +43,12 @@ pub struct StageArgs {
     /// Print the staged slot as JSON.
     #[arg(long)]
     pub json: bool,
-    /// The bench workspace (default: found from the current directory).
-    #[arg(long)]
-    pub workspace: Option<PathBuf>,
+    #[command(flatten)]
+    pub ws: crate::workspace::WorkspaceArg,
 }
 
 pub fn run(args: &StageArgs, ui: &Ui) -> Result<()> {
-    let root = workspace::find(args.workspace.as_deref())?;
+    let root = args.ws.root()?;
     let Some(ko) = &args.ko else {
         return Err(BenchError::usage("--ko FILE is required: bench has no kernel build of the driver yet")
             .hint("build the module (the kernel lab will), then: bench stage --target T --ko FILE --variant V"));

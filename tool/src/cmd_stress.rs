@@ -4,11 +4,10 @@
 use crate::error::{BenchError, Kind, Result};
 use crate::ramp::{self, DEFAULT_RAMP};
 use crate::ui::Ui;
-use crate::{simbuild, variant, workspace};
+use crate::{simbuild, variant};
 use clap::Args;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 #[derive(Args, Debug)]
@@ -36,14 +35,13 @@ pub struct StressArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
-    /// The bench workspace (default: found from the current directory).
-    #[arg(long)]
-    pub workspace: Option<PathBuf>,
+    #[command(flatten)]
+    pub ws: crate::workspace::WorkspaceArg,
 }
 
 pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
     let stages = ramp::parse(&args.ramp)?;
-    let root = workspace::find(args.workspace.as_deref())?;
+    let root = args.ws.root()?;
     let variants = variant::Variants::load(&root)?;
     let variant = variants.get(&args.variant)?;
 

@@ -2,11 +2,10 @@
 //! undoing an interrupted operation.
 
 use crate::error::Result;
+use crate::ledger;
 use crate::target::Target;
 use crate::ui::Ui;
-use crate::{ledger, workspace};
 use clap::{Args, Subcommand};
-use std::path::PathBuf;
 
 #[derive(Subcommand, Debug)]
 pub enum TargetSub {
@@ -26,13 +25,12 @@ pub enum TargetSub {
 pub struct TargetArgs {
     #[command(subcommand)]
     pub sub: TargetSub,
-    /// The bench workspace (default: found from the current directory).
-    #[arg(long)]
-    pub workspace: Option<PathBuf>,
+    #[command(flatten)]
+    pub ws: crate::workspace::WorkspaceArg,
 }
 
 pub fn run(args: &TargetArgs, ui: &Ui) -> Result<()> {
-    let root = workspace::find(args.workspace.as_deref())?;
+    let root = args.ws.root()?;
     match &args.sub {
         TargetSub::Recover { target } => {
             let mut t = Target::open(&root, target, false)?;

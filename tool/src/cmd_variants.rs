@@ -1,11 +1,10 @@
 //! `bench variants`: the variant tree with features, status and the last built srcversion.
 
 use crate::error::Result;
+use crate::ledger;
 use crate::ui::Ui;
 use crate::variant::{Variant, Variants};
-use crate::{ledger, workspace};
 use clap::Args;
-use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Validates every variants/*.toml on the way (features against the driver crate, \
@@ -14,13 +13,12 @@ pub struct VariantsArgs {
     /// Print the variants as JSON.
     #[arg(long)]
     pub json: bool,
-    /// The bench workspace (default: found from the current directory).
-    #[arg(long)]
-    pub workspace: Option<PathBuf>,
+    #[command(flatten)]
+    pub ws: crate::workspace::WorkspaceArg,
 }
 
 pub fn run(args: &VariantsArgs, ui: &Ui) -> Result<()> {
-    let root = workspace::find(args.workspace.as_deref())?;
+    let root = args.ws.root()?;
     let variants = Variants::load(&root)?;
     let records = ledger::read(&root)?;
     let last_srcversion = |name: &str| -> Option<String> {

@@ -3,8 +3,8 @@
 
 use crate::error::{BenchError, Kind, Result};
 use crate::pkg::{self, Manifest};
+use crate::signing;
 use crate::ui::Ui;
-use crate::{signing, workspace};
 use clap::Args;
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -19,9 +19,8 @@ pub struct VerifyArgs {
     /// workspace key).
     #[arg(long)]
     pub key: Option<PathBuf>,
-    /// The bench workspace (default: found from the current directory).
-    #[arg(long)]
-    pub workspace: Option<PathBuf>,
+    #[command(flatten)]
+    pub ws: crate::workspace::WorkspaceArg,
 }
 
 fn load_files(package: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
@@ -101,7 +100,7 @@ pub fn run(args: &VerifyArgs, ui: &Ui) -> Result<()> {
     let key = match &args.key {
         Some(k) => signing::load_public(k)?,
         None => {
-            let root = workspace::find(args.workspace.as_deref())?;
+            let root = args.ws.root()?;
             let p = signing::workspace_key_path(&root);
             if !p.is_file() {
                 return Err(

@@ -490,13 +490,7 @@ impl Target {
             match self.read_journal() {
                 // Before the staged module was verified nothing changed: undo and unlock.
                 Ok(Some(j)) if j.get("step").map(String::as_str) == Some("begin") => {
-                    let undo = format!(
-                        "rm -rf {} {}",
-                        q(&format!("{}/staging", self.state)),
-                        q(&format!("{}/journal", self.state))
-                    );
-                    let _ = self.sh("undo", &undo, None);
-                    let _ = self.unlock();
+                    let _ = self.undo_unverified_stage();
                 }
                 Ok(None) => {
                     let _ = self.unlock();
@@ -562,6 +556,15 @@ impl Target {
         fault_point("prepared");
         self.stage_forward(&mut j)?;
         Ok(meta)
+    }
+
+    /// Undoes a stage whose module was not verified yet: no slot had changed, so only the
+    /// staging copy and the journal go, then the lock.
+    fn undo_unverified_stage(&mut self) -> Result<()> {
+        let undo =
+            format!("rm -rf {} {}", q(&format!("{}/staging", self.state)), q(&format!("{}/journal", self.state)));
+        self.sh("undo", &undo, None)?;
+        self.unlock()
     }
 
     /// The steps after `prepared`, each idempotent.
@@ -631,9 +634,7 @@ impl Target {
             fault_point("rollback-begin");
             self.rollback_forward(&mut j)
         });
-        if r.is_err() && !self.dry_run {
-            // The journal stays: `recover` completes it.
-        }
+        // On an error the journal and lock stay: `recover` completes the rollback.
         r?;
         Ok(self.read_meta(&self.slot("active"))?.unwrap_or_default())
     }
@@ -685,16 +686,7 @@ impl Target {
         }
         match (op.as_str(), step.as_str()) {
             ("stage", "begin") => {
-                self.sh(
-                    "undo",
-                    &format!(
-                        "rm -rf {} {}",
-                        q(&format!("{}/staging", self.state)),
-                        q(&format!("{}/journal", self.state))
-                    ),
-                    None,
-                )?;
-                self.unlock()?;
+                self.undo_unverified_stage()?;
                 Ok("undid an interrupted stage (the module was not verified yet; nothing had changed)".into())
             }
             ("stage", _) => {

@@ -4,6 +4,20 @@
 use crate::error::{BenchError, Result};
 use std::path::{Path, PathBuf};
 
+/// The `--workspace` option every command takes.
+#[derive(clap::Args, Debug)]
+pub struct WorkspaceArg {
+    /// The bench workspace (default: found from the current directory).
+    #[arg(long)]
+    pub workspace: Option<PathBuf>,
+}
+
+impl WorkspaceArg {
+    pub fn root(&self) -> Result<PathBuf> {
+        find(self.workspace.as_deref())
+    }
+}
+
 pub fn find(explicit: Option<&Path>) -> Result<PathBuf> {
     let start = match explicit {
         Some(p) => p.to_path_buf(),

@@ -97,25 +97,31 @@ fn history(ws: &Ws, n: usize, k: usize, unbuildable: &[usize]) -> Vec<String> {
 
 const ORACLE: &str = "cmd:! grep -q INJECTED {tree}/bh.rs";
 
-#[test]
-fn across_commits_finds_k_within_log2_runs() {
-    let ws = Ws::new();
-    let n = 20;
-    let k = 13;
-    let ids = history(&ws, n, k, &[]);
-    let (code, out, err) = ws.bench(&[
+/// `bench bisect --across commits` over the last `n` commits with the marker oracle.
+fn bisect_commits(ws: &Ws, n: usize) -> (i32, String, String) {
+    let good = format!("HEAD~{n}");
+    ws.bench(&[
         "bisect",
         "--across",
         "commits",
         "--variant",
         "c-v2",
         "--good",
-        "HEAD~20",
+        &good,
         "--bad",
         "HEAD",
         "--oracle",
         ORACLE,
-    ]);
+    ])
+}
+
+#[test]
+fn across_commits_finds_k_within_log2_runs() {
+    let ws = Ws::new();
+    let n = 20;
+    let k = 13;
+    let ids = history(&ws, n, k, &[]);
+    let (code, out, err) = bisect_commits(&ws, 20);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with(&format!("first bad commit: {} step {k} ({k} of {n})", &ids[k - 1][..10])), "{out}");
     let steps = log_of(&ws)["steps"].as_array().unwrap().len();
@@ -128,37 +134,13 @@ fn across_commits_skips_unbuildable_commits() {
     let ws = Ws::new();
     let n = 16;
     let ids = history(&ws, n, 9, &[8, 9]);
-    let (code, out, err) = ws.bench(&[
-        "bisect",
-        "--across",
-        "commits",
-        "--variant",
-        "c-v2",
-        "--good",
-        "HEAD~16",
-        "--bad",
-        "HEAD",
-        "--oracle",
-        ORACLE,
-    ]);
+    let (code, out, err) = bisect_commits(&ws, 16);
     assert_eq!(code, 1, "{err}");
     assert!(out.starts_with("cannot split: the first bad commit is one of"), "{out}");
     assert!(out.contains(&ids[8][..10]) && out.contains(&ids[9][..10]), "{out}");
     let ws2 = Ws::new();
     let ids2 = history(&ws2, n, 9, &[5, 12]);
-    let (code, out, err) = ws2.bench(&[
-        "bisect",
-        "--across",
-        "commits",
-        "--variant",
-        "c-v2",
-        "--good",
-        "HEAD~16",
-        "--bad",
-        "HEAD",
-        "--oracle",
-        ORACLE,
-    ]);
+    let (code, out, err) = bisect_commits(&ws2, 16);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with(&format!("first bad commit: {}", &ids2[8][..10])), "{out}");
 }
