@@ -6,6 +6,7 @@ use crate::ring::Ring;
 use crate::shared::{Atomic, SingleWriter};
 use crate::shared::{Owned, SpinLock};
 use crate::wsm::{self, RxMsg};
+use core::mem::MaybeUninit;
 
 /// The features this build of the driver was compiled with.
 pub const FEATURES: &[&str] = &[
@@ -136,34 +137,52 @@ pub struct Bes2600<P: Platform> {
 impl<P: Platform> Bes2600<P> {
     /// context: probe
     pub fn new(plat: P) -> Self {
-        let p = &plat;
-        #[cfg(not(feature = "c-prep-atomic"))]
-        let counter = |v| SingleWriter::new(p, v);
-        #[cfg(feature = "c-prep-atomic")]
-        let counter = |v| Atomic::new(p, v);
-        let hw_bufs_used = counter(0);
-        let hw_bufs_used_vif = [counter(0), counter(0)];
-        let wsm_tx_pending = [counter(0), counter(0)];
-        Bes2600 {
-            fw_started: SingleWriter::new(p, 0),
-            num_inp_ch_bufs: SingleWriter::new(p, 0),
-            hw_bufs_used,
-            hw_bufs_used_vif,
-            wsm_tx_pending,
-            wsm_rx_seq: [SingleWriter::new(p, 0), SingleWriter::new(p, 0)],
-            wsm_tx_seq: [SingleWriter::new(p, 0), SingleWriter::new(p, 0)],
-            bh_rx: Atomic::new(p, 0),
-            bh_tx: Atomic::new(p, 0),
-            bh_term: Atomic::new(p, 0),
-            bh_error: SingleWriter::new(p, 0),
-            rx_queue: SpinLock::new(p, LockId::RxQueue, Ring::new(RxMsg::EMPTY)),
-            tx_bufferlist: SpinLock::new(p, LockId::TxBuffer, Ring::new(TxDesc::EMPTY)),
-            tx_queue: SpinLock::new(p, LockId::TxQueue, Ring::new(TxDesc::EMPTY)),
-            wsm_cmd: SpinLock::new(p, LockId::Cmd, None),
-            rx_last_toggle: Owned::new(0xFF),
-            rx_batch_buf: Owned::new([0; wsm::BATCH_MAX_BYTES]),
-            tx_xfer_buf: Owned::new([0; crate::sdio::TX_XFER_MAX_BYTES]),
-            plat,
+        let mut slot = MaybeUninit::<Self>::zeroed();
+        // SAFETY: `slot` is zero-filled and writable, and `init_zeroed_in_place` writes
+        // every field that zero bytes do not already hold.
+        unsafe {
+            Self::init_zeroed_in_place(slot.as_mut_ptr(), plat);
+            slot.assume_init()
+        }
+    }
+
+    /// Writes a new device into zero-filled memory field by field. A kernel stack (16 KiB)
+    /// cannot hold a device (the RX batch buffer alone is 32 KiB), so the kernel entry
+    /// builds it straight in the heap; `new` uses the same code.
+    ///
+    /// # Safety
+    /// `slot` must be valid for writes of `Self`, zero-filled, and not hold a device.
+    ///
+    /// context: probe
+    pub unsafe fn init_zeroed_in_place(slot: *mut Self, plat: P) {
+        use core::ptr::addr_of_mut as field;
+        // SAFETY: every write is to a field of `slot` (valid for writes: the caller's
+        // contract); `ptr::write` drops nothing, so the zero bytes never act as a value.
+        unsafe {
+            field!((*slot).plat).write(plat);
+            let p = &*core::ptr::addr_of!((*slot).plat);
+            #[cfg(not(feature = "c-prep-atomic"))]
+            let counter = |v| SingleWriter::new(p, v);
+            #[cfg(feature = "c-prep-atomic")]
+            let counter = |v| Atomic::new(p, v);
+            field!((*slot).fw_started).write(SingleWriter::new(p, 0));
+            field!((*slot).num_inp_ch_bufs).write(SingleWriter::new(p, 0));
+            field!((*slot).hw_bufs_used).write(counter(0));
+            field!((*slot).hw_bufs_used_vif).write([counter(0), counter(0)]);
+            field!((*slot).wsm_tx_pending).write([counter(0), counter(0)]);
+            field!((*slot).wsm_rx_seq).write([SingleWriter::new(p, 0), SingleWriter::new(p, 0)]);
+            field!((*slot).wsm_tx_seq).write([SingleWriter::new(p, 0), SingleWriter::new(p, 0)]);
+            field!((*slot).bh_rx).write(Atomic::new(p, 0));
+            field!((*slot).bh_tx).write(Atomic::new(p, 0));
+            field!((*slot).bh_term).write(Atomic::new(p, 0));
+            field!((*slot).bh_error).write(SingleWriter::new(p, 0));
+            // An empty ring of RxMsg::EMPTY is all zero bytes (see the ring's test).
+            SpinLock::init_around_zeroed(field!((*slot).rx_queue), p, LockId::RxQueue);
+            field!((*slot).tx_bufferlist).write(SpinLock::new(p, LockId::TxBuffer, Ring::new(TxDesc::EMPTY)));
+            field!((*slot).tx_queue).write(SpinLock::new(p, LockId::TxQueue, Ring::new(TxDesc::EMPTY)));
+            field!((*slot).wsm_cmd).write(SpinLock::new(p, LockId::Cmd, None));
+            field!((*slot).rx_last_toggle).write(Owned::new(0xFF));
+            // rx_batch_buf and tx_xfer_buf start as the zero bytes they already are.
         }
     }
 

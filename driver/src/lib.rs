@@ -46,6 +46,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod bh;
+pub mod loopback;
 pub mod platform;
 pub mod ring;
 pub mod sdio;
@@ -62,3 +63,35 @@ pub use wsm::RxMsg;
 
 #[cfg(feature = "sim")]
 pub mod sim;
+
+// The kernel entry: only the kernel lab's build (Kbuild passes the kernel's config as
+// `--cfg CONFIG_...`) compiles it.
+#[cfg(CONFIG_RUST)]
+mod kmod;
+
+#[cfg(CONFIG_RUST)]
+kernel::prelude::module! {
+    type: kmod::Bes2600Module,
+    name: "bes2600",
+    authors: ["bench"],
+    description: "bes2600 SDIO WiFi data path on the bench loopback chip (kernel lab)",
+    license: "GPL",
+    params: {
+        stress_ms: u32 {
+            default: 0,
+            description: "Run a stress of this many ms at load (0: load only)",
+        },
+        rate_kbps: u32 {
+            default: 4096,
+            description: "Offered RX rate over the air in KiB/s during the stress",
+        },
+        stall_every: u32 {
+            default: 0,
+            description: "Stall one plain load in N (0: never), KCSAN-style race window",
+        },
+        stall_us: u32 {
+            default: 0,
+            description: "Length of a plain-load stall in microseconds",
+        },
+    },
+}

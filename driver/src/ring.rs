@@ -29,6 +29,19 @@ impl<T: Copy, const N: usize> Ring<T, N> {
         self.len += 1;
         Ok(())
     }
+    /// The newest item, for folding into it (a confirm into a multi-confirm).
+    pub fn back_mut(&mut self) -> Option<&mut T> {
+        if self.len == 0 {
+            return None;
+        }
+        Some(&mut self.buf[(self.head + self.len - 1) % N])
+    }
+    pub fn front(&self) -> Option<&T> {
+        if self.len == 0 {
+            return None;
+        }
+        Some(&self.buf[self.head])
+    }
     pub fn pop(&mut self) -> Option<T> {
         if self.len == 0 {
             return None;
@@ -43,6 +56,15 @@ impl<T: Copy, const N: usize> Ring<T, N> {
 #[cfg(test)]
 mod tests {
     use super::Ring;
+
+    #[test]
+    fn an_empty_ring_of_empty_rx_messages_is_all_zero_bytes() {
+        // Bes2600::init_zeroed_in_place relies on this for rx_queue.
+        let ring: Ring<crate::wsm::RxMsg, 4> = Ring::new(crate::wsm::RxMsg::EMPTY);
+        let zeroed: Ring<crate::wsm::RxMsg, 4> = unsafe { core::mem::zeroed() };
+        assert_eq!((ring.head, ring.len), (zeroed.head, zeroed.len));
+        assert!(zeroed.buf.iter().all(|m| *m == crate::wsm::RxMsg::EMPTY));
+    }
 
     #[test]
     fn fifo_order_and_capacity() {

@@ -84,6 +84,18 @@ impl<W, T> SpinLock<W, T> {
     pub fn new<M: Memory<Word = W>>(m: &M, id: LockId, data: T) -> Self {
         SpinLock { word: m.new_word(0), id, data: UnsafeCell::new(data) }
     }
+    /// Initialises the lock in place around data that is already in `slot` as zero bytes.
+    ///
+    /// # Safety
+    /// `slot` is valid for writes, its data bytes are zero, and all-zero bytes are a valid
+    /// `T` holding the wanted initial value.
+    pub unsafe fn init_around_zeroed<M: Memory<Word = W>>(slot: *mut Self, m: &M, id: LockId) {
+        // SAFETY: `slot` is valid for writes (the caller's contract); the data stays.
+        unsafe {
+            core::ptr::addr_of_mut!((*slot).word).write(m.new_word(0));
+            core::ptr::addr_of_mut!((*slot).id).write(id);
+        }
+    }
     pub fn lock<'a, M: Memory<Word = W>>(&'a self, m: &'a M) -> SpinLockGuard<'a, M, T> {
         m.spin_lock(&self.word, self.id);
         SpinLockGuard { lock: self, m }

@@ -73,6 +73,16 @@ pub fn file(path: &Path, text: &str, cfg: &CfgSet) -> Result<(String, Vec<String
     Ok((apply(text, &v.edits), v.modules))
 }
 
+/// `CONFIG_X` or `CONFIG_X = ".."`: a kernel configuration option.
+fn kernel_config_cfg(meta: &Meta) -> bool {
+    let is_config = |p: &syn::Path| p.get_ident().is_some_and(|i| i.to_string().starts_with("CONFIG_"));
+    match meta {
+        Meta::Path(p) => is_config(p),
+        Meta::NameValue(nv) => is_config(&nv.path),
+        Meta::List(_) => false,
+    }
+}
+
 struct Resolver<'a> {
     text: &'a str,
     path: &'a Path,
@@ -124,6 +134,10 @@ impl Resolver<'_> {
 
     fn eval(&mut self, meta: &Meta) -> Option<bool> {
         match meta {
+            m if kernel_config_cfg(m) => {
+                self.fail(m.span(), "a kernel config cfg (CONFIG_*) must stand alone in #[cfg(..)]".into());
+                None
+            }
             Meta::Path(p) if p.is_ident("test") => Some(false),
             Meta::NameValue(nv) if nv.path.is_ident("feature") => {
                 let Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) = &nv.value else {
@@ -179,6 +193,11 @@ impl Resolver<'_> {
                         return true;
                     }
                 };
+                // The kernel's configuration (`CONFIG_*`, passed by Kbuild) is decided when
+                // the kernel builds the package: such a cfg stays as written.
+                if kernel_config_cfg(&pred) {
+                    continue;
+                }
                 match self.eval(&pred) {
                     Some(true) => {
                         let (s, e) = self.range(attr.span());
@@ -608,6 +627,16 @@ mod tests {}
         assert!(none.contains("pub const L: &[&str] = &[\n];"), "{none}");
         let sim = resolve(FIXTURE, &["sim"]);
         assert!(!sim.contains("no_std"), "cfg_attr false removes the attribute");
+    }
+
+    #[test]
+    fn kernel_config_cfgs_stay_for_kbuild_and_must_stand_alone() {
+        let src = "#[cfg(CONFIG_RUST)]\nmod kmod;\n#[cfg(feature = \"a\")]\nfn a() {}\n";
+        let out = resolve(src, &[]);
+        assert_eq!(out, "#[cfg(CONFIG_RUST)]\nmod kmod;\n");
+        let e =
+            file(Path::new("x.rs"), "#[cfg(all(CONFIG_RUST, feature = \"a\"))]\nfn f() {}\n", &cfg(&[])).unwrap_err();
+        assert!(e.message.contains("x.rs:1:11: a kernel config cfg"), "{}", e.message);
     }
 
     #[test]
