@@ -43,12 +43,43 @@ pub struct BuildArgs {
     /// Print what was built as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also build the package into a module for a kernel: `lab` (the kernel lab of
+    /// `bench lab setup`: dkms in the lab's chroot, signed with the lab key, srcversion
+    /// checked against the prediction).
+    #[arg(long, value_parser = ["lab"])]
+    pub kernel: Option<String>,
+    /// The kernel lab's directory (default: BENCH_LAB_DIR, else .bench/lab).
+    #[arg(long)]
+    pub lab_dir: Option<PathBuf>,
     #[command(flatten)]
     pub ws: crate::workspace::WorkspaceArg,
 }
 
+/// One package `bench build` wrote or found unchanged.
+pub struct Built {
+    pub variant: String,
+    pub dir: PathBuf,
+    pub tarball: PathBuf,
+    pub srcversion: String,
+    pub fresh: bool,
+    pub build_id: u64,
+    pub lab: Option<crate::lab::LabModule>,
+}
+
 pub fn run(args: &BuildArgs, ui: &Ui) -> Result<()> {
     let root = args.ws.root()?;
+    let (built, fp, key_path, git) = build(&root, args, ui)?;
+    print(args, ui, &built, &fp, &key_path, &git);
+    Ok(())
+}
+
+/// Builds the packages `args` asks for (and their lab modules with `--kernel lab`).
+pub fn build(
+    root: &std::path::Path,
+    args: &BuildArgs,
+    ui: &Ui,
+) -> Result<(Vec<Built>, String, PathBuf, gitinfo::GitInfo)> {
+    let root = root.to_path_buf();
     let variants = Variants::load(&root)?;
     let names: Vec<String> = match &args.variant {
         Some(v) => vec![variants.get(v)?.name.clone()],
@@ -93,7 +124,15 @@ pub fn run(args: &BuildArgs, ui: &Ui) -> Result<()> {
                     path: c.package_dir.display().to_string(),
                 },
             )?;
-            built.push((variant.name.clone(), c.package_dir, c.tarball, c.srcversion, false, record.id));
+            built.push(Built {
+                variant: variant.name.clone(),
+                dir: c.package_dir,
+                tarball: c.tarball,
+                srcversion: c.srcversion,
+                fresh: false,
+                build_id: record.id,
+                lab: None,
+            });
             bar.inc(1);
             continue;
         }
@@ -148,31 +187,60 @@ pub fn run(args: &BuildArgs, ui: &Ui) -> Result<()> {
                 files: p.files.iter().map(|f| (f.path.clone(), pkg::sha256_hex(&f.bytes))).collect(),
             },
         )?;
-        built.push((variant.name.clone(), dir, tarball, p.manifest.predicted_srcversion.clone(), fresh, record.id));
+        built.push(Built {
+            variant: variant.name.clone(),
+            dir,
+            tarball,
+            srcversion: p.manifest.predicted_srcversion.clone(),
+            fresh,
+            build_id: record.id,
+            lab: None,
+        });
         bar.inc(1);
     }
     bar.finish_and_clear();
+    if args.kernel.is_some() {
+        let lab = crate::lab::Lab::at(args.lab_dir.as_deref(), &root);
+        for b in &mut built {
+            let name = b.dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            let version = name.strip_prefix("bes2600-").unwrap_or(&name).to_string();
+            let spinner = ui.spinner(format!("dkms build of {} for the lab kernel", b.variant));
+            let out = b.dir.with_file_name(format!("{name}.lab"));
+            let m = crate::lab::build_module(&lab, &b.tarball, &version, &b.srcversion, &out);
+            spinner.finish_and_clear();
+            b.lab = Some(m?);
+        }
+    }
+    Ok((built, fp, key_path, git))
+}
+
+fn print(args: &BuildArgs, ui: &Ui, built: &[Built], fp: &str, key_path: &std::path::Path, git: &gitinfo::GitInfo) {
     if args.json {
         let list: Vec<serde_json::Value> = built
             .iter()
-            .map(|(v, dir, tar, srcv, fresh, id)| {
-                serde_json::json!({"variant": v, "package": dir, "tarball": tar, "srcversion": srcv,
-                    "written": fresh, "build_id": id, "key_fingerprint": fp, "commit": git.commit, "dirty": git.dirty})
+            .map(|b| {
+                serde_json::json!({"variant": b.variant, "package": b.dir, "tarball": b.tarball, "srcversion": b.srcversion,
+                    "written": b.fresh, "build_id": b.build_id, "key_fingerprint": fp, "commit": git.commit, "dirty": git.dirty,
+                    "lab": b.lab})
             })
             .collect();
         ui.out(serde_json::to_string_pretty(&list).expect("serialises"));
-        return Ok(());
+        return;
     }
-    for (v, dir, tar, srcv, fresh, id) in &built {
-        ui.out(format!("{v}: {}{}", dir.display(), if *fresh { "" } else { " (unchanged)" }));
-        ui.out(format!("  tarball     {}", tar.display()));
-        ui.out(format!("  srcversion  {srcv} (predicted)"));
+    for b in built {
+        ui.out(format!("{}: {}{}", b.variant, b.dir.display(), if b.fresh { "" } else { " (unchanged)" }));
+        ui.out(format!("  tarball     {}", b.tarball.display()));
+        ui.out(format!("  srcversion  {} (predicted)", b.srcversion));
         ui.out(format!("  signed by   {fp} ({})", key_path.display()));
         ui.out(format!(
-            "  build       #{id} at {}{}",
+            "  build       #{} at {}{}",
+            b.build_id,
             &git.commit[..12.min(git.commit.len())],
             if git.dirty { " (dirty tree)" } else { "" }
         ));
+        if let Some(m) = &b.lab {
+            ui.out(format!("  lab module  {} (kernel {})", m.ko.display(), m.kernel_release));
+            ui.out(format!("  modinfo     srcversion {} (as predicted), signer {}", m.srcversion, m.signer));
+        }
     }
-    Ok(())
 }

@@ -49,10 +49,15 @@ pub struct StageArgs {
 
 pub fn run(args: &StageArgs, ui: &Ui) -> Result<()> {
     let root = args.ws.root()?;
-    let Some(ko) = &args.ko else {
-        return Err(BenchError::usage("--ko FILE is required: bench has no kernel build of the driver yet")
-            .hint("build the module (the kernel lab will), then: bench stage --target T --ko FILE --variant V"));
+    let ko = match (&args.ko, &args.variant) {
+        (Some(ko), _) => ko.clone(),
+        (None, Some(v)) => newest_lab_module(&root, v)?,
+        (None, None) => {
+            return Err(BenchError::usage("give --ko FILE, or --variant V to stage V's newest lab build")
+                .hint("bench build --variant V --kernel lab builds the module for the kernel lab"))
+        }
     };
+    let ko = &ko;
     let bytes = std::fs::read(ko)
         .map_err(|e| BenchError::usage(format!("cannot read {}", ko.display())).cause(e.to_string()))?;
     if !bytes.starts_with(b"\x7fELF") {
@@ -108,4 +113,28 @@ pub fn run(args: &StageArgs, ui: &Ui) -> Result<()> {
         ui.out(format!("  not loaded: reboot the board, or `rmmod {m}; modprobe {m}` (or --reload)", m = t.module));
     }
     Ok(())
+}
+
+/// The newest `dist/bes2600-*+VARIANT.*.lab/bes2600.ko` (written by `bench build --kernel lab`).
+fn newest_lab_module(root: &std::path::Path, variant: &str) -> Result<std::path::PathBuf> {
+    let dist = root.join("dist");
+    let prefix = "bes2600-";
+    let mut best: Option<(std::time::SystemTime, std::path::PathBuf)> = None;
+    for entry in std::fs::read_dir(&dist).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(prefix).and_then(|n| n.strip_suffix(".lab")) else { continue };
+        if rest.split_once('+').map(|(_, r)| r.starts_with(&format!("{variant}."))) != Some(true) {
+            continue;
+        }
+        let ko = entry.path().join("bes2600.ko");
+        if let Ok(m) = std::fs::metadata(&ko).and_then(|m| m.modified()) {
+            if best.as_ref().is_none_or(|(t, _)| m > *t) {
+                best = Some((m, ko));
+            }
+        }
+    }
+    best.map(|(_, p)| p).ok_or_else(|| {
+        BenchError::usage(format!("no lab build of `{variant}` in {}", dist.display()))
+            .hint(format!("bench build --variant {variant} --kernel lab, or give --ko FILE"))
+    })
 }

@@ -9,6 +9,7 @@ mod cmd_bench_sim;
 mod cmd_bisect;
 mod cmd_build;
 mod cmd_identify;
+mod cmd_lab;
 mod cmd_notes;
 mod cmd_patches;
 mod cmd_pr;
@@ -21,6 +22,7 @@ mod cmd_variants;
 mod cmd_verify;
 mod error;
 mod gitinfo;
+mod lab;
 mod ledger;
 mod materialise;
 mod modsign;
@@ -81,6 +83,8 @@ enum Cmd {
     Identify(cmd_identify::IdentifyArgs),
     /// Show the variant tree with status and last srcversion; validates variants/*.toml.
     Variants(cmd_variants::VariantsArgs),
+    /// The kernel lab: a Rust-enabled kernel in QEMU that builds, loads and stresses the module.
+    Lab(cmd_lab::LabArgs),
     /// Time `bench build`: a fresh build and unchanged rebuilds (a benchmark).
     BenchBuild(cmd_bench_build::BenchBuildArgs),
     /// Time the simulator: one full default ramp per variant (a benchmark, not a test).
@@ -107,6 +111,7 @@ fn main() -> ExitCode {
         Cmd::Bisect(a) => cmd_bisect::run(a, &ui),
         Cmd::SignModule(a) => cmd_sign_module::run(a, &ui),
         Cmd::Identify(a) => cmd_identify::run(a, &ui),
+        Cmd::Lab(a) => cmd_lab::run(a, &ui),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

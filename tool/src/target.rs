@@ -24,7 +24,7 @@ use std::process::{Command, Stdio};
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
-    /// `ssh` or `local`.
+    /// `ssh`, `local` or `lab` (the kernel lab's VM; `root` is then the lab directory).
     pub transport: String,
     #[serde(default)]
     pub host: Option<String>,
@@ -158,9 +158,21 @@ impl Target {
             };
             return Err(e);
         };
+        let mut cfg = cfg;
+        if cfg.transport == "lab" {
+            // The kernel lab's VM: its module tree is the lab disk, packed into the
+            // initramfs at every `bench lab boot`; `root` names the lab directory.
+            let lab = crate::lab::Lab::at(cfg.root.as_deref().map(Path::new), root);
+            cfg.kernel = Some(lab.kernel_release()?);
+            let disk = lab.disk();
+            std::fs::create_dir_all(&disk)
+                .map_err(|e| BenchError::env(format!("cannot create {}", disk.display())).cause(e.to_string()))?;
+            cfg.root = Some(disk.display().to_string());
+            cfg.transport = "local".into();
+        }
         if cfg.transport != "ssh" && cfg.transport != "local" {
             return Err(BenchError::usage(format!(
-                "target `{name}`: transport must be ssh or local, not `{}`",
+                "target `{name}`: transport must be ssh, local or lab, not `{}`",
                 cfg.transport
             )));
         }

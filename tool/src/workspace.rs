@@ -5,7 +5,7 @@ use crate::error::{BenchError, Result};
 use std::path::{Path, PathBuf};
 
 /// The `--workspace` option every command takes.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct WorkspaceArg {
     /// The bench workspace (default: found from the current directory).
     #[arg(long)]
