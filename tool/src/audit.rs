@@ -888,8 +888,12 @@ pub fn audit_variant(
     let known = variants.driver_features.iter().cloned().chain(["sim".to_string()]).collect();
     let cfg = crate::materialise::CfgSet { enabled: variant.features.iter().cloned().collect(), known };
     let tree = crate::materialise::crate_tree(&root.join("driver").join("src"), &cfg)?;
-    let sources: Vec<Source> =
-        tree.into_iter().map(|o| Source { name: o.rel_path.display().to_string(), text: o.text }).collect();
+    // The kernel entry is glue to kernel primitives, not the data path under contract.
+    let sources: Vec<Source> = tree
+        .into_iter()
+        .filter(|o| !o.kernel_only)
+        .map(|o| Source { name: o.rel_path.display().to_string(), text: o.text })
+        .collect();
     run(&sources)
 }
 

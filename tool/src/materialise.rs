@@ -28,38 +28,42 @@ pub struct CfgSet {
 pub struct Output {
     pub rel_path: PathBuf,
     pub text: String,
+    /// Declared under a kernel config cfg (`#[cfg(CONFIG_RUST)] mod kmod;`): only a kernel
+    /// build compiles it (the kernel entry), so the contract audit leaves it out.
+    pub kernel_only: bool,
 }
 
 /// Materialises the crate rooted at `src_dir/lib.rs`, following the `mod` declarations
 /// that survive.
 pub fn crate_tree(src_dir: &Path, cfg: &CfgSet) -> Result<Vec<Output>> {
     let mut out = Vec::new();
-    walk(src_dir, Path::new("lib.rs"), cfg, &mut out)?;
+    walk(src_dir, Path::new("lib.rs"), cfg, false, &mut out)?;
     Ok(out)
 }
 
-fn walk(src_dir: &Path, rel: &Path, cfg: &CfgSet, out: &mut Vec<Output>) -> Result<()> {
+fn walk(src_dir: &Path, rel: &Path, cfg: &CfgSet, kernel_only: bool, out: &mut Vec<Output>) -> Result<()> {
     let path = src_dir.join(rel);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| BenchError::env(format!("cannot read {}", path.display())).cause(e.to_string()))?;
     let (resolved, modules) = file(&path, &text, cfg)?;
-    out.push(Output { rel_path: rel.to_path_buf(), text: resolved });
+    out.push(Output { rel_path: rel.to_path_buf(), text: resolved, kernel_only });
     // Child modules of lib.rs or mod.rs live beside it; of x.rs, in x/.
     let base = match rel.file_name().and_then(|n| n.to_str()) {
         Some("lib.rs") | Some("mod.rs") => rel.parent().unwrap_or(Path::new("")).to_path_buf(),
         _ => rel.with_extension(""),
     };
-    for m in modules {
+    for (m, kernel_gated) in modules {
         let flat = base.join(format!("{m}.rs"));
         let nested = base.join(&m).join("mod.rs");
         let next = if src_dir.join(&flat).is_file() { flat } else { nested };
-        walk(src_dir, &next, cfg, out)?;
+        walk(src_dir, &next, cfg, kernel_only || kernel_gated, out)?;
     }
     Ok(())
 }
 
-/// Resolves one file; returns the text and the names of the out-of-line modules kept.
-pub fn file(path: &Path, text: &str, cfg: &CfgSet) -> Result<(String, Vec<String>)> {
+/// Resolves one file; returns the text and the out-of-line modules kept (name, and
+/// whether a kernel config cfg gates it).
+pub fn file(path: &Path, text: &str, cfg: &CfgSet) -> Result<(String, Vec<(String, bool)>)> {
     let ast = syn::parse_file(text).map_err(|e| {
         let at = e.span().start();
         BenchError::usage(format!("{}:{}:{}: {e}", path.display(), at.line, at.column + 1))
@@ -90,7 +94,7 @@ struct Resolver<'a> {
     /// start byte -> (end byte, replacement)
     edits: BTreeMap<usize, (usize, String)>,
     error: Option<BenchError>,
-    modules: Vec<String>,
+    modules: Vec<(String, bool)>,
 }
 
 impl Resolver<'_> {
@@ -295,7 +299,10 @@ impl<'ast> Visit<'ast> for Resolver<'_> {
         if self.attrs_of(attrs, Some(range)) {
             if let syn::Item::Mod(m) = item {
                 if m.content.is_none() {
-                    self.modules.push(m.ident.to_string());
+                    let gated = m.attrs.iter().any(|a| {
+                        a.path().is_ident("cfg") && a.parse_args::<Meta>().is_ok_and(|p| kernel_config_cfg(&p))
+                    });
+                    self.modules.push((m.ident.to_string(), gated));
                 }
             }
             syn::visit::visit_item(self, item);
@@ -693,7 +700,9 @@ mod driver_tests {
             let names: Vec<String> = files.iter().map(|f| f.rel_path.display().to_string()).collect();
             assert!(names.contains(&"bh.rs".to_string()) && !names.iter().any(|n| n.starts_with("sim")), "{names:?}");
             for f in &files {
-                assert!(!f.text.contains("#[cfg"), "{} {}: cfg left", v.name, f.rel_path.display());
+                // Only the kernel's config cfgs stay (Kbuild decides them).
+                let left = f.text.matches("#[cfg").count() - f.text.matches("#[cfg(CONFIG_").count();
+                assert_eq!(left, 0, "{} {}: cfg left", v.name, f.rel_path.display());
                 assert!(!f.text.contains("cfg!("), "{} {}: cfg! left", v.name, f.rel_path.display());
             }
             let lib = &files[0].text;
