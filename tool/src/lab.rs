@@ -331,8 +331,7 @@ pub fn build_module(
          rm -rf /var/lib/dkms/bes2600/{v} /usr/src/bes2600-{v}\n\
          dkms ldtarball /lab/pkg/package.dkms.tar.gz\n\
          dkms build -m bes2600 -v {v} -k {k} --kernelsourcedir /build/linux\n\
-         cp /var/lib/dkms/bes2600/{v}/build/bes2600.ko /lab/pkg/bes2600.unsigned.ko\n\
-         cp /var/lib/dkms/bes2600/{v}/build/bes2600.mod /var/lib/dkms/bes2600/{v}/build/.bes2600.o.cmd /lab/pkg/ 2>/dev/null || true\n\
+         cp /var/lib/dkms/bes2600/{v}/{k}/*/module/bes2600.ko /lab/pkg/bes2600.built.ko\n\
          dkms remove -m bes2600 -v {v} --all >/dev/null 2>&1 || true",
         v = q(version),
         k = q(&kver)
@@ -340,6 +339,12 @@ pub fn build_module(
     let log = lab.dir.join("runs").join(format!("dkms-{version}.log"));
     lab.sh(&script, &log)
         .map_err(|e| BenchError::new(Kind::Environment, format!("dkms could not build {version} for the lab kernel {kver}")).cause(e.message).hint(format!("see {}", log.display())))?;
+    // dkms signs modules itself when it finds a key and sign-file; the lab's signature
+    // replaces any it appended.
+    let built = std::fs::read(work.join("bes2600.built.ko"))
+        .map_err(|e| BenchError::env("cannot read the module dkms built").cause(e.to_string()))?;
+    std::fs::write(work.join("bes2600.unsigned.ko"), strip_signature(&built))
+        .map_err(|e| BenchError::env("cannot write the unsigned module").cause(e.to_string()))?;
     let certs = lab.chroot.join("build/linux/certs");
     let signed = crate::modsign::sign_files(
         &work.join("bes2600.unsigned.ko"),
@@ -374,6 +379,20 @@ pub fn build_module(
         .hint("the srcversion rule in tool/src/srcversion.rs no longer matches this kernel's modpost"));
     }
     Ok(module)
+}
+
+/// The module without an appended signature (magic, 12-byte trailer, PKCS#7).
+fn strip_signature(ko: &[u8]) -> &[u8] {
+    const MAGIC: &[u8] = b"~Module signature appended~\n";
+    if !ko.ends_with(MAGIC) || ko.len() < MAGIC.len() + 12 {
+        return ko;
+    }
+    let trailer = ko.len() - MAGIC.len() - 12;
+    let sig_len = u32::from_be_bytes(ko[trailer + 8..trailer + 12].try_into().expect("4 bytes")) as usize;
+    match trailer.checked_sub(sig_len) {
+        Some(end) => &ko[..end],
+        None => ko,
+    }
 }
 
 /// What one boot printed and how long it took.
@@ -496,6 +515,17 @@ mod tests {
         assert_eq!(o.result["hw_bufs_used"], -4);
         assert_eq!(o.verdict.as_deref(), Some("failed"));
         assert!(!o.panic);
+    }
+
+    #[test]
+    fn an_appended_signature_is_stripped_and_an_unsigned_module_kept() {
+        let mut ko = b"\x7fELF module body".to_vec();
+        let body = ko.clone();
+        ko.extend_from_slice(b"PKCS7");
+        ko.extend_from_slice(&[0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 5]);
+        ko.extend_from_slice(b"~Module signature appended~\n");
+        assert_eq!(strip_signature(&ko), &body[..]);
+        assert_eq!(strip_signature(&body), &body[..]);
     }
 
     #[test]
