@@ -116,8 +116,11 @@ fn setup(args: &SetupArgs, ui: &Ui) -> Result<()> {
 
 fn parse_pair(flag: &str, text: &str) -> Result<(f64, f64)> {
     let bad = || {
-        BenchError::usage(format!("--{flag} {text}: expected two numbers A:B"))
-            .hint(if flag == "stress" { "for example --stress 4:10 (4 MB/s for 10 s)" } else { "for example --stall 4:200" })
+        BenchError::usage(format!("--{flag} {text}: expected two numbers A:B")).hint(if flag == "stress" {
+            "for example --stress 4:10 (4 MB/s for 10 s)"
+        } else {
+            "for example --stall 4:200"
+        })
     };
     let (a, b) = text.split_once(':').ok_or_else(bad)?;
     let a: f64 = a.trim().parse().map_err(|_| bad())?;
@@ -132,7 +135,10 @@ fn run_variant(args: &RunArgs, ui: &Ui) -> Result<()> {
     let (mb_per_s, secs) = parse_pair("stress", &args.stress)?;
     let (stall_every, stall_us) = parse_pair("stall", &args.stall)?;
     if secs < 1.0 || secs > 3600.0 || mb_per_s <= 0.0 {
-        return Err(BenchError::usage(format!("--stress {}: the rate must be above 0 and the time 1 to 3600 s", args.stress)));
+        return Err(BenchError::usage(format!(
+            "--stress {}: the rate must be above 0 and the time 1 to 3600 s",
+            args.stress
+        )));
     }
     let root = args.ws.root()?;
     let lab = Lab::at(args.dir.as_deref(), &root);
@@ -155,7 +161,8 @@ fn run_variant(args: &RunArgs, ui: &Ui) -> Result<()> {
             BenchError::env(format!("could not build {} for the lab", args.variant)).cause(e.message)
         }
     })?;
-    let module = built.into_iter().next().and_then(|b| b.lab).ok_or_else(|| BenchError::env("no lab module was built"))?;
+    let module =
+        built.into_iter().next().and_then(|b| b.lab).ok_or_else(|| BenchError::env("no lab module was built"))?;
     let ko = std::fs::read(&module.ko)
         .map_err(|e| BenchError::env(format!("cannot read {}", module.ko.display())).cause(e.to_string()))?;
     let stress_ms = (secs * 1000.0).round() as u64;
@@ -174,7 +181,8 @@ fn run_variant(args: &RunArgs, ui: &Ui) -> Result<()> {
         conf.push_str("TAMPERED=/lab/tampered.ko\n");
     }
     files.push(("/lab.conf", conf.into_bytes()));
-    let spinner = ui.spinner(format!("booting the lab kernel with {} ({} MB/s for {} s)", args.variant, mb_per_s, secs));
+    let spinner =
+        ui.spinner(format!("booting the lab kernel with {} ({} MB/s for {} s)", args.variant, mb_per_s, secs));
     let boot = lab::boot(&lab, &files, 120 + secs as u64 * 3, &format!("run-{}", args.variant));
     spinner.finish_and_clear();
     let boot = boot?;
@@ -219,20 +227,26 @@ fn run_variant(args: &RunArgs, ui: &Ui) -> Result<()> {
         ui.out(serde_json::to_string_pretty(&v).expect("serialises"));
     } else {
         ui.out(format!("lab run of {}: {outcome}", args.variant));
-        ui.out(format!("  module      {} srcversion {} (kernel {})", module.ko.display(), module.srcversion, module.kernel_release));
+        ui.out(format!(
+            "  module      {} srcversion {} (kernel {})",
+            module.ko.display(),
+            module.srcversion,
+            module.kernel_release
+        ));
         ui.out(format!(
             "  vm          {} CPUs, boot to result {:.1} s, console {}",
             o.cpus,
             boot.seconds,
             boot.log.display()
         ));
-        ui.out(format!("  stress      {mb_per_s} MB/s for {secs} s, stall one plain load in {stall_every} for {stall_us} us"));
+        ui.out(format!(
+            "  stress      {mb_per_s} MB/s for {secs} s, stall one plain load in {stall_every} for {stall_us} us"
+        ));
         if let Some(refused) = o.tampered_refused {
             ui.out(format!("  tampered    {}", if refused { "refused by the kernel" } else { "LOADED" }));
         }
         let keys = ["rx_packets", "rx_bytes", "warns", "underflows", "hw_bufs_used", "stalls"];
-        let shown: Vec<String> =
-            keys.iter().filter_map(|k| o.result.get(*k).map(|v| format!("{k}={v}"))).collect();
+        let shown: Vec<String> = keys.iter().filter_map(|k| o.result.get(*k).map(|v| format!("{k}={v}"))).collect();
         ui.out(format!("  counters    {}", shown.join(" ")));
         for p in &problems {
             ui.out(format!("  problem     {p}"));
