@@ -32,6 +32,10 @@ impl LockId {
 
 /// Memory as the driver shares it between contexts.
 ///
+/// Each primitive states what it does to the memory its `word` argument reaches in an
+/// `access:` doc line; the contract audit reads them (and nothing else of this layer) to
+/// tell loads, stores, atomic operations and lock acquisitions apart.
+///
 /// Plain accesses model a C `int` read or written with an ordinary instruction: a
 /// read-modify-write built from them is a load and a separate store, and another context may
 /// run in between. Atomic operations are indivisible.
@@ -39,16 +43,27 @@ pub trait Memory {
     /// One 32-bit word of shared memory.
     type Word;
     fn new_word(&self, value: i32) -> Self::Word;
+    /// access: load
     fn plain_load(&self, word: &Self::Word) -> i32;
+    /// access: store
     fn plain_store(&self, word: &Self::Word, value: i32);
+    /// access: atomic-load
     fn atomic_load(&self, word: &Self::Word, order: Ordering) -> i32;
+    /// access: atomic-store
     fn atomic_store(&self, word: &Self::Word, value: i32, order: Ordering);
     /// Adds `delta` and returns the value before the addition.
+    ///
+    /// access: atomic-rmw
     fn atomic_fetch_add(&self, word: &Self::Word, delta: i32, order: Ordering) -> i32;
     /// Stores `value` and returns the value before.
+    ///
+    /// access: atomic-rmw
     fn atomic_swap(&self, word: &Self::Word, value: i32, order: Ordering) -> i32;
     /// Spins until the lock word is free, then takes it (`spin_lock`).
+    ///
+    /// access: lock
     fn spin_lock(&self, lock: &Self::Word, id: LockId);
+    /// access: unlock
     fn spin_unlock(&self, lock: &Self::Word, id: LockId);
 }
 

@@ -102,11 +102,11 @@ fn table(ui: &Ui, name: &str, r: &Report, d: Option<&audit::Delta>) {
             ui.out(format!("               path: {}", e.call_path.join(" -> ")));
         }
     }
-    ui.out(format!("  {:<18} {:<22} {:<18} {:<30} {}", "field", "contract", "writers", "readers", "plain RMW in"));
+    ui.out(format!("  {:<28} {:<22} {:<22} {:<30} {}", "field", "contract", "writers", "readers", "plain RMW in"));
     for f in &r.fields {
         let j = |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
         ui.out(format!(
-            "  {:<18} {:<22} {:<18} {:<30} {}",
+            "  {:<28} {:<22} {:<22} {:<30} {}",
             f.field,
             f.contract.as_ref().map_or("(none)".into(), |c| c.to_string()),
             j(&f.writers),

@@ -134,17 +134,18 @@ impl Runner {
         }
         let (outcome, detail) = match &self.oracle {
             Oracle::Audit => {
-                let sources: Vec<crate::audit::Source> = tree
-                    .iter()
-                    .map(|o| crate::audit::Source { name: o.rel_path.display().to_string(), text: o.text.clone() })
-                    .collect();
-                match crate::audit::run(&sources) {
+                // The audit reads the crate as the compiler builds it: the tree's own
+                // driver crate with the subject's features.
+                let features: Vec<String> = s.features.iter().cloned().collect();
+                let crate_dir = s.driver_src.parent().unwrap_or(s.driver_src);
+                let work = self.workdir.join("audit");
+                match crate::audit::audit_crate(&crate::audit::CrateRef { dir: crate_dir, features: &features, work: &work }) {
                     Ok(r) if r.clean() => (Outcome::Good, "audit clean".to_string()),
                     Ok(r) => (
                         Outcome::Bad,
                         format!("{} violation(s), first: {}", r.violations.len(), r.violations[0].message),
                     ),
-                    Err(e) => (Outcome::Skip, format!("audit could not read the sources: {}", e.message)),
+                    Err(e) => (Outcome::Skip, format!("audit could not build the crate: {}", e.message)),
                 }
             }
             Oracle::Stress { stages, seed, min_mib_per_s } => {
