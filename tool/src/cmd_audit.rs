@@ -27,11 +27,18 @@ Examples:
   bench audit --all --json")]
 pub struct AuditArgs {
     /// Variant to audit.
-    #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+    #[arg(long, required_unless_present_any = ["all", "crate_dir"], conflicts_with_all = ["all", "crate_dir"])]
     pub variant: Option<String>,
     /// Audit every variant.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "crate_dir")]
     pub all: bool,
+    /// Audit any crate that follows the conventions (the directory holding its Cargo.toml)
+    /// instead of a variant of the workspace's driver.
+    #[arg(long = "crate", value_name = "DIR")]
+    pub crate_dir: Option<std::path::PathBuf>,
+    /// With --crate: Cargo features to build it with (comma-separated).
+    #[arg(long, value_delimiter = ',', requires = "crate_dir")]
+    pub features: Vec<String>,
     /// Show every path from each context to each access of FIELD.
     #[arg(long, value_name = "FIELD")]
     pub explain: Option<String>,
@@ -46,6 +53,9 @@ pub struct AuditArgs {
 }
 
 pub fn run(args: &AuditArgs, ui: &Ui) -> Result<()> {
+    if let Some(dir) = &args.crate_dir {
+        return run_crate(args, dir, ui);
+    }
     let root = args.ws.root()?;
     let variants = Variants::load(&root)?;
     let names: Vec<String> = match &args.variant {
@@ -88,6 +98,32 @@ pub fn run(args: &AuditArgs, ui: &Ui) -> Result<()> {
     }
 }
 
+fn run_crate(args: &AuditArgs, dir: &std::path::Path, ui: &Ui) -> Result<()> {
+    if !dir.join("Cargo.toml").is_file() {
+        return Err(BenchError::usage(format!("no Cargo.toml in {}", dir.display()))
+            .hint("--crate takes the directory that holds the crate's Cargo.toml"));
+    }
+    let name = dir.canonicalize().ok().and_then(|d| d.file_name().map(|n| n.to_string_lossy().to_string())).unwrap_or_default();
+    let work = dir.join("target").join("bench");
+    let report = audit::audit_crate(&audit::CrateRef { dir, features: &args.features, work: &work })?;
+    if let Some(field) = &args.explain {
+        explain(ui, &name, &report, field)?;
+    } else if args.json {
+        ui.out(serde_json::to_string_pretty(&serde_json::json!([{"crate": name, "clean": report.clean(), "report": report}])).expect("serialises"));
+    } else {
+        match args.format {
+            Format::Markdown => ui.out(audit::markdown(&name, &report, None)),
+            Format::Table => table(ui, &name, &report, None),
+        }
+    }
+    if report.clean() {
+        Ok(())
+    } else {
+        Err(BenchError::new(Kind::Failed, format!("contract violations in {name}"))
+            .hint("see the call paths above; `bench audit --crate DIR --explain FIELD` shows every path"))
+    }
+}
+
 fn table(ui: &Ui, name: &str, r: &Report, d: Option<&audit::Delta>) {
     ui.out(format!(
         "audit {name}: {} ({} violations; contexts: {})",
@@ -97,8 +133,10 @@ fn table(ui: &Ui, name: &str, r: &Report, d: Option<&audit::Delta>) {
     ));
     for v in &r.violations {
         ui.out(format!("  VIOLATION {} [{}]: {}", v.field, v.rule, v.message));
-        for e in v.evidence.iter().take(4) {
-            ui.out(format!("    {:<10} {} at {}", e.context, e.access.label(), e.site));
+        for e in v.evidence.iter().take(6) {
+            let held = if e.locks_held.is_empty() { String::new() } else { format!(" holding {}", e.locks_held.join(", ")) };
+            let load = e.load_site.as_ref().map(|l| format!(" (loaded at {l})")).unwrap_or_default();
+            ui.out(format!("    {:<10} {} at {}{load}{held}", e.context, e.access.label(), e.site));
             ui.out(format!("               path: {}", e.call_path.join(" -> ")));
         }
     }
@@ -139,41 +177,58 @@ fn table(ui: &Ui, name: &str, r: &Report, d: Option<&audit::Delta>) {
         }
     }
     if !r.unresolved.is_empty() {
-        ui.out(format!(
-            "  not followed ({} calls defined outside the audited sources): {}",
-            r.unresolved.len(),
-            r.unresolved.iter().map(|u| u.call.as_str()).collect::<Vec<_>>().join(" ")
-        ));
+        ui.out(format!("  not followed ({} calls defined outside the crate, handed shared state):", r.unresolved.len()));
+        for u in &r.unresolved {
+            let first = u.sites.iter().next().cloned().unwrap_or_default();
+            let more = if u.sites.len() > 1 { format!(" (+{} more)", u.sites.len() - 1) } else { String::new() };
+            ui.out(format!("    {} at {first}{more}", u.call));
+        }
     }
 }
 
 fn explain(ui: &Ui, name: &str, r: &Report, field: &str) -> Result<()> {
-    let Some(f) = r.fields.iter().find(|f| f.field == field) else {
-        let known: Vec<&str> = r.fields.iter().map(|f| f.field.as_str()).collect();
-        let mut e = BenchError::usage(format!("no shared field `{field}` in variant {name}"));
-        if let Some(n) = crate::variant::nearest(field, &known) {
-            e = e.hint(format!("did you mean `{n}`?"));
+    let found = r.find_field(field);
+    let f = match found.as_slice() {
+        [f] => *f,
+        [] => {
+            let known: Vec<&str> = r.fields.iter().map(|f| f.field.as_str()).collect();
+            let bare: Vec<&str> = known.iter().map(|k| k.rsplit(['.', ' ']).next().unwrap_or(k)).collect();
+            let mut e = BenchError::usage(format!("no shared field `{field}` in {name}"));
+            if let Some(n) = crate::variant::nearest(field, &known).or_else(|| crate::variant::nearest(field, &bare)) {
+                e = e.hint(format!("did you mean `{n}`?"));
+            }
+            return Err(e);
         }
-        return Err(e);
+        many => {
+            return Err(BenchError::usage(format!("`{field}` names {} fields in {name}", many.len())).hint(format!(
+                "name one by its owner: {}",
+                many.iter().map(|f| f.field.as_str()).collect::<Vec<_>>().join(", ")
+            )))
+        }
     };
+    let field = f.field.as_str();
     ui.out(format!(
         "{field} in {name}: contract {}, declared at {}",
         f.contract.as_ref().map_or("(none)".into(), |c| c.to_string()),
         f.declared_at
     ));
-    let mut shown = std::collections::BTreeSet::new();
+    // Every access once, then every call path that reaches it.
+    let mut groups: std::collections::BTreeMap<_, Vec<&audit::Reach>> = std::collections::BTreeMap::new();
     for reach in r.reaches.iter().filter(|x| x.field == field) {
-        if !shown.insert((reach.context.clone(), reach.access.clone(), reach.site.clone())) {
-            continue;
-        }
+        groups.entry((reach.context.clone(), reach.access.clone(), reach.site.clone(), reach.locks_held.clone())).or_default().push(reach);
+    }
+    for reaches in groups.values() {
+        let reach = reaches[0];
         let held = if reach.locks_held.is_empty() {
-            String::new()
+            " holding no lock".to_string()
         } else {
-            format!(" holding {}", reach.locks_held.join(","))
+            format!(" holding {}", reach.locks_held.join(", "))
         };
-        ui.out(format!("  [{}] {} at {}{held}", reach.context, reach.access.label(), reach.site));
-        for path in r.all_paths(&reach.context, &reach.function) {
-            ui.out(format!("      {}", path.join(" -> ")));
+        let load = reach.load_site.as_ref().map(|l| format!(" (loaded at {l})")).unwrap_or_default();
+        ui.out(format!("  [{}] {} at {}{load}{held}", reach.context, reach.access.label(), reach.site));
+        let paths: std::collections::BTreeSet<String> = reaches.iter().map(|x| x.call_path.join(" -> ")).collect();
+        for p in paths {
+            ui.out(format!("      {p}"));
         }
     }
     Ok(())

@@ -613,10 +613,12 @@ impl<'a> Engine<'a> {
         rec.accesses.retain(|a| !(a.path.len() == 1 && lock_locs.contains(&a.loc)));
         // Lost-update shapes in this function: a load, then a store reachable from it.
         let reach = reachability(body);
-        let me = self.labels[id].clone();
+        // A store that a callee already pairs with its own load is reported there, where
+        // the read-modify-write is (the innermost function that holds both).
+        let inner: BTreeSet<(String, Site)> = rec.rmws.iter().map(|r| (r.loc.clone(), r.site.clone())).collect();
         for l in rec.accesses.iter().filter(|a| matches!(a.op, Op::Load | Op::AtomicLoad(_))) {
             for s in rec.accesses.iter().filter(|a| a.loc == l.loc && matches!(a.op, Op::Store | Op::AtomicStore(_))) {
-                if s.pos == l.pos {
+                if s.pos == l.pos || inner.contains(&(s.loc.clone(), s.site.clone())) {
                     continue;
                 }
                 let after = (s.pos.0 == l.pos.0 && s.pos.1 > l.pos.1) || reach[l.pos.0].contains(&s.pos.0);
@@ -849,7 +851,7 @@ impl<'a> Engine<'a> {
                 let argv: Vec<Val> = args.iter().map(|a| self.operand(a, vals, body, &mut rec, at.clone())).collect();
                 let mut out: Option<BTreeSet<String>> = None;
                 let mut ret = Val::default();
-                let mut merge = |out: &mut Option<BTreeSet<String>>, l: BTreeSet<String>| {
+                let merge = |out: &mut Option<BTreeSet<String>>, l: BTreeSet<String>| {
                     *out = Some(match out.take() {
                         None => l,
                         Some(o) => o.intersection(&l).cloned().collect(),
@@ -1302,13 +1304,13 @@ impl Recorder {
             op,
             site: at.site.clone(),
             locks: at.locks.clone(),
-            path: vec![at.me.clone()],
+            path: vec![format!("{} at {}", at.me, at.site)],
             pos: at.pos,
         });
     }
 
     fn ignored_cas(&mut self, c: &Acc, at: &Ctx, via: &str) {
-        let mut path = vec![at.me.clone()];
+        let mut path = vec![format!("{} at {}", at.me, at.site)];
         if !via.is_empty() {
             path.extend(c.path.iter().cloned());
         }
@@ -1328,11 +1330,20 @@ impl Recorder {
         self.calls.extend(s.calls.iter().cloned());
         self.visited.extend(s.visited.iter().copied());
         self.callbacks.extend(s.callbacks.iter().cloned());
+        let here = format!("{} at {}", at.me, at.site);
+        let rename = |first: &mut String| {
+            // `Callee at file:line` keeps its site; the note of how it was reached is added.
+            if let Some((_, site)) = first.split_once(" at ") {
+                *first = format!("{callee} at {site}");
+            } else {
+                *first = callee.to_string();
+            }
+        };
         for a in &s.accesses {
             let mut a = a.clone();
-            let mut path = vec![at.me.clone()];
+            let mut path = vec![here.clone()];
             if let Some(first) = a.path.first_mut() {
-                *first = callee.to_string();
+                rename(first);
             }
             path.extend(a.path);
             a.path = path;
@@ -1342,9 +1353,9 @@ impl Recorder {
         for r in &s.rmws {
             let mut r = r.clone();
             if let Some(first) = r.path.first_mut() {
-                *first = callee.to_string();
+                rename(first);
             }
-            let mut path = vec![at.me.clone()];
+            let mut path = vec![here.clone()];
             path.extend(r.path);
             r.path = path;
             self.rmws.push(r);

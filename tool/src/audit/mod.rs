@@ -174,35 +174,11 @@ impl Report {
         }
         self.fields.iter().filter(|f| f.field.rsplit(['.', ' ']).next() == Some(name)).collect()
     }
-
-    /// Every call path (no function twice) from `context`'s entry points to `function`.
-    pub fn all_paths(&self, context: &str, function: &str) -> Vec<Vec<String>> {
-        let mut out = Vec::new();
-        let empty = BTreeSet::new();
-        for entry in self.contexts.get(context).into_iter().flatten() {
-            let entry = entry.split(" at ").next().unwrap_or(entry).to_string();
-            let mut stack = vec![(entry.clone(), vec![entry.clone()])];
-            // Bound: simple paths only, at most 10,000 of them.
-            while let Some((f, path)) = stack.pop() {
-                if strip_note(&f) == function {
-                    out.push(path.clone());
-                }
-                for callee in self.call_graph.get(strip_note(&f)).unwrap_or(&empty).iter().rev() {
-                    if !path.iter().any(|p| strip_note(p) == strip_note(callee)) && out.len() < 10_000 {
-                        let mut p = path.clone();
-                        p.push(callee.clone());
-                        stack.push((callee.clone(), p));
-                    }
-                }
-            }
-        }
-        out.sort();
-        out.dedup();
-        out
-    }
 }
 
+/// A path element without its site and note: `Dev::f [dyn T: any impl] at x.rs:3` -> `Dev::f`.
 fn strip_note(s: &str) -> &str {
+    let s = s.split(" at ").next().unwrap_or(s);
     s.split(" [").next().unwrap_or(s)
 }
 

@@ -72,7 +72,6 @@ impl FieldDef {
 
 #[derive(Clone, Debug)]
 pub struct StructDef {
-    pub name: String,
     pub fields: Vec<FieldDef>,
     /// At least one field states a contract: the struct holds shared state.
     pub contract_bearing: bool,
@@ -227,7 +226,7 @@ pub fn from_json(bytes: &[u8], what: &str) -> Result<Model> {
                     }
                 }
                 let contract_bearing = fields.iter().any(|f| f.contract.is_some());
-                m.structs.insert(name.clone(), StructDef { name, fields, contract_bearing });
+                m.structs.insert(name, StructDef { fields, contract_bearing });
             }
             ItemEnum::Static(s) => {
                 let site = site_of(&item.span);
