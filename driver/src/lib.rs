@@ -28,10 +28,20 @@
 //! /// contract: init                   written before any context starts, then read-only
 //! ```
 //!
+//! A field of a nested struct states its own contract (the audit descends into structs
+//! that have contract lines); a `static` states one in its docs too. `lock(L)` names the
+//! field that is the lock, or, when no field is called `L`, the field is a `SpinLock`
+//! holding its own data.
+//!
+//! The platform layer's memory primitives say what they do in an `access:` line
+//! (`load`, `store`, `atomic-load`, `atomic-store`, `atomic-rmw`, `atomic-cas`, `lock`,
+//! `unlock`), and a registration whose callable runs in a context of its own says so in a
+//! `callback-context: NAME` line. `probe` runs alone, before and after every other context.
+//!
 //! A C `int` shared by contract ("only the BH writes this") is a [`shared::SingleWriter`]:
 //! its read-modify-writes are a plain load followed by a plain store, and it is `Sync` only
 //! because of the documented single-writer contract. The contract audit reads these lines
-//! from source and compares them with the writers it computes.
+//! (through rustdoc) and compares them with what rustc's MIR of each feature build does.
 //!
 //! # Features (our model of the patch series)
 //!

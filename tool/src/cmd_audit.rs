@@ -13,18 +13,25 @@ pub enum Format {
 }
 
 #[derive(Args, Debug)]
-#[command(after_help = "For every execution context (the `context:` lines), every shared field it reaches at any \
-call depth and how: plain load, store, read-modify-write, atomic with its ordering, under which lock. \
-Verdicts: a field written from more than one context without lock or atomic; a plain read-modify-write \
-reachable from more than one context; a `contract:` line contradicted by the computed writers; data a lock \
-protects accessed without it. Then what the variant changes against its parent.
+#[command(after_help = "Reads the crate as the compiler does: rustc's MIR of the build with the variant's \
+features (resolved calls, typed places, explicit guard drops) and rustdoc's JSON (fields, `contract:`, \
+`context:`, `access:` and `callback-context:` lines). For every context, every shared field it reaches \
+by any route (helpers, trait methods by receiver, generics, closures, fn pointers, macros, statics) and \
+how: plain or atomic with its ordering, which locks are held. Fields are named by their owning type.
 
-Exit status: 0 clean, 1 violations, 2 bad input.
+Verdicts: multi-context-write (plain writes from two contexts, no common lock); shared-plain-rmw and \
+lost-update (a load then a store in one context, plain or atomic, or an ignored compare-exchange, while \
+another writes); contract-contradicted (writers, atomic, owner, init); lock-bypass; missing-contract; \
+unreached (touches shared state, no declared context reaches it). Calls into code outside the crate \
+that are handed shared state are listed as not followed.
+
+Exit status: 0 clean, 1 violations, 2 bad input (or the crate does not build), 3 environment.
 
 Examples:
-  bench audit --variant c                        Patch C: hw_bufs_used from rx_work and bh
-  bench audit --variant c --explain hw_bufs_used every path to every access
-  bench audit --all --json")]
+  bench audit --variant c                          Patch C: hw_bufs_used from rx_work and bh
+  bench audit --variant c --explain hw_bufs_used   every access with its locks and call paths
+  bench audit --all --json
+  bench audit --crate path/to/crate --features x   any crate that follows the conventions")]
 pub struct AuditArgs {
     /// Variant to audit.
     #[arg(long, required_unless_present_any = ["all", "crate_dir"], conflicts_with_all = ["all", "crate_dir"])]

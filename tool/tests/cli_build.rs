@@ -217,7 +217,7 @@ fn a_variant_with_violations_builds_only_when_asked_and_says_so() {
         .as_array()
         .unwrap()
         .iter()
-        .any(|v| v.as_str().unwrap().starts_with("hw_bufs_used shared-plain-rmw")));
+        .any(|v| v.as_str().unwrap().starts_with("Bes2600.hw_bufs_used shared-plain-rmw")));
     let rationale = std::fs::read_to_string(pkg.join("RATIONALE.md")).unwrap();
     assert!(rationale.contains("FAIL: built anyway with --allow-violations"));
     let audit_md = std::fs::read_to_string(pkg.join("AUDIT.md")).unwrap();

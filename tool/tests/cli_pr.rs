@@ -64,7 +64,7 @@ fn pr_for_c_v2_has_its_clean_audit_and_the_c_verdict_as_motivation() {
         motivation.contains("Phase 7 verdict: FAILED") && motivation.contains("notes/2026-05-07-c-phase7-verdict.md"),
         "{out}"
     );
-    assert!(out.contains("`wsm_rx_seq`: written by bh before, by rx_work now (still single-writer)"));
+    assert!(out.contains("`Bes2600.wsm_rx_seq`: written by bh before, by rx_work now (still single-writer)"));
     let (code, out, _) = ws.bench(&["pr", "--variant", "c-v2", "--format", "email", "--no-local"]);
     assert_eq!(code, 0);
     assert!(out.contains("Subject: [PATCH 0/1] bes2600: Patch C v2"), "{out}");

@@ -671,11 +671,23 @@ fn judge(model: &model::Model, reaches: &[Reach]) -> (Vec<FieldSummary>, Vec<Vio
                 }
             }
         }
+        // The summary's writers: contexts that write without the field's lock or an atomic
+        // operation (what "single-writer" is about).
+        let guard = match &contract {
+            Some(Contract::Lock(l)) => Some(lock_id(model, &name, l)),
+            _ => None,
+        };
+        let plain_writers: BTreeSet<String> = writes
+            .iter()
+            .filter(|r| r.access.plain() && guard.as_ref().is_none_or(|g| !r.locks_held.contains(g)))
+            .map(|r| r.context.clone())
+            .collect();
+        let _ = writers;
         out.push(FieldSummary {
             field: name.clone(),
             contract,
             declared_at: def.map(|d| d.site.to_string()).unwrap_or_default(),
-            writers,
+            writers: plain_writers,
             readers,
             rmw_contexts: rmws.iter().map(|r| r.context.clone()).collect(),
         });
