@@ -223,7 +223,8 @@ fn a_variant_with_violations_builds_only_when_asked_and_says_so() {
     let audit_md = std::fs::read_to_string(pkg.join("AUDIT.md")).unwrap();
     assert!(
         audit_md.contains("**FAIL**")
-            && audit_md.contains("Bes2600::sdio_rx_work -> Bes2600::extract_packets -> Bes2600::handle_rx_skb"),
+            && audit_md.contains("Bes2600::sdio_rx_work at driver/src/sdio.rs:")
+            && audit_md.contains("-> Bes2600::handle_rx_skb at driver/src/bh.rs:"),
         "{audit_md}"
     );
     let audit_json: serde_json::Value =
