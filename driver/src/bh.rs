@@ -134,6 +134,7 @@ impl<P: Platform> Bes2600<P> {
                 ret if ret < 0 => return Err(RxError::Release),
                 ret => restart_tx = ret > 0,
             }
+            self.bh_dec_pending_count(space);
         }
         restart_tx |= self.wsm_handle_rx(msg)?;
         Ok(restart_tx)
@@ -202,15 +203,10 @@ impl<P: Platform> Bes2600<P> {
             }
             let vif = desc.vif as usize;
             #[cfg(not(feature = "c-prep-atomic"))]
-            {
-                self.hw_bufs_used_vif[vif].add(p, 1);
-                self.wsm_tx_pending[vif].add(p, 1);
-            }
+            self.hw_bufs_used_vif[vif].add(p, 1);
             #[cfg(feature = "c-prep-atomic")]
-            {
-                self.hw_bufs_used_vif[vif].fetch_add(p, 1, Ordering::Relaxed);
-                self.wsm_tx_pending[vif].fetch_add(p, 1, Ordering::Relaxed);
-            }
+            self.hw_bufs_used_vif[vif].fetch_add(p, 1, Ordering::Relaxed);
+            self.bh_inc_pending_count(space);
             handed += 1;
         }
         if handed > 0 {

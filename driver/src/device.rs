@@ -14,6 +14,8 @@ pub const FEATURES: &[&str] = &[
     "patch-b",
     #[cfg(feature = "c-prep-atomic")]
     "c-prep-atomic",
+    #[cfg(feature = "c-prep-pending")]
+    "c-prep-pending",
     #[cfg(feature = "c-direct-rx")]
     "c-direct-rx",
 ];
@@ -82,14 +84,17 @@ pub struct Bes2600<P: Platform> {
     #[cfg(feature = "c-prep-atomic")]
     pub hw_bufs_used_vif: [Atomic<P::Word>; WSM_MAX_VIFS],
 
-    /// Frames sent per vif and not yet confirmed (the pending count).
+    /// `wsm_tx_pending[]`: frames sent and not yet confirmed, per sequence space (0 normal,
+    /// 1 special commands; C `bes2600.h:395`). The BH increments it after each send and
+    /// arms the monitor timer on 0 -> 1; the RX bookkeeping decrements it after each
+    /// confirm's release and disarms or re-arms the timer.
     /// contract: writers(bh)
-    #[cfg(not(feature = "c-prep-atomic"))]
-    pub wsm_tx_pending: [SingleWriter<P::Word>; WSM_MAX_VIFS],
-    /// Frames sent per vif and not yet confirmed (the pending count).
+    #[cfg(not(feature = "c-prep-pending"))]
+    pub wsm_tx_pending: [SingleWriter<P::Word>; 2],
+    /// `wsm_tx_pending[]` as an `atomic_t` (C-prep's missing part: bench's audit found it).
     /// contract: atomic
-    #[cfg(feature = "c-prep-atomic")]
-    pub wsm_tx_pending: [Atomic<P::Word>; WSM_MAX_VIFS],
+    #[cfg(feature = "c-prep-pending")]
+    pub wsm_tx_pending: [Atomic<P::Word>; 2],
 
     /// Next expected RX sequence number per sequence space.
     #[cfg_attr(not(feature = "c-direct-rx"), doc = "contract: writers(bh)")]
@@ -169,7 +174,10 @@ impl<P: Platform> Bes2600<P> {
             field!((*slot).num_inp_ch_bufs).write(SingleWriter::new(p, 0));
             field!((*slot).hw_bufs_used).write(counter(0));
             field!((*slot).hw_bufs_used_vif).write([counter(0), counter(0)]);
-            field!((*slot).wsm_tx_pending).write([counter(0), counter(0)]);
+            #[cfg(not(feature = "c-prep-pending"))]
+            field!((*slot).wsm_tx_pending).write([SingleWriter::new(p, 0), SingleWriter::new(p, 0)]);
+            #[cfg(feature = "c-prep-pending")]
+            field!((*slot).wsm_tx_pending).write([Atomic::new(p, 0), Atomic::new(p, 0)]);
             field!((*slot).wsm_rx_seq).write([SingleWriter::new(p, 0), SingleWriter::new(p, 0)]);
             field!((*slot).wsm_tx_seq).write([SingleWriter::new(p, 0), SingleWriter::new(p, 0)]);
             field!((*slot).bh_rx).write(Atomic::new(p, 0));

@@ -52,6 +52,8 @@ pub struct Counters {
     pub missed_irqs: AtomicU64,
     pub bh_stopped: AtomicU64,
     pub stalls: AtomicU64,
+    pub pending_count_errors: AtomicU64,
+    pub link_breaks: AtomicU64,
     plain_loads: AtomicU64,
 }
 
@@ -74,6 +76,9 @@ pub struct KPlat {
     tx_work: Opaque<bindings::work_struct>,
     bh_wq: Opaque<bindings::wait_queue_head>,
     accepting_work: AtomicBool,
+    /// When each TX-pending monitor timer fires, in ns of `ktime_get` (0: disarmed); the
+    /// irq kthread polls them, as a softirq timer would fire.
+    pending_due_ns: [AtomicU64; 2],
     stall_every: u64,
     stall_us: u64,
     pub counters: Counters,
@@ -89,6 +94,7 @@ impl KPlat {
             tx_work: Opaque::zeroed(),
             bh_wq: Opaque::zeroed(),
             accepting_work: AtomicBool::new(true),
+            pending_due_ns: [AtomicU64::new(0), AtomicU64::new(0)],
             stall_every: stall_every as u64,
             stall_us: stall_us as u64,
             counters: Counters::default(),
@@ -332,7 +338,29 @@ impl Platform for KPlat {
                 pr_err!("bh stopped on an error\n");
             }
             Event::TxQueueFull | Event::RxQueueFull => {}
+            Event::TxPendingCountError { space } => {
+                if bump(&self.counters.pending_count_errors) < 4 {
+                    pr_err!("tx pending count error (space {})\n", space);
+                }
+            }
+            Event::LinkBreak { space, pending, hw_bufs_used } => {
+                bump(&self.counters.link_breaks);
+                pr_err!(
+                    "link break between lmac and host (space {}: wsm_tx_pending={}, hw_bufs_used={}): force close\n",
+                    space,
+                    pending,
+                    hw_bufs_used
+                );
+            }
         }
+    }
+    fn mod_pending_timer(&self, space: usize, timeout_ms: u32) {
+        // Never 0: that means disarmed.
+        let due = (self.now_ns() + timeout_ms as u64 * 1_000_000).max(1);
+        self.pending_due_ns[space].store(due, O::Release);
+    }
+    fn del_pending_timer(&self, space: usize) {
+        self.pending_due_ns[space].store(0, O::Release);
     }
     fn bug(&self, what: &'static str) -> ! {
         panic!("bes2600: BUG: {}", what)
@@ -393,6 +421,17 @@ unsafe extern "C" fn irq_thread(_data: *mut c_void) -> c_int {
             d.irq_handler();
         } else {
             sleep_us(100);
+        }
+        // The monitor timers: the one that takes a due deadline runs the callback.
+        let now = d.plat.now_ns();
+        for space in 0..2 {
+            let due = d.plat.pending_due_ns[space].load(O::Acquire);
+            if due != 0
+                && now >= due
+                && d.plat.pending_due_ns[space].compare_exchange(due, 0, O::AcqRel, O::Relaxed).is_ok()
+            {
+                d.bh_pending_timeout(space);
+            }
         }
     }
     0
@@ -526,7 +565,7 @@ fn report(d: &Bes2600<KPlat>, rx_packets: u64) {
     let (wedged, stats) = d.plat.with_chip(|chip, _| (chip.wedged.map(|(_, why)| why), chip.stats));
     let hw_bufs_used = d.hw_bufs_used_read();
     pr_info!(
-        "result rx_packets={} rx_bytes={} acks_sent={} irqs={} rx_work_runs={} tx_work_runs={} warns={} underflows={} seq_mismatches={} release_failed={} missed_irqs={} bh_stopped={} stalls={} hw_bufs_used={} chip_frames_arrived={} chip_frames_dropped={} chip_tx_frames={} chip_batches={}\n",
+        "result rx_packets={} rx_bytes={} acks_sent={} irqs={} rx_work_runs={} tx_work_runs={} warns={} underflows={} seq_mismatches={} release_failed={} missed_irqs={} bh_stopped={} stalls={} hw_bufs_used={} chip_frames_arrived={} chip_frames_dropped={} chip_tx_frames={} chip_batches={} pending_count_errors={} link_breaks={}\n",
         rx_packets,
         get(&c.rx_bytes),
         get(&c.acks_sent),
@@ -545,10 +584,17 @@ fn report(d: &Bes2600<KPlat>, rx_packets: u64) {
         stats.frames_dropped,
         stats.tx_frames,
         stats.batches_sent,
+        get(&c.pending_count_errors),
+        get(&c.link_breaks),
     );
     if let Some(why) = wedged {
         pr_err!("chip wedged: {}\n", why);
     }
-    let clean = get(&c.warns) == 0 && wedged.is_none() && get(&c.bh_stopped) == 0 && rx_packets > 0;
+    let clean = get(&c.warns) == 0
+        && wedged.is_none()
+        && get(&c.bh_stopped) == 0
+        && get(&c.pending_count_errors) == 0
+        && get(&c.link_breaks) == 0
+        && rx_packets > 0;
     pr_info!("verdict {}\n", if clean { "clean" } else { "failed" });
 }

@@ -11,7 +11,8 @@
 //! /// context: rx_work
 //! ```
 //!
-//! where the name is one of `irq`, `rx_work`, `tx_work`, `bh`, `net_tx`, `cmd`, `probe`.
+//! where the name is one of `irq`, `rx_work`, `tx_work`, `bh`, `net_tx`, `cmd`, `timer`
+//! (the softirq monitor timers), `probe`.
 //!
 //! # Shared-state contracts (machine-readable)
 //!
@@ -47,8 +48,12 @@
 //!
 //! - `patch-b`: `pipe_read` no longer re-queues `sdio_rx_work` when `rx_queue` is empty
 //!   while buffers are outstanding; confirms arrive through the chip's interrupt.
-//! - `c-prep-atomic`: `hw_bufs_used`, `hw_bufs_used_vif[]` and `wsm_tx_pending[]` become
+//! - `c-prep-atomic`: as the seed's C-prep: `hw_bufs_used` and `hw_bufs_used_vif[]` become
 //!   atomics; release is a fetch-sub with release ordering. No functional change.
+//! - `c-prep-pending` (ours, beyond the seed): `wsm_tx_pending[]` becomes an atomic too, and
+//!   the monitor timer follows the value before each change. Patch C moves the pending
+//!   count's decrement into `sdio_rx_work` while the BH keeps incrementing it; bench's
+//!   audit of the seed's C v2 as posted found it.
 //! - `c-direct-rx`: `extract_packets` hands each message to [`Bes2600::handle_rx_skb`] in
 //!   `rx_work` context; `rx_work` stops waking the BH per batch; `rx_queue`, its lock and
 //!   `pipe_read` stay in the source, unused (minimum-diff scope).
@@ -57,6 +62,7 @@
 
 pub mod bh;
 pub mod loopback;
+pub mod pending;
 pub mod platform;
 pub mod ring;
 pub mod sdio;

@@ -110,6 +110,11 @@ pub enum Event {
     TxQueueFull,
     /// An skb was dropped because `rx_queue` was full (the BH is not draining it).
     RxQueueFull,
+    /// `bes2600_bh_dec_pending_count` found the count at zero: "tx pending count error".
+    TxPendingCountError { space: u8 },
+    /// The monitor timer fired with frames pending: "link break between lmac and host",
+    /// and the driver force-closes.
+    LinkBreak { space: u8, pending: i32, hw_bufs_used: i32 },
 }
 
 /// CPU work the cost model charges for (no-ops in a kernel build).
@@ -147,6 +152,12 @@ pub trait Platform: Memory {
     fn event(&self, event: Event);
     /// `BUG()`: the invariant is broken; never returns.
     fn bug(&self, what: &'static str) -> !;
+    /// `mod_timer` on the TX-pending monitor timer of sequence space `space`: it fires
+    /// `timeout_ms` from now and calls [`crate::Bes2600::bh_pending_timeout`] in the
+    /// `timer` context (softirq).
+    fn mod_pending_timer(&self, space: usize, timeout_ms: u32);
+    /// `del_timer` on that timer.
+    fn del_pending_timer(&self, space: usize);
     /// Function entry, for call paths in WARNs (ftrace-like; free in a kernel build).
     fn enter(&self, function: &'static str);
     fn leave(&self);

@@ -16,6 +16,8 @@ pub struct TestPlatform {
     pub written: RefCell<Vec<Vec<u8>>>,
     pub delivered: RefCell<Vec<u16>>,
     pub locks_taken: Cell<u32>,
+    /// Armed monitor timers: (space, timeout_ms); a `del` removes the space's entry.
+    pub pending_timers: RefCell<Vec<(usize, u32)>>,
 }
 
 impl Memory for TestPlatform {
@@ -88,6 +90,14 @@ impl Platform for TestPlatform {
     }
     fn bug(&self, what: &'static str) -> ! {
         panic!("BUG: {what}")
+    }
+    fn mod_pending_timer(&self, space: usize, timeout_ms: u32) {
+        let mut t = self.pending_timers.borrow_mut();
+        t.retain(|(s, _)| *s != space);
+        t.push((space, timeout_ms));
+    }
+    fn del_pending_timer(&self, space: usize) {
+        self.pending_timers.borrow_mut().retain(|(s, _)| *s != space);
     }
     fn enter(&self, _: &'static str) {}
     fn leave(&self) {}

@@ -34,10 +34,15 @@ impl<P: Platform> Bes2600<P> {
                     self.wsm_tx_confirm(vif);
                 }
                 if count > 1 {
-                    match self.wsm_release_tx_buffer(count as i32 - 1) {
-                        ret if ret < 0 => return Err(RxError::Release),
-                        ret => return Ok(ret > 0),
+                    let ret = self.wsm_release_tx_buffer(count as i32 - 1);
+                    if ret < 0 {
+                        return Err(RxError::Release);
                     }
+                    // The other confirms of the batch, each counted down (C `wsm.c:665`).
+                    for _ in 1..count {
+                        self.bh_dec_pending_count(wsm::seq_space(msg.id));
+                    }
+                    return Ok(ret > 0);
                 }
                 Ok(false)
             }
@@ -54,15 +59,9 @@ impl<P: Platform> Bes2600<P> {
         let p = &self.plat;
         let vif = (vif as usize).min(WSM_MAX_VIFS - 1);
         #[cfg(not(feature = "c-prep-atomic"))]
-        {
-            self.hw_bufs_used_vif[vif].add(p, -1);
-            self.wsm_tx_pending[vif].add(p, -1);
-        }
+        self.hw_bufs_used_vif[vif].add(p, -1);
         #[cfg(feature = "c-prep-atomic")]
-        {
-            self.hw_bufs_used_vif[vif].fetch_sub(p, 1, Ordering::Release);
-            self.wsm_tx_pending[vif].fetch_sub(p, 1, Ordering::Release);
-        }
+        self.hw_bufs_used_vif[vif].fetch_sub(p, 1, Ordering::Release);
     }
 
     /// The network stack hands a data frame down (`ndo_start_xmit`). Returns false when

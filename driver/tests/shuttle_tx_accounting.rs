@@ -65,6 +65,8 @@ impl Platform for ShuttlePlatform {
     fn bug(&self, what: &'static str) -> ! {
         panic!("BUG: {what}")
     }
+    fn mod_pending_timer(&self, _: usize, _: u32) {}
+    fn del_pending_timer(&self, _: usize) {}
     fn enter(&self, _: &'static str) {}
     fn leave(&self) {}
     fn netif_rx(&self, _: u16) {}
@@ -87,7 +89,30 @@ fn scenario() {
     assert_eq!(drv.hw_bufs_used_read(), 2, "lost update on hw_bufs_used");
 }
 
+/// Patch C's second counter: the BH counts a send while RX work counts a confirm down.
+fn pending_scenario() {
+    let drv = Arc::new(Bes2600::new(ShuttlePlatform));
+    drv.bh_inc_pending_count(0);
+    let rx = {
+        let drv = drv.clone();
+        shuttle::thread::spawn(move || {
+            drv.bh_dec_pending_count(0);
+        })
+    };
+    drv.bh_inc_pending_count(0);
+    rx.join().unwrap();
+    #[cfg(not(feature = "c-prep-pending"))]
+    let left = drv.wsm_tx_pending[0].get(&drv.plat);
+    #[cfg(feature = "c-prep-pending")]
+    let left = drv.wsm_tx_pending[0].load(&drv.plat, O::Acquire);
+    assert_eq!(left, 1, "lost update on wsm_tx_pending");
+}
+
 fn explore(iterations: usize) -> Result<(), String> {
+    explore_scenario(iterations, scenario)
+}
+
+fn explore_scenario(iterations: usize, scenario: fn()) -> Result<(), String> {
     let mut config = shuttle::Config::new();
     // The driver struct carries its DMA buffers: give the shuttle threads room.
     config.stack_size = 1 << 20;
@@ -110,5 +135,16 @@ fn lost_update_found_without_c_prep_atomic_and_never_with_it() {
     } else {
         let msg = outcome.expect_err("shuttle found no lost update in the plain counter");
         assert!(msg.contains("lost update"), "{msg}");
+    }
+}
+
+#[test]
+fn pending_count_lost_update_found_without_c_prep_pending_and_never_with_it() {
+    let outcome = explore_scenario(2000, pending_scenario);
+    if cfg!(feature = "c-prep-pending") {
+        assert!(outcome.is_ok(), "atomics lost an update: {outcome:?}");
+    } else {
+        let msg = outcome.expect_err("shuttle found no lost update in the plain pending count");
+        assert!(msg.contains("lost update on wsm_tx_pending"), "{msg}");
     }
 }

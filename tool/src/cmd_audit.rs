@@ -110,13 +110,22 @@ fn run_crate(args: &AuditArgs, dir: &std::path::Path, ui: &Ui) -> Result<()> {
         return Err(BenchError::usage(format!("no Cargo.toml in {}", dir.display()))
             .hint("--crate takes the directory that holds the crate's Cargo.toml"));
     }
-    let name = dir.canonicalize().ok().and_then(|d| d.file_name().map(|n| n.to_string_lossy().to_string())).unwrap_or_default();
+    let name = dir
+        .canonicalize()
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().to_string()))
+        .unwrap_or_default();
     let work = dir.join("target").join("bench");
     let report = audit::audit_crate(&audit::CrateRef { dir, features: &args.features, work: &work })?;
     if let Some(field) = &args.explain {
         explain(ui, &name, &report, field)?;
     } else if args.json {
-        ui.out(serde_json::to_string_pretty(&serde_json::json!([{"crate": name, "clean": report.clean(), "report": report}])).expect("serialises"));
+        ui.out(
+            serde_json::to_string_pretty(
+                &serde_json::json!([{"crate": name, "clean": report.clean(), "report": report}]),
+            )
+            .expect("serialises"),
+        );
     } else {
         match args.format {
             Format::Markdown => ui.out(audit::markdown(&name, &report, None)),
@@ -141,7 +150,8 @@ fn table(ui: &Ui, name: &str, r: &Report, d: Option<&audit::Delta>) {
     for v in &r.violations {
         ui.out(format!("  VIOLATION {} [{}]: {}", v.field, v.rule, v.message));
         for e in v.evidence.iter().take(6) {
-            let held = if e.locks_held.is_empty() { String::new() } else { format!(" holding {}", e.locks_held.join(", ")) };
+            let held =
+                if e.locks_held.is_empty() { String::new() } else { format!(" holding {}", e.locks_held.join(", ")) };
             let load = e.load_site.as_ref().map(|l| format!(" (loaded at {l})")).unwrap_or_default();
             ui.out(format!("    {:<10} {} at {}{load}{held}", e.context, e.access.label(), e.site));
             ui.out(format!("               path: {}", e.call_path.join(" -> ")));
@@ -184,7 +194,10 @@ fn table(ui: &Ui, name: &str, r: &Report, d: Option<&audit::Delta>) {
         }
     }
     if !r.unresolved.is_empty() {
-        ui.out(format!("  not followed ({} calls defined outside the crate, handed shared state):", r.unresolved.len()));
+        ui.out(format!(
+            "  not followed ({} calls defined outside the crate, handed shared state):",
+            r.unresolved.len()
+        ));
         for u in &r.unresolved {
             let first = u.sites.iter().next().cloned().unwrap_or_default();
             let more = if u.sites.len() > 1 { format!(" (+{} more)", u.sites.len() - 1) } else { String::new() };
@@ -222,7 +235,10 @@ fn explain(ui: &Ui, name: &str, r: &Report, field: &str) -> Result<()> {
     // Every access once, then every call path that reaches it.
     let mut groups: std::collections::BTreeMap<_, Vec<&audit::Reach>> = std::collections::BTreeMap::new();
     for reach in r.reaches.iter().filter(|x| x.field == field) {
-        groups.entry((reach.context.clone(), reach.access.clone(), reach.site.clone(), reach.locks_held.clone())).or_default().push(reach);
+        groups
+            .entry((reach.context.clone(), reach.access.clone(), reach.site.clone(), reach.locks_held.clone()))
+            .or_default()
+            .push(reach);
     }
     for reaches in groups.values() {
         let reach = reaches[0];

@@ -66,7 +66,7 @@ cannot be split), 2 bad input (unknown variant, unrelated ends, good end failing
 
 Examples:
   bench bisect --good b --bad c --oracle stress                 names c
-  bench bisect --across features --good b --bad c --oracle audit   c-direct-rx without c-prep-atomic
+  bench bisect --across features --good b --bad c-v2-posted --oracle audit   c-direct-rx without c-prep-pending
   bench bisect --across commits --variant c-v2 --good v1 --bad HEAD --oracle audit
   bench bisect replay .bench/bisect/last.json")]
 pub struct BisectArgs {
@@ -206,7 +206,8 @@ pub fn run(args: &BisectArgs, ui: &Ui) -> Result<()> {
             path.display()
         ));
     }
-    if log.conclusion.starts_with("first bad") || log.conclusion.contains(" without ") {
+    // Found something: a first bad variant or commit, or a minimal failing change.
+    if log.conclusion.starts_with("first bad") || log.conclusion.starts_with("minimal failing change") {
         Ok(())
     } else {
         Err(BenchError::new(Kind::Failed, log.conclusion.clone()))
@@ -329,13 +330,32 @@ fn across_features(root: &Path, variants: &Variants, good: &str, bad: &str, ctx:
         bisect::ddmin(changes, &mut test)?
     };
     let failing = apply(&minimal);
-    // Which absent features would have prevented the failure?
+    // Which features the bad end lacks that would have prevented its failure: single
+    // additions first, then a minimal set (ddmin over all of them), if all of them do.
+    let absent: Vec<String> = ctx.known.iter().filter(|f| *f != "sim" && !b.contains(*f)).cloned().collect();
     let mut needs_absent = Vec::new();
-    for f in ctx.known.clone().iter().filter(|f| *f != "sim" && !failing.contains(*f)) {
-        let mut with = failing.clone();
+    for f in &absent {
+        let mut with = b.clone();
         with.insert(f.clone());
         if ctx.test(&feature_label(&with), &src, &with, None)? == Outcome::Good {
             needs_absent.push(f.clone());
+        }
+    }
+    if needs_absent.is_empty() && absent.len() > 1 {
+        let mut all = b.clone();
+        all.extend(absent.iter().cloned());
+        if ctx.test(&feature_label(&all), &src, &all, None)? == Outcome::Good {
+            // ddmin on the additions, with the outcome inverted: a minimal set that fixes it.
+            let mut test = |cs: &[String]| -> Result<Outcome> {
+                let mut set = b.clone();
+                set.extend(cs.iter().cloned());
+                Ok(match ctx.test(&feature_label(&set), &src, &set, None)? {
+                    Outcome::Good => Outcome::Bad,
+                    Outcome::Bad => Outcome::Good,
+                    o => o,
+                })
+            };
+            needs_absent = bisect::ddmin(absent.clone(), &mut test)?;
         }
     }
     let change_text: Vec<String> =
@@ -344,10 +364,11 @@ fn across_features(root: &Path, variants: &Variants, good: &str, bad: &str, ctx:
         format!("minimal failing change: {} (set {})", change_text.join(" + "), feature_label(&failing))
     } else {
         format!(
-            "minimal failing change: {} without {} (set {})",
+            "minimal failing change: {} without {} (set {}; `{bad}` passes with {} added)",
             change_text.join(" + "),
             needs_absent.join(", "),
-            feature_label(&failing)
+            feature_label(&failing),
+            needs_absent.join(" + ")
         )
     })
 }

@@ -139,7 +139,11 @@ impl Runner {
                 let features: Vec<String> = s.features.iter().cloned().collect();
                 let crate_dir = s.driver_src.parent().unwrap_or(s.driver_src);
                 let work = self.workdir.join("audit");
-                match crate::audit::audit_crate(&crate::audit::CrateRef { dir: crate_dir, features: &features, work: &work }) {
+                match crate::audit::audit_crate(&crate::audit::CrateRef {
+                    dir: crate_dir,
+                    features: &features,
+                    work: &work,
+                }) {
                     Ok(r) if r.clean() => (Outcome::Good, "audit clean".to_string()),
                     Ok(r) => (
                         Outcome::Bad,

@@ -220,7 +220,9 @@ mod tests {
     #[test]
     fn the_repository_variants_load_and_chain() {
         let v = Variants::load(&workspace()).unwrap();
-        assert_eq!(v.get("c-v2").unwrap().features, ["patch-b", "c-prep-atomic", "c-direct-rx"]);
+        assert_eq!(v.get("c-v2").unwrap().features, ["patch-b", "c-prep-atomic", "c-prep-pending", "c-direct-rx"]);
+        assert_eq!(v.get("c-v2-posted").unwrap().features, ["patch-b", "c-prep-atomic", "c-direct-rx"]);
+        assert_eq!(v.get("c-v2-posted").unwrap().status, "failed");
         assert_eq!(v.get("c-v2").unwrap().parent.as_deref(), Some("c-prep"));
         assert_eq!(v.get("c").unwrap().status, "failed");
         let err = v.get("c-v3").unwrap_err();

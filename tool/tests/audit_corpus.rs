@@ -40,7 +40,13 @@ struct Outcome {
 fn run_case(path: &PathBuf, scratch: &Path) -> Outcome {
     let name = path.file_stem().unwrap().to_string_lossy().to_string();
     let text = std::fs::read_to_string(path).unwrap();
-    let expect = text.lines().next().and_then(|l| l.strip_prefix("//! expect: ")).expect("first line: //! expect: ...").trim().to_string();
+    let expect = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("//! expect: "))
+        .expect("first line: //! expect: ...")
+        .trim()
+        .to_string();
     let dir = scratch.join(&name);
     make_crate(&dir, &text);
     let out = Command::new(env!("CARGO_BIN_EXE_bench"))
@@ -60,7 +66,13 @@ fn run_case(path: &PathBuf, scratch: &Path) -> Outcome {
                 .map(|a| a.iter().map(|x| x["field"].as_str().unwrap_or("").to_string()).collect())
         })
         .unwrap_or_default();
-    Outcome { name, expect, code, fields, detail: format!("{}{}", stdout.chars().take(3000).collect::<String>(), String::from_utf8_lossy(&out.stderr)) }
+    Outcome {
+        name,
+        expect,
+        code,
+        fields,
+        detail: format!("{}{}", stdout.chars().take(3000).collect::<String>(), String::from_utf8_lossy(&out.stderr)),
+    }
 }
 
 #[test]

@@ -30,7 +30,21 @@ fn audit_passes_for_the_other_variants() {
         assert!(out.starts_with(&format!("audit {v}: PASS")), "{out}");
     }
     let (_, out, _) = bench(&["audit", "--variant", "c-v2"]);
-    assert!(out.contains("writer moved Bes2600.wsm_rx_seq: bh -> rx_work (still single-writer: not a violation)"), "{out}");
+    assert!(
+        out.contains("writer moved Bes2600.wsm_rx_seq: bh -> rx_work (still single-writer: not a violation)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn c_v2_as_posted_fails_on_the_pending_count() {
+    let (code, out, err) = bench(&["audit", "--variant", "c-v2-posted"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.starts_with("audit c-v2-posted: FAIL (3 violations;"), "{out}");
+    assert!(out.contains("VIOLATION Bes2600.wsm_tx_pending [shared-plain-rmw]"), "{out}");
+    assert!(out.contains("-> Bes2600::bh_inc_pending_count at driver/src/pending.rs:"), "{out}");
+    assert!(out.contains("-> Bes2600::bh_dec_pending_count at driver/src/pending.rs:"), "{out}");
+    assert!(!out.contains("VIOLATION Bes2600.hw_bufs_used"), "C-prep fixed hw_bufs_used: {out}");
 }
 
 #[test]
@@ -54,7 +68,8 @@ fn explain_json_and_markdown() {
             ("baseline".into(), true),
             ("c".into(), false),
             ("c-prep".into(), true),
-            ("c-v2".into(), true)
+            ("c-v2".into(), true),
+            ("c-v2-posted".into(), false)
         ]
     );
     let (code, out, _) = bench(&["audit", "--variant", "c-v2", "--format", "markdown"]);
@@ -62,5 +77,8 @@ fn explain_json_and_markdown() {
     assert!(out.starts_with("# Contract audit: variant `c-v2`\n\n**PASS**"), "{out}");
     let (code, _, err) = bench(&["audit", "--variant", "c", "--explain", "hw_buf_used"]);
     assert_eq!(code, 2);
-    assert!(err.contains("did you mean `Bes2600.hw_bufs_used`?") || err.contains("did you mean `hw_bufs_used`?"), "{err}");
+    assert!(
+        err.contains("did you mean `Bes2600.hw_bufs_used`?") || err.contains("did you mean `hw_bufs_used`?"),
+        "{err}"
+    );
 }

@@ -24,7 +24,8 @@ fn across_features_reports_direct_rx_without_atomics() {
     let (code, out, err) =
         ws.bench(&["bisect", "--across", "features", "--good", "b", "--bad", "c", "--oracle", "audit"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("c-direct-rx without c-prep-atomic"), "{out}");
+    // Patch C races on two counters: both preparations are needed.
+    assert!(out.contains("c-direct-rx without c-prep-atomic, c-prep-pending"), "{out}");
     // The same inputs give the same log; replay runs every step again.
     let first = log_of(&ws);
     let (code, _, _) = ws.bench(&["bisect", "--across", "features", "--good", "b", "--bad", "c", "--oracle", "audit"]);
@@ -32,8 +33,13 @@ fn across_features_reports_direct_rx_without_atomics() {
     assert_eq!(log_of(&ws), first);
     let (code, out, err) = ws.bench(&["bisect", "replay", ".bench/bisect/last.json"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.starts_with("replayed 3 steps: identical."), "{out}");
+    assert!(out.starts_with("replayed ") && out.contains(" steps: identical."), "{out}");
     assert!(!err.contains("(cached)"), "replay runs the oracle again: {err}");
+    // C v2 as the seed posted it: the direct delivery without the pending-count atomics.
+    let (code, out, err) =
+        ws.bench(&["bisect", "--across", "features", "--good", "b", "--bad", "c-v2-posted", "--oracle", "audit"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("minimal failing change: c-direct-rx without c-prep-pending "), "{out}");
 }
 
 #[test]

@@ -86,7 +86,8 @@ fn notes_list_validate_and_start_new_ones() {
     let ws = Ws::new();
     let (code, out, _) = ws.bench(&["notes"]);
     assert_eq!(code, 0);
-    assert!(out.contains("4 notes, all valid"), "{out}");
+    let notes = std::fs::read_dir(ws.root.join("notes")).unwrap().count();
+    assert!(out.contains(&format!("{notes} notes, all valid")), "{out}");
     let (code, out, err) =
         ws.bench(&["notes", "new", "--variant", "c-v2", "--kind", "verdict", "--date", "2026-11-24"]);
     assert_eq!(code, 0, "{err}");
@@ -94,7 +95,7 @@ fn notes_list_validate_and_start_new_ones() {
     let (code, out, _) = ws.bench(&["notes", "--json"]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 5);
+    assert_eq!(v.as_array().unwrap().len(), notes + 1, "the new note is listed");
     let (code, _, err) = ws.bench(&["notes", "new", "--variant", "c-v2", "--kind", "verdict", "--date", "2026-11-24"]);
     assert_eq!(code, 2, "refuses to overwrite: {err}");
 }

@@ -122,6 +122,10 @@ pub struct Counters {
     pub warns: u64,
     pub missed_irqs: u64,
     pub release_failed: u64,
+    /// "tx pending count error" lines (a decrement found the count at zero).
+    pub pending_count_errors: u64,
+    /// Monitor-timer expiries and re-arms (coverage of the pending-count machinery).
+    pub pending_timer_arms: u64,
     pub rx_queue_full: u64,
     pub frames_arrived: u64,
     pub frames_dropped: u64,
@@ -158,6 +162,11 @@ pub enum FailureKind {
     LinkDead,
     /// A `BUG()` fired.
     Bug,
+    /// "tx pending count error": the pending count went wrong (a lost update).
+    PendingCount,
+    /// "link break between lmac and host": the monitor timer fired with frames pending,
+    /// and the driver force-closed.
+    LinkBreak,
 }
 
 #[derive(Clone, Debug)]
@@ -193,6 +202,8 @@ pub struct SimCore {
     pub last_rx_progress_ns: Cell<u64>,
     pub last_tx_write_ns: Cell<u64>,
     pub stop: Cell<bool>,
+    /// When each sequence space's TX-pending monitor timer fires (`None`: disarmed).
+    pub pending_timer_due_ns: [Cell<Option<u64>>; 2],
 }
 
 impl SimCore {
@@ -219,6 +230,7 @@ impl SimCore {
             last_rx_progress_ns: Cell::new(0),
             last_tx_write_ns: Cell::new(0),
             stop: Cell::new(false),
+            pending_timer_due_ns: [Cell::new(None), Cell::new(None)],
         }
     }
 

@@ -11,6 +11,7 @@ pub mod report;
 pub mod rng;
 pub mod run;
 
+pub use core::FailureKind;
 pub use cost::CostModel;
 pub use report::Report;
 pub use run::{default_ramp, run, Config, Stage};

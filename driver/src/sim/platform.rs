@@ -283,7 +283,38 @@ impl Platform for SimPlatform {
                 drop(c);
                 core.fail(FailureKind::TxWedge, "BH stopped after an error: no more TX".into());
             }
+            Event::TxPendingCountError { space } => {
+                c.pending_count_errors += 1;
+                drop(c);
+                core.fail(
+                    FailureKind::PendingCount,
+                    format!(
+                        "bes2600_bh_dec_pending_count: tx pending count error (space {space}) in {}",
+                        self.ctx_name()
+                    ),
+                );
+            }
+            Event::LinkBreak { space, pending, hw_bufs_used } => {
+                drop(c);
+                core.fail(
+                    FailureKind::LinkBreak,
+                    format!(
+                        "link break between lmac and host (timer, space {space}: wsm_tx_pending={pending}, hw_bufs_used={hw_bufs_used}): force close"
+                    ),
+                );
+                core.stop.set(true);
+            }
         }
+    }
+
+    fn mod_pending_timer(&self, space: usize, timeout_ms: u32) {
+        let core = &self.core;
+        core.counters.borrow_mut().pending_timer_arms += 1;
+        core.pending_timer_due_ns[space].set(Some(core.now() + timeout_ms as u64 * 1_000_000));
+    }
+
+    fn del_pending_timer(&self, space: usize) {
+        self.core.pending_timer_due_ns[space].set(None);
     }
 
     fn bug(&self, what: &'static str) -> ! {

@@ -266,6 +266,8 @@ impl Report {
             FailureKind::TxWedge => "tx_wedge",
             FailureKind::LinkDead => "link_dead",
             FailureKind::Bug => "bug",
+            FailureKind::PendingCount => "pending_count_error",
+            FailureKind::LinkBreak => "link_break",
         };
         Json::Obj(vec![
             ("seed", Json::str(self.seed.to_string())),

@@ -67,7 +67,8 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
         // The chip's moment may have passed while a context ran (the interrupt is due as
         // soon as it can be raised).
         let chip_ns = core.chip.borrow().next_event_ns().max(core.now());
-        let timer_ns = stage_end_ns.min(next_cmd_ns).min(next_check_ns);
+        let pending_due = (0..2).filter_map(|s| core.pending_timer_due_ns[s].get().map(|t| (t, s))).min();
+        let timer_ns = stage_end_ns.min(next_cmd_ns).min(next_check_ns).min(pending_due.map_or(u64::MAX, |x| x.0));
         let (ctx_ns, ctx_i) = earliest_context(&core, NO_CTX);
         let now = if ctx_ns <= chip_ns && ctx_ns <= timer_ns { ctx_ns } else { chip_ns.min(timer_ns) };
         assert!(now >= core.now(), "virtual time went backwards");
@@ -96,6 +97,11 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
             core.last_rx_progress_ns.set(now);
             stage_index += 1;
             stage_end_ns = now + s.duration_s * 1_000_000_000;
+        } else if pending_due.is_some_and(|(t, _)| t == now) {
+            // The softirq timer: it runs between context steps, as a timer interrupt does.
+            let space = pending_due.map(|x| x.1).unwrap_or(0);
+            core.pending_timer_due_ns[space].set(None);
+            drv.bh_pending_timeout(space);
         } else if next_cmd_ns == now {
             core.activate(Ctx::Cmd as usize, 0);
             next_cmd_ns += core.cost.cmd_period_ns;

@@ -318,7 +318,12 @@ impl<'a> Engine<'a> {
     /// Function bodies a path names: `helper`, `Type::<P>::m`, `m::<impl T>::f`.
     fn resolve_path(&self, path: &str) -> Vec<usize> {
         let p = path.trim();
-        if p.starts_with('{') || p.starts_with('"') || p.starts_with("copy ") || p.starts_with("move ") || p.starts_with('[') {
+        if p.starts_with('{')
+            || p.starts_with('"')
+            || p.starts_with("copy ")
+            || p.starts_with("move ")
+            || p.starts_with('[')
+        {
             return vec![];
         }
         let segs: Vec<String> = path_segs(p);
@@ -358,7 +363,9 @@ impl<'a> Engine<'a> {
     fn is_generic(&self, ty: &str) -> bool {
         let t = ty.trim();
         t.starts_with("impl ")
-            || (t.len() <= 3 && t.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && !self.model.structs.contains_key(t))
+            || (t.len() <= 3
+                && t.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                && !self.model.structs.contains_key(t))
     }
 
     fn resolve(&self, callee: &str, args: &[Val], bindings: &BTreeMap<String, String>, body: &Body) -> Vec<Target> {
@@ -442,11 +449,8 @@ impl<'a> Engine<'a> {
         let segs: Vec<String> = path_segs(c);
         let name = segs.last().cloned().unwrap_or_default();
         let ty = if segs.len() >= 2 { segs[segs.len() - 2].clone() } else { String::new() };
-        if let Some(a) = self
-            .by_method
-            .get(&(base_name(&ty), None, name.clone()))
-            .and_then(|v| v.first())
-            .map(|&b| &self.annots[b])
+        if let Some(a) =
+            self.by_method.get(&(base_name(&ty), None, name.clone())).and_then(|v| v.first()).map(|&b| &self.annots[b])
         {
             if let Some(p) = a.access {
                 return vec![Target::Prim(p, false)];
@@ -651,7 +655,9 @@ impl<'a> Engine<'a> {
     /// and its type.
     fn eval_place(&self, p: &Place, vals: &[Val], body: &Body) -> (Option<BTreeSet<String>>, Val, String) {
         match p {
-            Place::Local(n) => (None, vals.get(*n).cloned().unwrap_or_default(), body.locals.get(*n).cloned().unwrap_or_default()),
+            Place::Local(n) => {
+                (None, vals.get(*n).cloned().unwrap_or_default(), body.locals.get(*n).cloned().unwrap_or_default())
+            }
             Place::Deref(inner) => {
                 let (_, v, ty) = self.eval_place(inner, vals, body);
                 let t = deref_ty(&ty);
@@ -671,7 +677,11 @@ impl<'a> Engine<'a> {
                         let mut out = locs.clone();
                         if let Some(sd) = self.model.struct_of(&ty).filter(|s| s.contract_bearing) {
                             if let Some(f) = sd.fields.get(*idx) {
-                                let nested = f.ty_struct.as_ref().and_then(|t| self.model.structs.get(t)).is_some_and(|s| s.contract_bearing);
+                                let nested = f
+                                    .ty_struct
+                                    .as_ref()
+                                    .and_then(|t| self.model.structs.get(t))
+                                    .is_some_and(|s| s.contract_bearing);
                                 if f.contract.is_some() || !nested {
                                     if locs.is_empty() || !locs.iter().any(|l| self.is_contracted(l)) {
                                         out = [f.id()].into();
@@ -681,7 +691,11 @@ impl<'a> Engine<'a> {
                                 }
                             }
                         }
-                        let val = if out.is_empty() { Val::default() } else { Val { locs: out.clone(), ..Default::default() } };
+                        let val = if out.is_empty() {
+                            Val::default()
+                        } else {
+                            Val { locs: out.clone(), ..Default::default() }
+                        };
                         (Some(out), val, fty.clone())
                     }
                     None => (None, v.fields.get(idx).cloned().unwrap_or_default(), fty.clone()),
@@ -700,7 +714,11 @@ impl<'a> Engine<'a> {
             return self.model.statics.get(name).is_some_and(|f| f.contract.is_some());
         }
         let Some((o, f)) = loc.split_once('.') else { return false };
-        self.model.structs.get(o).and_then(|s| s.fields.iter().find(|x| x.name == f)).is_some_and(|x| x.contract.is_some())
+        self.model
+            .structs
+            .get(o)
+            .and_then(|s| s.fields.iter().find(|x| x.name == f))
+            .is_some_and(|x| x.contract.is_some())
     }
 
     fn read(&self, p: &Place, vals: &[Val], body: &Body, rec: &mut Option<&mut Recorder>, at: Ctx) -> Val {
@@ -720,7 +738,16 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn store(&self, p: &Place, v: Val, vals: &mut [Val], body: &Body, rec: &mut Option<&mut Recorder>, at: Ctx, changed: &mut bool) {
+    fn store(
+        &self,
+        p: &Place,
+        v: Val,
+        vals: &mut [Val],
+        body: &Body,
+        rec: &mut Option<&mut Recorder>,
+        at: Ctx,
+        changed: &mut bool,
+    ) {
         let (shared, _, ty) = self.eval_place(p, vals, body);
         if let Some(locs) = shared {
             if let Some(r) = rec.as_deref_mut() {
@@ -894,16 +921,17 @@ impl<'a> Engine<'a> {
                                     }
                                 }
                             }
-                            let callee_args: Vec<Val> = if callee_body.closure_ty.is_some() && argv.len() == 2 && callee_body.arg_count > 1 {
-                                // `call(env, (a, b))`: the tuple's fields are the closure's arguments.
-                                let mut v = vec![argv[0].clone()];
-                                for k in 0..callee_body.arg_count - 1 {
-                                    v.push(argv[1].fields.get(&k).cloned().unwrap_or_default());
-                                }
-                                v
-                            } else {
-                                argv.clone()
-                            };
+                            let callee_args: Vec<Val> =
+                                if callee_body.closure_ty.is_some() && argv.len() == 2 && callee_body.arg_count > 1 {
+                                    // `call(env, (a, b))`: the tuple's fields are the closure's arguments.
+                                    let mut v = vec![argv[0].clone()];
+                                    for k in 0..callee_body.arg_count - 1 {
+                                        v.push(argv[1].fields.get(&k).cloned().unwrap_or_default());
+                                    }
+                                    v
+                                } else {
+                                    argv.clone()
+                                };
                             let s = self.analyse(f, &locks, &callee_args, &bind);
                             if let Some(r) = rec.as_deref_mut() {
                                 let callee_label = match &why {
@@ -954,7 +982,8 @@ impl<'a> Engine<'a> {
                                     _ => None,
                                 })
                                 .unwrap_or_default();
-                            let l = self.run_drop(&aty, argv.first().cloned().unwrap_or_default(), &locks, &mut rec, &at);
+                            let l =
+                                self.run_drop(&aty, argv.first().cloned().unwrap_or_default(), &locks, &mut rec, &at);
                             if let Some(l) = l {
                                 merge(&mut out, l);
                             }
@@ -1004,15 +1033,23 @@ impl<'a> Engine<'a> {
                                 }
                             }
                             if let Some(r) = rec.as_deref_mut() {
-                                if !shared.is_empty() && cb_ctx.is_none() {
+                                // A call through a pointer or trait object the audit found no
+                                // target for is listed whatever it is handed.
+                                let dynamic =
+                                    text.starts_with("move ") || text.starts_with("copy ") || text.starts_with("<dyn ");
+                                if (!shared.is_empty() || dynamic) && cb_ctx.is_none() {
                                     r.unfollowed.push(Unfollowed {
                                         call: short(&text),
                                         site: at.site.clone(),
                                         function: me.clone(),
-                                        why: format!(
-                                            "defined outside the audited crate; handed {}",
-                                            shared.iter().cloned().collect::<Vec<_>>().join(", ")
-                                        ),
+                                        why: if shared.is_empty() {
+                                            "no target found for this pointer or trait object".to_string()
+                                        } else {
+                                            format!(
+                                                "defined outside the audited crate; handed {}",
+                                                shared.iter().cloned().collect::<Vec<_>>().join(", ")
+                                            )
+                                        },
                                     });
                                 }
                             }
@@ -1365,5 +1402,8 @@ impl Recorder {
 }
 
 fn body_is_external_drop(c: &str) -> bool {
-    c.starts_with("std::mem::drop") || c.starts_with("core::mem::drop") || c.starts_with("drop::<") || c.starts_with("mem::drop")
+    c.starts_with("std::mem::drop")
+        || c.starts_with("core::mem::drop")
+        || c.starts_with("drop::<")
+        || c.starts_with("mem::drop")
 }

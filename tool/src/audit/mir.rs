@@ -93,7 +93,12 @@ pub enum TermKind {
     Return,
     /// `drop(P)`: runs P's destructor.
     Drop(Place, Option<usize>),
-    Call { dest: Place, callee: String, args: Vec<Operand>, target: Option<usize> },
+    Call {
+        dest: Place,
+        callee: String,
+        args: Vec<Operand>,
+        target: Option<usize>,
+    },
     /// Anything else that continues to these blocks (assert, falseEdge, ...).
     Other(Vec<usize>),
 }
@@ -364,7 +369,8 @@ pub fn parse_rvalue(s: &str) -> Rvalue {
             let inner = &body[1..body.len() - 1];
             let mut fields = Vec::new();
             for part in split_top(inner, ',') {
-                let val = if body.starts_with('{') { part.split_once(": ").map(|x| x.1).unwrap_or(&part) } else { &part };
+                let val =
+                    if body.starts_with('{') { part.split_once(": ").map(|x| x.1).unwrap_or(&part) } else { &part };
                 match parse_operand(val) {
                     Some(op) => fields.push(op),
                     None => fields.push(Operand::Const(val.to_string())),
@@ -723,6 +729,8 @@ mod tests {
             Rvalue::FnItem("helper".into())
         );
         assert!(matches!(parse_rvalue("&((*_1).3: T)"), Rvalue::Ref(_)));
-        assert!(matches!(parse_rvalue("SpinLockGuard::<'_, M, T> { lock: copy _1, m: copy _2 }"), Rvalue::Aggregate { closure: None, ref fields } if fields.len() == 2));
+        assert!(
+            matches!(parse_rvalue("SpinLockGuard::<'_, M, T> { lock: copy _1, m: copy _2 }"), Rvalue::Aggregate { closure: None, ref fields } if fields.len() == 2)
+        );
     }
 }

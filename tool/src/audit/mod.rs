@@ -68,7 +68,10 @@ pub enum AccessKind {
     /// A plain load and a later plain store of the field in one function: a lost update
     /// when another context writes in between.
     PlainRmw,
-    Atomic { op: String, ordering: String },
+    Atomic {
+        op: String,
+        ordering: String,
+    },
     /// An atomic load and a later atomic store: every access atomic, the update still lost.
     AtomicLoadThenStore,
     /// A compare-exchange whose result nobody reads: on failure the update is lost.
@@ -236,7 +239,10 @@ fn cache_key(c: &CrateRef) -> Result<String> {
     files.sort();
     for f in files {
         h.update(f.strip_prefix(c.dir).unwrap_or(&f).to_string_lossy().as_bytes());
-        h.update(std::fs::read(&f).map_err(|e| BenchError::env(format!("cannot read {}", f.display())).cause(e.to_string()))?);
+        h.update(
+            std::fs::read(&f)
+                .map_err(|e| BenchError::env(format!("cannot read {}", f.display())).cause(e.to_string()))?,
+        );
     }
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
@@ -248,8 +254,8 @@ fn lib_name(dir: &Path) -> Result<String> {
     let manifest = dir.join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest)
         .map_err(|e| BenchError::env(format!("cannot read {}", manifest.display())).cause(e.to_string()))?;
-    let v: toml::Value = toml::from_str(&text)
-        .map_err(|e| BenchError::usage(format!("{}: {}", manifest.display(), e.message())))?;
+    let v: toml::Value =
+        toml::from_str(&text).map_err(|e| BenchError::usage(format!("{}: {}", manifest.display(), e.message())))?;
     let name = v
         .get("lib")
         .and_then(|l| l.get("name"))
@@ -277,20 +283,19 @@ fn cargo(dir: &Path, target: &Path, features: &[String], sub: &str, extra: &[&st
         cmd.arg("--features").arg(features.join(","));
     }
     cmd.arg("--").args(extra);
-    let out = cmd.output().map_err(|e| BenchError::env("cannot run cargo for the contract audit").cause(e.to_string()))?;
+    let out =
+        cmd.output().map_err(|e| BenchError::env("cannot run cargo for the contract audit").cause(e.to_string()))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let first: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).take(12).collect();
         return Err(BenchError::new(
             Kind::Usage,
-            format!(
-                "the crate at {} does not build with features [{}]",
-                dir.display(),
-                features.join(", ")
-            ),
+            format!("the crate at {} does not build with features [{}]", dir.display(), features.join(", ")),
         )
         .cause(first.join("\n"))
-        .hint("the audit reads the code as the compiler does: fix the build first (`cargo check -p ... --features ...`)"));
+        .hint(
+            "the audit reads the code as the compiler does: fix the build first (`cargo check -p ... --features ...`)",
+        ));
     }
     Ok(out.stdout)
 }
@@ -451,10 +456,8 @@ pub fn analyse_crate(mir: &mir::Mir, model: &model::Model) -> Report {
         }
     }
     let mut violations = Vec::new();
-    let roots: Vec<&(usize, Vec<analyse::Acc>, BTreeSet<usize>)> = unreached
-        .iter()
-        .filter(|(i, _, _)| !unreached.iter().any(|(j, _, v)| j != i && v.contains(i)))
-        .collect();
+    let roots: Vec<&(usize, Vec<analyse::Acc>, BTreeSet<usize>)> =
+        unreached.iter().filter(|(i, _, _)| !unreached.iter().any(|(j, _, v)| j != i && v.contains(i))).collect();
     for (i, accs, _) in roots {
         let fields: BTreeSet<String> = accs.iter().map(|a| a.loc.clone()).collect();
         let name = &e.labels[*i];
@@ -554,8 +557,7 @@ fn judge(model: &model::Model, reaches: &[Reach]) -> (Vec<FieldSummary>, Vec<Vio
         }
         let writes: Vec<&Reach> = live.iter().copied().filter(|r| r.access.writes()).collect();
         let writers: BTreeSet<String> = writes.iter().map(|r| r.context.clone()).collect();
-        let readers: BTreeSet<String> =
-            live.iter().filter(|r| !r.access.writes()).map(|r| r.context.clone()).collect();
+        let readers: BTreeSet<String> = live.iter().filter(|r| !r.access.writes()).map(|r| r.context.clone()).collect();
         let rmws: Vec<&Reach> = live.iter().copied().filter(|r| r.access.rmw()).collect();
         let contract = def.and_then(|d| d.contract.clone());
         let mut v = |rule: &str, message: String, ev: Vec<&Reach>| {
@@ -578,7 +580,11 @@ fn judge(model: &model::Model, reaches: &[Reach]) -> (Vec<FieldSummary>, Vec<Vio
             let cs = ctxs(racing.iter().copied());
             v(
                 "multi-context-write",
-                format!("`{name}` is written from {} contexts ({}) without a common lock or atomic", cs.len(), cs.join(", ")),
+                format!(
+                    "`{name}` is written from {} contexts ({}) without a common lock or atomic",
+                    cs.len(),
+                    cs.join(", ")
+                ),
                 racing,
             );
         }
@@ -606,7 +612,11 @@ fn judge(model: &model::Model, reaches: &[Reach]) -> (Vec<FieldSummary>, Vec<Vio
             };
             v(
                 if plain { "shared-plain-rmw" } else { "lost-update" },
-                format!("{shape} of `{name}` in {} while {} also writes it: a lost update", ctxs(lost.iter().copied()).join(", "), cs.join(" and ")),
+                format!(
+                    "{shape} of `{name}` in {} while {} also writes it: a lost update",
+                    ctxs(lost.iter().copied()).join(", "),
+                    cs.join(" and ")
+                ),
                 others,
             );
         }

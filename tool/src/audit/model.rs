@@ -142,9 +142,8 @@ fn annot(docs: Option<&String>, site: &Site) -> Result<Annot> {
     }
     if let Some(v) = doc_value(d, "access:").first() {
         a.access = Some(Prim::parse(v).ok_or_else(|| {
-            BenchError::usage(format!("{site}: cannot read `access: {v}`")).hint(
-                "write one of: load, store, atomic-load, atomic-store, atomic-rmw, atomic-cas, lock, unlock",
-            )
+            BenchError::usage(format!("{site}: cannot read `access: {v}`"))
+                .hint("write one of: load, store, atomic-load, atomic-store, atomic-rmw, atomic-cas, lock, unlock")
         })?);
     }
     a.callback_context = doc_value(d, "callback-context:").first().map(|s| s.to_string());
