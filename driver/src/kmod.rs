@@ -17,12 +17,17 @@
 //! accesses and can lose an update, without undefined behaviour. Like KCSAN's delay
 //! injection, `stall_every=N stall_us=D` stalls one plain load in N for D microseconds
 //! after the load, which widens every load-to-store window so races show within seconds.
+//!
+//! The single-writer contract is checked at run time, as KCSAN's `ASSERT_EXCLUSIVE_WRITER`
+//! checks it: every plain word remembers the context that last stored to it plainly, and a
+//! plain store from another context is reported (`bes2600: contract: ...`) and fails the
+//! verdict, whether or not an update was lost this time. So a race needs no luck to show.
 
 use crate::loopback::{LoopbackChip, LoopbackConfig};
 use crate::platform::{CpuOp, Event, LockId, Memory, Ordering, Platform, WakeReason, Warning, Work};
 use crate::Bes2600;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering as O};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering as O};
 use kernel::bindings;
 use kernel::ffi::{c_int, c_long, c_void};
 use kernel::prelude::*;
@@ -54,11 +59,82 @@ pub struct Counters {
     pub stalls: AtomicU64,
     pub pending_count_errors: AtomicU64,
     pub link_breaks: AtomicU64,
+    pub contract_violations: AtomicU64,
     plain_loads: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) -> u64 {
     c.fetch_add(1, O::Relaxed)
+}
+
+/// The contexts the run-time contract check tells apart (0: none, the loading task).
+const CTX_NONE: u8 = 0;
+const CTX_IRQ: u8 = 1;
+const CTX_BH: u8 = 2;
+const CTX_RX_WORK: u8 = 3;
+const CTX_TX_WORK: u8 = 4;
+const CTX_NET_TX: u8 = 5;
+
+fn ctx_name(c: u8) -> &'static str {
+    match c {
+        CTX_IRQ => "irq",
+        CTX_BH => "bh",
+        CTX_RX_WORK => "rx_work",
+        CTX_TX_WORK => "tx_work",
+        CTX_NET_TX => "net_tx",
+        _ => "probe",
+    }
+}
+
+/// Which task runs which context: kthreads for their whole life, a kworker for one run of a
+/// work item. More slots than tasks that can run driver code at once.
+static CTX_TASKS: [AtomicPtr<bindings::task_struct>; 8] = [const { AtomicPtr::new(core::ptr::null_mut()) }; 8];
+static CTX_OF_TASK: [AtomicU8; 8] = [const { AtomicU8::new(CTX_NONE) }; 8];
+
+fn current_task() -> *mut bindings::task_struct {
+    // SAFETY: `current` is always valid in process context, where all contexts here run.
+    unsafe { bindings::get_current() }
+}
+
+fn enter_ctx(ctx: u8) {
+    let me = current_task();
+    for (task, c) in CTX_TASKS.iter().zip(&CTX_OF_TASK) {
+        if task.load(O::Acquire) == me {
+            c.store(ctx, O::Release);
+            return;
+        }
+    }
+    for (task, c) in CTX_TASKS.iter().zip(&CTX_OF_TASK) {
+        if task.compare_exchange(core::ptr::null_mut(), me, O::AcqRel, O::Acquire).is_ok() {
+            c.store(ctx, O::Release);
+            return;
+        }
+    }
+}
+
+fn leave_ctx() {
+    let me = current_task();
+    for (task, c) in CTX_TASKS.iter().zip(&CTX_OF_TASK) {
+        if task.load(O::Acquire) == me {
+            c.store(CTX_NONE, O::Release);
+            task.store(core::ptr::null_mut(), O::Release);
+        }
+    }
+}
+
+fn current_ctx() -> u8 {
+    let me = current_task();
+    CTX_TASKS
+        .iter()
+        .zip(&CTX_OF_TASK)
+        .find(|(t, _)| t.load(O::Acquire) == me)
+        .map_or(CTX_NONE, |(_, c)| c.load(O::Acquire))
+}
+
+/// A C `int`: the value, and the context of the last plain store (for the contract check).
+pub struct KWord {
+    v: Opaque<bindings::atomic_t>,
+    writer: AtomicU8,
 }
 
 /// The kernel platform.
@@ -167,26 +243,38 @@ impl KPlat {
 }
 
 impl Memory for KPlat {
-    type Word = Opaque<bindings::atomic_t>;
+    type Word = KWord;
     fn new_word(&self, value: i32) -> Self::Word {
-        Opaque::new(bindings::atomic_t { counter: value })
+        KWord { v: Opaque::new(bindings::atomic_t { counter: value }), writer: AtomicU8::new(CTX_NONE) }
     }
     fn plain_load(&self, w: &Self::Word) -> i32 {
         // SAFETY: `w` is a live atomic_t of this device.
-        let v = unsafe { bindings::atomic_read(w.get()) };
+        let v = unsafe { bindings::atomic_read(w.v.get()) };
         self.stall_after_plain_load();
         v
     }
     fn plain_store(&self, w: &Self::Word, value: i32) {
+        // The single-writer contract: a plain word has one writer context.
+        let me = current_ctx();
+        if me != CTX_NONE {
+            let before = w.writer.swap(me, O::AcqRel);
+            if before != CTX_NONE && before != me && bump(&self.counters.contract_violations) < 4 {
+                pr_err!(
+                    "contract: a single-writer word written from {} after {} (plain store; `bench audit` names the field)\n",
+                    ctx_name(me),
+                    ctx_name(before)
+                );
+            }
+        }
         // SAFETY: as in `plain_load`.
-        unsafe { bindings::atomic_set(w.get(), value) }
+        unsafe { bindings::atomic_set(w.v.get(), value) }
     }
     fn atomic_load(&self, w: &Self::Word, order: Ordering) -> i32 {
         // SAFETY: as in `plain_load`.
         unsafe {
             match order {
-                Ordering::Relaxed => bindings::atomic_read(w.get()),
-                _ => bindings::atomic_read_acquire(w.get()),
+                Ordering::Relaxed => bindings::atomic_read(w.v.get()),
+                _ => bindings::atomic_read_acquire(w.v.get()),
             }
         }
     }
@@ -194,8 +282,8 @@ impl Memory for KPlat {
         // SAFETY: as in `plain_load`.
         unsafe {
             match order {
-                Ordering::Relaxed => bindings::atomic_set(w.get(), value),
-                _ => bindings::atomic_set_release(w.get(), value),
+                Ordering::Relaxed => bindings::atomic_set(w.v.get(), value),
+                _ => bindings::atomic_set_release(w.v.get(), value),
             }
         }
     }
@@ -203,10 +291,10 @@ impl Memory for KPlat {
         // SAFETY: as in `plain_load`.
         unsafe {
             match order {
-                Ordering::Relaxed => bindings::atomic_fetch_add_relaxed(delta, w.get()),
-                Ordering::Acquire => bindings::atomic_fetch_add_acquire(delta, w.get()),
-                Ordering::Release => bindings::atomic_fetch_add_release(delta, w.get()),
-                _ => bindings::atomic_fetch_add(delta, w.get()),
+                Ordering::Relaxed => bindings::atomic_fetch_add_relaxed(delta, w.v.get()),
+                Ordering::Acquire => bindings::atomic_fetch_add_acquire(delta, w.v.get()),
+                Ordering::Release => bindings::atomic_fetch_add_release(delta, w.v.get()),
+                _ => bindings::atomic_fetch_add(delta, w.v.get()),
             }
         }
     }
@@ -214,10 +302,10 @@ impl Memory for KPlat {
         // SAFETY: as in `plain_load`.
         unsafe {
             match order {
-                Ordering::Relaxed => bindings::atomic_xchg_relaxed(w.get(), value),
-                Ordering::Acquire => bindings::atomic_xchg_acquire(w.get(), value),
-                Ordering::Release => bindings::atomic_xchg_release(w.get(), value),
-                _ => bindings::atomic_xchg(w.get(), value),
+                Ordering::Relaxed => bindings::atomic_xchg_relaxed(w.v.get(), value),
+                Ordering::Acquire => bindings::atomic_xchg_acquire(w.v.get(), value),
+                Ordering::Release => bindings::atomic_xchg_release(w.v.get(), value),
+                _ => bindings::atomic_xchg(w.v.get(), value),
             }
         }
     }
@@ -394,13 +482,17 @@ fn dev() -> &'static Bes2600<KPlat> {
 unsafe extern "C" fn sdio_rx_work_fn(_work: *mut bindings::work_struct) {
     let d = dev();
     bump(&d.plat.counters.rx_work_runs);
+    enter_ctx(CTX_RX_WORK);
     d.sdio_rx_work();
+    leave_ctx();
 }
 
 unsafe extern "C" fn sdio_tx_work_fn(_work: *mut bindings::work_struct) {
     let d = dev();
     bump(&d.plat.counters.tx_work_runs);
+    enter_ctx(CTX_TX_WORK);
     d.sdio_tx_work();
+    leave_ctx();
 }
 
 fn should_stop() -> bool {
@@ -415,6 +507,7 @@ fn sleep_us(us: u64) {
 
 unsafe extern "C" fn irq_thread(_data: *mut c_void) -> c_int {
     let d = dev();
+    enter_ctx(CTX_IRQ);
     while !should_stop() {
         if d.plat.with_chip(|chip, now| chip.poll_irq(now)) {
             bump(&d.plat.counters.irqs);
@@ -434,11 +527,14 @@ unsafe extern "C" fn irq_thread(_data: *mut c_void) -> c_int {
             }
         }
     }
+    leave_ctx();
     0
 }
 
 unsafe extern "C" fn bh_thread(_data: *mut c_void) -> c_int {
+    enter_ctx(CTX_BH);
     dev().bh_loop();
+    leave_ctx();
     // kthread_stop() expects the thread to be there until it is called.
     while !should_stop() {
         sleep_us(1000);
@@ -448,6 +544,7 @@ unsafe extern "C" fn bh_thread(_data: *mut c_void) -> c_int {
 
 unsafe extern "C" fn net_tx_thread(_data: *mut c_void) -> c_int {
     let d = dev();
+    enter_ctx(CTX_NET_TX);
     while !should_stop() {
         let owed = d.plat.counters.acks_owed.swap(0, O::Relaxed);
         // Bound: `owed` was taken at once; new ACKs wait for the next pass.
@@ -459,6 +556,7 @@ unsafe extern "C" fn net_tx_thread(_data: *mut c_void) -> c_int {
             sleep_us(200);
         }
     }
+    leave_ctx();
     0
 }
 
@@ -565,7 +663,7 @@ fn report(d: &Bes2600<KPlat>, rx_packets: u64) {
     let (wedged, stats) = d.plat.with_chip(|chip, _| (chip.wedged.map(|(_, why)| why), chip.stats));
     let hw_bufs_used = d.hw_bufs_used_read();
     pr_info!(
-        "result rx_packets={} rx_bytes={} acks_sent={} irqs={} rx_work_runs={} tx_work_runs={} warns={} underflows={} seq_mismatches={} release_failed={} missed_irqs={} bh_stopped={} stalls={} hw_bufs_used={} chip_frames_arrived={} chip_frames_dropped={} chip_tx_frames={} chip_batches={} pending_count_errors={} link_breaks={}\n",
+        "result rx_packets={} rx_bytes={} acks_sent={} irqs={} rx_work_runs={} tx_work_runs={} warns={} underflows={} seq_mismatches={} release_failed={} missed_irqs={} bh_stopped={} stalls={} hw_bufs_used={} chip_frames_arrived={} chip_frames_dropped={} chip_tx_frames={} chip_batches={} pending_count_errors={} link_breaks={} contract_violations={}\n",
         rx_packets,
         get(&c.rx_bytes),
         get(&c.acks_sent),
@@ -586,6 +684,7 @@ fn report(d: &Bes2600<KPlat>, rx_packets: u64) {
         stats.batches_sent,
         get(&c.pending_count_errors),
         get(&c.link_breaks),
+        get(&c.contract_violations),
     );
     if let Some(why) = wedged {
         pr_err!("chip wedged: {}\n", why);
@@ -595,6 +694,7 @@ fn report(d: &Bes2600<KPlat>, rx_packets: u64) {
         && get(&c.bh_stopped) == 0
         && get(&c.pending_count_errors) == 0
         && get(&c.link_breaks) == 0
+        && get(&c.contract_violations) == 0
         && rx_packets > 0;
     pr_info!("verdict {}\n", if clean { "clean" } else { "failed" });
 }

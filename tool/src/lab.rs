@@ -479,7 +479,12 @@ pub fn parse_console(console: &str) -> RunOutcome {
             o.tampered_refused = Some(true);
         } else if text == "bench-lab: tampered loaded" {
             o.tampered_refused = Some(false);
-        } else if text.starts_with("WARNING: ") || text.starts_with("bes2600: wsm_release_tx_buffer: ") {
+        } else if text.starts_with("WARNING: ")
+            || text.starts_with("bes2600: wsm_release_tx_buffer: ")
+            || text.starts_with("bes2600: contract: ")
+            || text.starts_with("bes2600: tx pending count error")
+            || text.starts_with("bes2600: link break")
+        {
             o.warnings.push(text.to_string());
         } else if text.starts_with("Kernel panic") {
             o.panic = true;

@@ -69,6 +69,17 @@ pub fn context(
             kernel: n.front.kernel.clone(),
         })
         .collect();
+    // Findings about this variant's contracts (the audit's, and the Phase 6 lesson): cited
+    // in the Contract section, where a reviewer checks the shared state.
+    let findings: Vec<NoteRef> = of_kind("finding", &v.name)
+        .iter()
+        .map(|n| NoteRef {
+            title: n.front.title.clone(),
+            file: n.file.clone(),
+            srcversion: n.front.srcversion.clone(),
+            kernel: n.front.kernel.clone(),
+        })
+        .collect();
     let report = crate::audit::audit_variant(root, variants, v)?;
     let mut moved = Vec::new();
     if let Some(p) = &v.parent {
@@ -107,7 +118,7 @@ pub fn context(
         plan => plan,
         verdicts => verdicts,
         motivation => motivation,
-        audit => minijinja::context! { clean => report.clean(), violations => violations, moved => moved },
+        audit => minijinja::context! { clean => report.clean(), violations => violations, moved => moved, findings => findings },
         build => build,
         stress => stress,
     })
