@@ -6,6 +6,13 @@ use crate::error::{BenchError, Result};
 
 pub const DEFAULT_RAMP: &str = "1:5m,2:10m,4:30m,8:30m";
 
+/// Highest offered rate a stage may ask for: far above what SDIO carries (about 25 MB/s).
+pub const MAX_RATE_MB_PER_S: f64 = 100.0;
+/// Longest stage: one virtual day.
+pub const MAX_STAGE_S: u64 = 24 * 3600;
+/// Longest ramp: one virtual week (the simulator's counters and clock stay far from overflow).
+pub const MAX_RAMP_S: u64 = 7 * 24 * 3600;
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Stage {
     pub offered_mb_per_s: f64,
@@ -32,6 +39,9 @@ pub fn parse(text: &str) -> Result<Vec<Stage>> {
         if !(offered_mb_per_s > 0.0 && offered_mb_per_s.is_finite()) {
             return Err(bad(n, item, &format!("rate must be a positive number of MB/s, not `{rate}`")));
         }
+        if offered_mb_per_s > MAX_RATE_MB_PER_S {
+            return Err(bad(n, item, &format!("rate {rate} MB/s is above the limit of {MAX_RATE_MB_PER_S} MB/s")));
+        }
         let duration = duration.trim();
         let (digits, unit_s) = match duration.chars().last() {
             Some('s') => (&duration[..duration.len() - 1], 1),
@@ -45,7 +55,20 @@ pub fn parse(text: &str) -> Result<Vec<Stage>> {
         if count == 0 {
             return Err(bad(n, item, "duration must be positive"));
         }
-        stages.push(Stage { offered_mb_per_s, duration_s: count * unit_s });
+        let duration_s = count
+            .checked_mul(unit_s)
+            .filter(|d| *d <= MAX_STAGE_S)
+            .ok_or_else(|| bad(n, item, &format!("duration `{duration}` is above the limit of one stage, 24h")))?;
+        stages.push(Stage { offered_mb_per_s, duration_s });
+    }
+    let total_s: u64 = stages.iter().map(|s| s.duration_s).sum();
+    if total_s > MAX_RAMP_S {
+        return Err(BenchError::usage(format!(
+            "bad --ramp: {} h in all, above the limit of {} h (one virtual week)",
+            total_s / 3600,
+            MAX_RAMP_S / 3600
+        ))
+        .hint(format!("shorten the stages, e.g. --ramp {DEFAULT_RAMP}")));
     }
     Ok(stages)
 }
@@ -72,6 +95,13 @@ mod tests {
             ("x:5m", "is not a number"),
             ("1:5m,,", "stage 2"),
             ("", "empty"),
+            ("4:9999999999999999h", "above the limit of one stage"),
+            ("4:100000000h", "above the limit of one stage"),
+            ("4:5000000h", "above the limit of one stage"),
+            ("1e308:1s", "above the limit of 100 MB/s"),
+            ("NaN:1s", "rate must be a positive"),
+            ("inf:1s", "rate must be a positive"),
+            ("4:24h,4:24h,4:24h,4:24h,4:24h,4:24h,4:24h,4:1s", "above the limit of 168 h"),
         ] {
             let e = parse(text).unwrap_err();
             assert!(e.message.contains(needle), "{text}: {}", e.message);

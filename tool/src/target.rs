@@ -69,10 +69,67 @@ pub fn load_config(root: &Path) -> Result<BenchToml> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BenchToml::default()),
         Err(e) => return Err(BenchError::usage(format!("cannot read {}", p.display())).cause(e.to_string())),
     };
-    toml::from_str(&text).map_err(|e| {
+    let conf: BenchToml = toml::from_str(&text).map_err(|e| {
         let (l, c) = e.span().map_or((0, 0), |s| crate::variant::line_col(&text, s.start));
         BenchError::usage(format!("{}:{l}:{c}: {}", p.display(), e.message().trim()))
-    })
+    })?;
+    validate(&conf, &text, &p.display().to_string())?;
+    Ok(conf)
+}
+
+/// Values that reach a command line, a shell on a target or a path: a name never starts
+/// with `-` (ssh would read an option) and never holds a path separator or `..`.
+fn validate(conf: &BenchToml, text: &str, file: &str) -> Result<()> {
+    let at = |value: &str| -> String {
+        let line = text.lines().position(|l| l.contains(value)).map_or(0, |i| i + 1);
+        format!("{file}:{line}")
+    };
+    let word = |what: &str, v: &str, allow: &dyn Fn(char) -> bool, right: &str| -> Result<()> {
+        if v.is_empty() || v.starts_with('-') || !v.chars().all(allow) {
+            return Err(BenchError::usage(format!("{}: {what} `{v}` is not allowed", at(v))).hint(right.to_string()));
+        }
+        Ok(())
+    };
+    let name_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if let Some(m) = &conf.module {
+        word("module", m, &name_char, "a module name is letters, digits, `_` and `-`, e.g. module = \"bes2600\"")?;
+    }
+    for (name, t) in &conf.targets {
+        word("target name", name, &name_char, "a target name is letters, digits, `_` and `-`")?;
+        if let Some(h) = &t.host {
+            let host_char = |c: char| c.is_ascii_alphanumeric() || ".-_:[]".contains(c);
+            word(
+                "host",
+                h,
+                &host_char,
+                "a host name or address, e.g. host = \"ohm.local\"; ssh options go in `options`",
+            )?;
+        }
+        if let Some(u) = &t.user {
+            word("user", u, &|c: char| name_char(c) || c == '.', "a login name, e.g. user = \"root\"")?;
+        }
+        if let Some(k) = &t.kernel {
+            word(
+                "kernel",
+                k,
+                &|c: char| c.is_ascii_alphanumeric() || "._+-".contains(c),
+                "a kernel release as `uname -r` prints it",
+            )?;
+        }
+        if let Some(d) = &t.module_dir {
+            if d.starts_with('/') || d.split('/').any(|p| p == "..") || d.starts_with('-') {
+                return Err(BenchError::usage(format!("{}: module_dir `{d}` is not allowed", at(d)))
+                    .hint("a directory under /lib/modules/KVER without `..`, e.g. module_dir = \"updates/dkms\""));
+            }
+        }
+        for o in &t.options {
+            if o.starts_with('-') {
+                return Err(BenchError::usage(format!("{}: ssh option `{o}` is not allowed", at(o)))
+                    .hint("options are `-o` values: KEY=VALUE, e.g. options = [\"StrictHostKeyChecking=no\"]"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Single-quotes a string for sh.
@@ -286,6 +343,8 @@ impl Target {
                 c.arg("-p").arg(p.to_string());
             }
             let host = self.cfg.host.clone().unwrap_or_default();
+            // `--`: whatever the destination is, ssh never reads it as an option.
+            c.arg("--");
             c.arg(match &self.cfg.user {
                 Some(u) => format!("{u}@{host}"),
                 None => host,
@@ -785,4 +844,36 @@ pub struct Status {
     pub loaded_srcversion: Option<String>,
     pub installed_sha256: Option<String>,
     pub journal: Option<BTreeMap<String, String>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(toml_text: &str) -> Result<BenchToml> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bench.toml"), toml_text).unwrap();
+        load_config(dir.path())
+    }
+
+    #[test]
+    fn values_that_reach_ssh_or_paths_are_validated() {
+        for (text, needle) in [
+            ("[targets.t]\ntransport = \"ssh\"\nhost = \"-V\"\n", "bench.toml:3: host `-V` is not allowed"),
+            ("[targets.t]\ntransport = \"ssh\"\nhost = \"-oProxyCommand=x\"\n", "host `-oProxyCommand=x`"),
+            ("[targets.t]\ntransport = \"ssh\"\nhost = \"a b\"\n", "host `a b`"),
+            ("module = \"../../evil\"\n", "bench.toml:1: module `../../evil` is not allowed"),
+            ("module = \"-x\"\n", "module `-x`"),
+            ("[targets.t]\ntransport = \"ssh\"\nhost = \"h\"\nuser = \"-l\"\n", "user `-l`"),
+            ("[targets.t]\ntransport = \"ssh\"\nhost = \"h\"\nmodule_dir = \"../x\"\n", "module_dir `../x`"),
+            ("[targets.t]\ntransport = \"ssh\"\nhost = \"h\"\noptions = [\"-F/tmp/x\"]\n", "ssh option `-F/tmp/x`"),
+            ("[targets.t]\ntransport = \"ssh\"\nhost = \"h\"\nkernel = \"6.1;rm\"\n", "kernel `6.1;rm`"),
+        ] {
+            let e = check(text).unwrap_err();
+            assert!(e.message.contains(needle), "{text}: {}", e.message);
+            assert!(e.hint.is_some(), "{text}: says what would be right");
+        }
+        let ok = check("module = \"bes2600\"\n[targets.ohm]\ntransport = \"ssh\"\nhost = \"ohm.local\"\nuser = \"root\"\nmodule_dir = \"updates/dkms\"\nkernel = \"6.19.10\"\n");
+        assert!(ok.is_ok(), "{:?}", ok.err().map(|e| e.message));
+    }
 }
