@@ -166,24 +166,30 @@ impl<P: Platform> Bes2600<P> {
         unsafe {
             field!((*slot).plat).write(plat);
             let p = &*core::ptr::addr_of!((*slot).plat);
+            let named = |f: &'static str| SingleWriter::named(p, f, 0);
+            field!((*slot).fw_started).write(named("Bes2600.fw_started"));
+            field!((*slot).num_inp_ch_bufs).write(named("Bes2600.num_inp_ch_bufs"));
             #[cfg(not(feature = "c-prep-atomic"))]
-            let counter = |v| SingleWriter::new(p, v);
+            {
+                field!((*slot).hw_bufs_used).write(named("Bes2600.hw_bufs_used"));
+                field!((*slot).hw_bufs_used_vif)
+                    .write([named("Bes2600.hw_bufs_used_vif"), named("Bes2600.hw_bufs_used_vif")]);
+            }
             #[cfg(feature = "c-prep-atomic")]
-            let counter = |v| Atomic::new(p, v);
-            field!((*slot).fw_started).write(SingleWriter::new(p, 0));
-            field!((*slot).num_inp_ch_bufs).write(SingleWriter::new(p, 0));
-            field!((*slot).hw_bufs_used).write(counter(0));
-            field!((*slot).hw_bufs_used_vif).write([counter(0), counter(0)]);
+            {
+                field!((*slot).hw_bufs_used).write(Atomic::new(p, 0));
+                field!((*slot).hw_bufs_used_vif).write([Atomic::new(p, 0), Atomic::new(p, 0)]);
+            }
             #[cfg(not(feature = "c-prep-pending"))]
-            field!((*slot).wsm_tx_pending).write([SingleWriter::new(p, 0), SingleWriter::new(p, 0)]);
+            field!((*slot).wsm_tx_pending).write([named("Bes2600.wsm_tx_pending"), named("Bes2600.wsm_tx_pending")]);
             #[cfg(feature = "c-prep-pending")]
             field!((*slot).wsm_tx_pending).write([Atomic::new(p, 0), Atomic::new(p, 0)]);
-            field!((*slot).wsm_rx_seq).write([SingleWriter::new(p, 0), SingleWriter::new(p, 0)]);
-            field!((*slot).wsm_tx_seq).write([SingleWriter::new(p, 0), SingleWriter::new(p, 0)]);
+            field!((*slot).wsm_rx_seq).write([named("Bes2600.wsm_rx_seq"), named("Bes2600.wsm_rx_seq")]);
+            field!((*slot).wsm_tx_seq).write([named("Bes2600.wsm_tx_seq"), named("Bes2600.wsm_tx_seq")]);
             field!((*slot).bh_rx).write(Atomic::new(p, 0));
             field!((*slot).bh_tx).write(Atomic::new(p, 0));
             field!((*slot).bh_term).write(Atomic::new(p, 0));
-            field!((*slot).bh_error).write(SingleWriter::new(p, 0));
+            field!((*slot).bh_error).write(named("Bes2600.bh_error"));
             // An empty ring of RxMsg::EMPTY is all zero bytes (see the ring's test).
             SpinLock::init_around_zeroed(field!((*slot).rx_queue), p, LockId::RxQueue);
             field!((*slot).tx_bufferlist).write(SpinLock::new(p, LockId::TxBuffer, Ring::new(TxDesc::EMPTY)));

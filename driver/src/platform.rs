@@ -43,6 +43,11 @@ pub trait Memory {
     /// One 32-bit word of shared memory.
     type Word;
     fn new_word(&self, value: i32) -> Self::Word;
+    /// A word that is a shared field of the driver (`Owner.field`, the audit's name), so a
+    /// platform that checks contracts at run time can say which field a report is about.
+    fn new_named_word(&self, value: i32, _field: &'static str) -> Self::Word {
+        self.new_word(value)
+    }
     /// access: load
     fn plain_load(&self, word: &Self::Word) -> i32;
     /// access: store

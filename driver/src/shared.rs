@@ -26,6 +26,10 @@ impl<W> SingleWriter<W> {
     pub fn new<M: Memory<Word = W>>(m: &M, value: i32) -> Self {
         SingleWriter { word: m.new_word(value) }
     }
+    /// A field of the driver: `field` is its `Owner.field` name for run-time reports.
+    pub fn named<M: Memory<Word = W>>(m: &M, field: &'static str, value: i32) -> Self {
+        SingleWriter { word: m.new_named_word(value, field) }
+    }
     pub fn get<M: Memory<Word = W>>(&self, m: &M) -> i32 {
         m.plain_load(&self.word)
     }

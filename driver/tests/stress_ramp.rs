@@ -32,10 +32,16 @@ fn default_ramp_for_seeds_1_to_10() {
             assert!(first.call_path.contains(&"bes2600_bh_handle_rx_skb"), "seed {seed}: {:?}", first.call_path);
             assert_eq!(first.call_path.last(), Some(&"wsm_release_tx_buffer"), "seed {seed}");
             assert!(r.failures.iter().any(|f| f.0 >= first.time_s), "seed {seed}: no failure after the WARN");
+            // The run-time contract check saw it first, named as the static audit names it.
+            let c = r.contracts.first().unwrap_or_else(|| panic!("seed {seed}: no run-time contract report"));
+            assert_eq!((c.field, c.context), ("Bes2600.hw_bufs_used", "rx_work"), "seed {seed}: {c:?}");
+            assert!(c.time_s < first.time_s, "seed {seed}: the contract report comes before the underflow");
             assert!(!r.clean());
         } else if RACY_PENDING {
             // hw_bufs_used is atomic; the pending count is not: the C driver's own messages.
             assert!(r.first_underflow().is_none(), "seed {seed}: an underflow with c-prep-atomic");
+            let c = r.contracts.first().unwrap_or_else(|| panic!("seed {seed}: no run-time contract report"));
+            assert_eq!(c.field, "Bes2600.wsm_tx_pending", "seed {seed}: {c:?}");
             let f = r
                 .failures
                 .iter()
@@ -47,6 +53,7 @@ fn default_ramp_for_seeds_1_to_10() {
             );
         } else {
             assert!(r.clean(), "seed {seed}: {:?} {:?}", r.warns.first(), r.failures);
+            assert_eq!(r.contract_count, 0, "seed {seed}: {:?}", r.contracts.first());
             assert_eq!(r.stages.len(), 4, "seed {seed}: whole ramp ran");
         }
     }

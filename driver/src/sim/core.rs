@@ -124,6 +124,8 @@ pub struct Counters {
     pub release_failed: u64,
     /// "tx pending count error" lines (a decrement found the count at zero).
     pub pending_count_errors: u64,
+    /// Run-time contract reports.
+    pub contract_violations: u64,
     /// Monitor-timer expiries and re-arms (coverage of the pending-count machinery).
     pub pending_timer_arms: u64,
     pub rx_queue_full: u64,
@@ -167,6 +169,20 @@ pub enum FailureKind {
     /// "link break between lmac and host": the monitor timer fired with frames pending,
     /// and the driver force-closed.
     LinkBreak,
+    /// A field's contract broken at run time (a second writer context of a single-writer
+    /// field, or an update lost between a load and its store); the run goes on.
+    Contract,
+}
+
+/// One run-time contract report.
+#[derive(Clone, Debug)]
+pub struct ContractRecord {
+    pub time_ns: u64,
+    /// `Owner.field`, as the static audit names it.
+    pub field: &'static str,
+    pub context: &'static str,
+    pub what: String,
+    pub call_path: Vec<&'static str>,
 }
 
 #[derive(Clone, Debug)]
@@ -196,6 +212,8 @@ pub struct SimCore {
     pub lock_since_ns: [Cell<u64>; 4],
     pub call_stacks: RefCell<[Vec<&'static str>; NCTX]>,
     pub warns: RefCell<Vec<WarnRecord>>,
+    /// The first run-time contract reports (the count goes on in `counters`).
+    pub contract_records: RefCell<Vec<ContractRecord>>,
     pub failures: RefCell<Vec<Failure>>,
     pub acks_owed: Cell<u32>,
     pub frames_since_ack: Cell<u32>,
@@ -224,6 +242,7 @@ impl SimCore {
             lock_since_ns: std::array::from_fn(|_| Cell::new(0)),
             call_stacks: RefCell::new(std::array::from_fn(|_| Vec::new())),
             warns: RefCell::new(Vec::new()),
+            contract_records: RefCell::new(Vec::new()),
             failures: RefCell::new(Vec::new()),
             acks_owed: Cell::new(0),
             frames_since_ack: Cell::new(0),
@@ -256,6 +275,33 @@ impl SimCore {
     }
 
     /// Records a failure once per kind.
+    /// A run-time contract report: kept (the first few), counted, and the run's first
+    /// `Contract` failure; the run goes on, as KCSAN's do.
+    pub fn contract_violation(
+        &self,
+        field: &'static str,
+        what: String,
+        context: &'static str,
+        call_path: Vec<&'static str>,
+    ) {
+        self.counters.borrow_mut().contract_violations += 1;
+        let mut recs = self.contract_records.borrow_mut();
+        if recs.len() < WARN_RECORDS_KEPT {
+            recs.push(ContractRecord {
+                time_ns: self.now(),
+                field,
+                context,
+                what: what.clone(),
+                call_path: call_path.clone(),
+            });
+        }
+        drop(recs);
+        self.fail(
+            FailureKind::Contract,
+            format!("{field}: {what} (context {context}; call path {})", call_path.join(" -> ")),
+        );
+    }
+
     pub fn fail(&self, kind: FailureKind, detail: String) {
         let mut f = self.failures.borrow_mut();
         if f.iter().all(|x| x.kind != kind) {

@@ -13,5 +13,5 @@ pub mod run;
 
 pub use core::FailureKind;
 pub use cost::CostModel;
-pub use report::Report;
+pub use report::{ContractLine, Report};
 pub use run::{default_ramp, run, Config, Stage};

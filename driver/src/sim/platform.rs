@@ -98,50 +98,123 @@ impl SimPlatform {
     }
 }
 
-impl Memory for SimPlatform {
-    type Word = Cell<i32>;
+/// One word of shared memory, with what the run-time contract check needs: the field it
+/// is (when the driver named it), the context of its last plain store, and the value each
+/// context last loaded plainly (to see an update lost between that load and its store).
+pub struct SimWord {
+    value: Cell<i32>,
+    field: &'static str,
+    writer: Cell<usize>,
+    loaded: Cell<[Option<i32>; super::core::NCTX]>,
+}
 
-    fn new_word(&self, value: i32) -> Cell<i32> {
-        Cell::new(value)
+impl SimWord {
+    pub fn get(&self) -> i32 {
+        self.value.get()
     }
-    fn plain_load(&self, word: &Cell<i32>) -> i32 {
+}
+
+impl SimPlatform {
+    /// The single-writer contract of a plain word (the simulator's `ASSERT_EXCLUSIVE_WRITER`)
+    /// and a lost update seen directly; reported, and the run goes on.
+    fn check_plain_store(&self, word: &SimWord, value: i32) {
+        let core = &self.core;
+        let cur = core.current.get();
+        if cur == NO_CTX || word.field.is_empty() {
+            return;
+        }
+        let mut loaded = word.loaded.get();
+        let before = word.writer.replace(cur);
+        if before != NO_CTX && before != cur {
+            core.contract_violation(
+                word.field,
+                format!(
+                    "plain store from {} to a single-writer field last written by {}",
+                    Ctx::ALL[cur].name(),
+                    Ctx::ALL[before].name()
+                ),
+                Ctx::ALL[cur].name(),
+                self.call_path(),
+            );
+        }
+        if let Some(seen) = loaded[cur].take() {
+            if seen != word.value.get() {
+                core.contract_violation(
+                    word.field,
+                    format!(
+                        "lost update: {} loaded {seen}, another context wrote {} before its store of {value}",
+                        Ctx::ALL[cur].name(),
+                        word.value.get()
+                    ),
+                    Ctx::ALL[cur].name(),
+                    self.call_path(),
+                );
+            }
+        }
+        word.loaded.set(loaded);
+    }
+}
+
+impl Memory for SimPlatform {
+    type Word = SimWord;
+
+    fn new_word(&self, value: i32) -> SimWord {
+        self.new_named_word(value, "")
+    }
+    fn new_named_word(&self, value: i32, field: &'static str) -> SimWord {
+        SimWord {
+            value: Cell::new(value),
+            field,
+            writer: Cell::new(NO_CTX),
+            loaded: Cell::new([None; super::core::NCTX]),
+        }
+    }
+    fn plain_load(&self, word: &SimWord) -> i32 {
         self.access(1);
-        word.get()
+        let v = word.value.get();
+        let cur = self.core.current.get();
+        if cur != NO_CTX {
+            let mut l = word.loaded.get();
+            l[cur] = Some(v);
+            word.loaded.set(l);
+        }
+        v
     }
-    fn plain_store(&self, word: &Cell<i32>, value: i32) {
+    fn plain_store(&self, word: &SimWord, value: i32) {
         self.access(1);
-        word.set(value)
+        self.check_plain_store(word, value);
+        word.value.set(value)
     }
-    fn atomic_load(&self, word: &Cell<i32>, _order: Ordering) -> i32 {
+    fn atomic_load(&self, word: &SimWord, _order: Ordering) -> i32 {
         self.access(1);
-        word.get()
+        word.value.get()
     }
-    fn atomic_store(&self, word: &Cell<i32>, value: i32, _order: Ordering) {
+    fn atomic_store(&self, word: &SimWord, value: i32, _order: Ordering) {
         self.access(1);
-        word.set(value)
+        word.value.set(value)
     }
-    fn atomic_fetch_add(&self, word: &Cell<i32>, delta: i32, _order: Ordering) -> i32 {
+    fn atomic_fetch_add(&self, word: &SimWord, delta: i32, _order: Ordering) -> i32 {
         self.access(2);
-        let before = word.get();
-        word.set(before.wrapping_add(delta));
+        let before = word.value.get();
+        word.value.set(before.wrapping_add(delta));
         before
     }
-    fn atomic_swap(&self, word: &Cell<i32>, value: i32, _order: Ordering) -> i32 {
+    fn atomic_swap(&self, word: &SimWord, value: i32, _order: Ordering) -> i32 {
         self.access(2);
-        word.replace(value)
+        word.value.replace(value)
     }
-    fn spin_lock(&self, lock: &Cell<i32>, id: LockId) {
+    fn spin_lock(&self, lock: &SimWord, id: LockId) {
         let core = &self.core;
         let start = core.now();
         self.access(1);
-        while lock.get() != 0 {
+        while lock.value.get() != 0 {
             if core.now() - start > SPIN_LIMIT_NS {
                 self.bug("soft lockup: spinning on a lock for 1 s");
             }
             self.delay(core.cost.spin_iteration_ns);
             self.access(1);
         }
-        lock.set(1);
+        lock.value.set(1);
         let li = lock_index(id);
         core.lock_since_ns[li].set(start);
         if core.current.get() != NO_CTX {
@@ -150,10 +223,10 @@ impl Memory for SimPlatform {
         core.counters.borrow_mut().lock_acquisitions[li] += 1;
         self.delay(core.cost.lock_pair_ns);
     }
-    fn spin_unlock(&self, lock: &Cell<i32>, id: LockId) {
+    fn spin_unlock(&self, lock: &SimWord, id: LockId) {
         let core = &self.core;
         self.access(1);
-        lock.set(0);
+        lock.value.set(0);
         let li = lock_index(id);
         core.counters.borrow_mut().lock_ns[li] += core.now() - core.lock_since_ns[li].get();
         if core.current.get() != NO_CTX {

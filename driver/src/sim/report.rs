@@ -207,6 +207,17 @@ impl WarnLine {
     }
 }
 
+/// One run-time contract report, named as the static audit names fields.
+#[derive(Clone, Debug)]
+pub struct ContractLine {
+    /// Seconds after the warm-up (negative: during it).
+    pub time_s: f64,
+    pub field: &'static str,
+    pub context: &'static str,
+    pub what: String,
+    pub call_path: Vec<&'static str>,
+}
+
 /// The whole run.
 #[derive(Clone, Debug)]
 pub struct Report {
@@ -215,7 +226,11 @@ pub struct Report {
     pub stages: Vec<StageReport>,
     pub warns: Vec<WarnLine>,
     pub warn_count: u64,
+    /// Seconds after the warm-up (negative: during it).
     pub failures: Vec<(f64, FailureKind, String)>,
+    /// Run-time contract reports (the first ones), and how many there were in all.
+    pub contracts: Vec<ContractLine>,
+    pub contract_count: u64,
     pub calibration: Vec<(&'static str, String, &'static str)>,
     pub virtual_s: f64,
 }
@@ -237,7 +252,19 @@ impl Report {
             .failures
             .borrow()
             .iter()
-            .map(|f| (f.time_ns.saturating_sub(WARMUP_NS) as f64 / 1e9, f.kind.clone(), f.detail.clone()))
+            .map(|f| ((f.time_ns as f64 - WARMUP_NS as f64) / 1e9, f.kind.clone(), f.detail.clone()))
+            .collect();
+        let contracts = core
+            .contract_records
+            .borrow()
+            .iter()
+            .map(|c| ContractLine {
+                time_s: (c.time_ns as f64 - WARMUP_NS as f64) / 1e9,
+                field: c.field,
+                context: c.context,
+                what: c.what.clone(),
+                call_path: c.call_path.clone(),
+            })
             .collect();
         Report {
             seed: config.seed,
@@ -246,6 +273,8 @@ impl Report {
             warns,
             warn_count: core.counters.borrow().warns,
             failures,
+            contracts,
+            contract_count: core.counters.borrow().contract_violations,
             calibration: config.cost.describe(),
             virtual_s: core.now().saturating_sub(WARMUP_NS) as f64 / 1e9,
         }
@@ -268,6 +297,7 @@ impl Report {
             FailureKind::Bug => "bug",
             FailureKind::PendingCount => "pending_count_error",
             FailureKind::LinkBreak => "link_break",
+            FailureKind::Contract => "contract",
         };
         Json::Obj(vec![
             ("seed", Json::str(self.seed.to_string())),
@@ -286,6 +316,25 @@ impl Report {
                                 ("context", Json::str(w.context)),
                                 ("call_path", Json::Arr(w.call_path.iter().map(|f| Json::str(*f)).collect())),
                                 ("message", Json::str(w.message())),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+            ("contract_violations", Json::Int(self.contract_count as i64)),
+            (
+                "contracts",
+                Json::Arr(
+                    self.contracts
+                        .iter()
+                        .take(8)
+                        .map(|c| {
+                            Json::Obj(vec![
+                                ("time_s", Json::Fixed(c.time_s, 6)),
+                                ("field", Json::str(c.field)),
+                                ("context", Json::str(c.context)),
+                                ("what", Json::str(c.what.clone())),
+                                ("call_path", Json::Arr(c.call_path.iter().map(|f| Json::str(*f)).collect())),
                             ])
                         })
                         .collect(),
