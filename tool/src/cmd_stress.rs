@@ -14,8 +14,13 @@ use std::process::{Command, Stdio};
 #[command(after_help = "Exit status: 0 clean, 1 a WARN, TX wedge, dead link or BUG was recorded (usable as a \
 bisect oracle), 2 bad input, 3 the simulator could not be built or run.
 
+A swarm (--seeds A..B) runs every seed from A to B, in parallel on all cores (--jobs), and reports
+the failure probability with a 95% Wilson interval, the first failing seed and the command that
+replays it; its summary is the same whatever the number of jobs.
+
 Examples:
   bench stress --variant c --seed 1             Patch C: the hw_bufs_used underflow
+  bench stress --variant c-v2 --seeds 1..100 --ramp 4:5m   a swarm: how often does it fail?
   bench stress --variant c-v2 --ramp 4:5m       the fix, one 5-minute stage at 4 MB/s
   bench stress --variant b --reps 3 --json      the seed's N=3 ramp, for scripts")]
 pub struct StressArgs {
@@ -30,8 +35,14 @@ pub struct StressArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub reps: u32,
     /// Seed of the simulation; the same seed gives the same report, byte for byte.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, conflicts_with = "seeds")]
     pub seed: u64,
+    /// A swarm: every seed from A to B (inclusive), e.g. 1..100.
+    #[arg(long, value_name = "A..B", value_parser = parse_seeds)]
+    pub seeds: Option<(u64, u64)>,
+    /// Simulations at once in a swarm (default: the number of CPUs).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256), requires = "seeds")]
+    pub jobs: Option<u32>,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -50,43 +61,13 @@ pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
     spinner.finish_and_clear();
     let exe = exe?;
 
-    let mut cmd = Command::new(&exe);
-    cmd.arg("--seed").arg(args.seed.to_string()).arg("--progress");
-    let mut total_s = 0;
-    for _ in 0..args.reps {
-        for s in &stages {
-            cmd.arg("--stage").arg(format!("{}:{}", s.offered_mb_per_s, s.duration_s));
-            total_s += s.duration_s;
-        }
+    if let Some(range) = args.seeds {
+        return swarm(args, ui, &exe, &stages, &variant.name, range);
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| BenchError::env(format!("cannot start {}", exe.display())).cause(e.to_string()))?;
+    let total_s: u64 = stages.iter().map(|s| s.duration_s).sum::<u64>() * args.reps as u64;
     let bar = ui.bar(total_s, format!("stress {} seed {}", variant.name, args.seed));
-    let mut sim_stderr = String::new();
-    if let Some(err) = child.stderr.take() {
-        for line in BufReader::new(err).lines().map_while(std::result::Result::ok) {
-            match line.strip_prefix("progress ").and_then(|r| r.split_once(' ')) {
-                Some((done_ms, _)) => bar.set_position(done_ms.parse::<u64>().unwrap_or(0).saturating_sub(1000) / 1000),
-                None => {
-                    sim_stderr.push_str(&line);
-                    sim_stderr.push('\n');
-                }
-            }
-        }
-    }
-    let output =
-        child.wait_with_output().map_err(|e| BenchError::env("the simulator did not finish").cause(e.to_string()))?;
+    let mut report = simulate(&exe, &variant.name, args.seed, &stages, args.reps, Some(&bar))?;
     bar.finish_and_clear();
-    let code = output.status.code();
-    if !matches!(code, Some(0) | Some(1)) {
-        return Err(BenchError::env(format!("the simulator for `{}` failed (status {:?})", variant.name, code))
-            .cause(sim_stderr.trim().to_string()));
-    }
-    let mut report: Value = serde_json::from_slice(&output.stdout)
-        .map_err(|e| BenchError::env("the simulator's report is not JSON").cause(e.to_string()))?;
     if let Value::Object(map) = &mut report {
         map.insert("variant".into(), Value::String(variant.name.clone()));
         map.insert("ramp".into(), Value::String(args.ramp.clone()));
@@ -118,6 +99,188 @@ pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
             "replay with: bench stress --variant {} --seed {} --ramp {} --reps {}",
             variant.name, args.seed, args.ramp, args.reps
         )))
+    }
+}
+
+/// `A..B`: seeds A to B inclusive.
+fn parse_seeds(text: &str) -> std::result::Result<(u64, u64), String> {
+    let (a, b) = text.split_once("..").ok_or_else(|| format!("`{text}` is not A..B (e.g. 1..100)"))?;
+    let b = b.trim_start_matches('=');
+    let a: u64 = a.trim().parse().map_err(|_| format!("`{a}` is not a whole number (seeds are A..B, e.g. 1..100)"))?;
+    let b: u64 = b.trim().parse().map_err(|_| format!("`{b}` is not a whole number (seeds are A..B, e.g. 1..100)"))?;
+    if b < a {
+        return Err(format!("`{text}`: the last seed is below the first"));
+    }
+    if b - a >= 10_000 {
+        return Err(format!("`{text}`: at most 10000 seeds in one swarm"));
+    }
+    Ok((a, b))
+}
+
+/// Runs the simulator once; `bar` follows its progress.
+fn simulate(
+    exe: &std::path::Path,
+    variant: &str,
+    seed: u64,
+    stages: &[ramp::Stage],
+    reps: u32,
+    bar: Option<&indicatif::ProgressBar>,
+) -> Result<Value> {
+    let mut cmd = Command::new(exe);
+    cmd.arg("--seed").arg(seed.to_string()).arg("--progress");
+    for _ in 0..reps {
+        for s in stages {
+            cmd.arg("--stage").arg(format!("{}:{}", s.offered_mb_per_s, s.duration_s));
+        }
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| BenchError::env(format!("cannot start {}", exe.display())).cause(e.to_string()))?;
+    let mut sim_stderr = String::new();
+    if let Some(err) = child.stderr.take() {
+        for line in BufReader::new(err).lines().map_while(std::result::Result::ok) {
+            match line.strip_prefix("progress ").and_then(|r| r.split_once(' ')) {
+                Some((done_ms, _)) => {
+                    if let Some(bar) = bar {
+                        bar.set_position(done_ms.parse::<u64>().unwrap_or(0).saturating_sub(1000) / 1000)
+                    }
+                }
+                None => {
+                    sim_stderr.push_str(&line);
+                    sim_stderr.push('\n');
+                }
+            }
+        }
+    }
+    let output =
+        child.wait_with_output().map_err(|e| BenchError::env("the simulator did not finish").cause(e.to_string()))?;
+    let code = output.status.code();
+    if !matches!(code, Some(0) | Some(1)) {
+        return Err(BenchError::env(format!("the simulator for `{variant}` failed (status {code:?}, seed {seed})"))
+            .cause(sim_stderr.trim().to_string()));
+    }
+    serde_json::from_slice(&output.stdout)
+        .map_err(|e| BenchError::env("the simulator's report is not JSON").cause(e.to_string()))
+}
+
+/// The 95% Wilson score interval of `k` failures in `n` runs, as fractions.
+pub fn wilson(k: u64, n: u64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let (k, n, z) = (k as f64, n as f64, 1.96f64);
+    let p = k / n;
+    let den = 1.0 + z * z / n;
+    let center = (p + z * z / (2.0 * n)) / den;
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / den;
+    ((center - half).max(0.0), (center + half).min(1.0))
+}
+
+fn swarm(
+    args: &StressArgs,
+    ui: &Ui,
+    exe: &std::path::Path,
+    stages: &[ramp::Stage],
+    variant: &str,
+    (first, last): (u64, u64),
+) -> Result<()> {
+    let seeds: Vec<u64> = (first..=last).collect();
+    let jobs = args
+        .jobs
+        .map(|j| j as usize)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .min(seeds.len());
+    let bar = ui.bar(seeds.len() as u64, format!("swarm {variant} seeds {first}..{last} ({jobs} at once)"));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<(u64, Result<Value>)>> = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&seed) = seeds.get(i) else { break };
+                let r = simulate(exe, variant, seed, stages, args.reps, None);
+                results.lock().expect("no worker panics holding it").push((seed, r));
+                bar.inc(1);
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let mut results = results.into_inner().expect("workers joined");
+    // The summary does not depend on the order the workers finished in.
+    results.sort_by_key(|r| r.0);
+    let mut runs = Vec::new();
+    for (seed, r) in results {
+        runs.push((seed, r?));
+    }
+    let failed: Vec<&(u64, Value)> = runs.iter().filter(|(_, r)| r["clean"].as_bool() != Some(true)).collect();
+    let n = runs.len() as u64;
+    let k = failed.len() as u64;
+    let (lo, hi) = wilson(k, n);
+    let first_failure = |r: &Value| -> String {
+        r["failures"]
+            .as_array()
+            .and_then(|a| a.first())
+            .map(|x| format!("{}: {}", x["kind"].as_str().unwrap_or(""), x["detail"].as_str().unwrap_or("")))
+            .or_else(|| {
+                r["warns"].as_array().and_then(|a| a.first()).map(|w| w["message"].as_str().unwrap_or("").to_string())
+            })
+            .unwrap_or_default()
+    };
+    let replay =
+        |seed: u64| format!("bench stress --variant {variant} --seed {seed} --ramp {} --reps {}", args.ramp, args.reps);
+    let mut kinds: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for (_, r) in &failed {
+        for x in r["failures"].as_array().into_iter().flatten() {
+            *kinds.entry(x["kind"].as_str().unwrap_or("").to_string()).or_default() += 1;
+        }
+        if r["failures"].as_array().is_none_or(|a| a.is_empty()) {
+            *kinds.entry("warn".into()).or_default() += 1;
+        }
+    }
+    if args.json {
+        let j = serde_json::json!({
+            "variant": variant,
+            "ramp": args.ramp,
+            "reps": args.reps,
+            "seeds": [first, last],
+            "runs": n,
+            "failed": k,
+            "failure_probability": k as f64 / n as f64,
+            "ci95": [lo, hi],
+            "failure_kinds": kinds,
+            "first_failing_seed": failed.first().map(|f| f.0),
+            "replay": failed.first().map(|f| replay(f.0)),
+            "per_seed": runs.iter().map(|(seed, r)| serde_json::json!({
+                "seed": seed, "clean": r["clean"], "first_failure": first_failure(r),
+                "contract_violations": r["contract_violations"],
+            })).collect::<Vec<_>>(),
+        });
+        ui.out(serde_json::to_string_pretty(&j).expect("serialises"));
+    } else {
+        ui.out(format!("swarm variant {variant}  seeds {first}..{last}  ramp {} x{}", args.ramp, args.reps));
+        ui.out(format!(
+            "  failed {k} of {n} seeds: failure probability {:.1}% (95% Wilson interval {:.1}%-{:.1}%)",
+            100.0 * k as f64 / n as f64,
+            100.0 * lo,
+            100.0 * hi
+        ));
+        if !kinds.is_empty() {
+            ui.out(format!(
+                "  failure kinds: {}",
+                kinds.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if let Some((seed, r)) = failed.first() {
+            ui.out(format!("  first failing seed {seed}: {}", first_failure(r)));
+            ui.out(format!("  replay: {}", replay(*seed)));
+        }
+    }
+    if k == 0 {
+        Ok(())
+    } else {
+        Err(BenchError::new(Kind::Failed, format!("variant `{variant}` failed on {k} of {n} seeds")))
     }
 }
 

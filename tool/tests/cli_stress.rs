@@ -94,3 +94,33 @@ fn bad_input_is_a_clear_error_with_exit_2() {
         insta::assert_snapshot!(*name, r.stderr);
     }
 }
+
+#[test]
+fn a_swarm_gives_the_failure_probability_the_same_on_any_number_of_jobs() {
+    // C v2 as posted fails on every seed (the pending count), with its replay command.
+    let one =
+        bench(&["stress", "--variant", "c-v2-posted", "--seeds", "1..4", "--ramp", "4:1m", "--jobs", "1", "--json"]);
+    let two =
+        bench(&["stress", "--variant", "c-v2-posted", "--seeds", "1..4", "--ramp", "4:1m", "--jobs", "2", "--json"]);
+    assert_eq!(one.code, 1, "{}", one.stderr);
+    assert_eq!(one.stdout, two.stdout, "the summary does not depend on the jobs");
+    let v: serde_json::Value = serde_json::from_str(&one.stdout).unwrap();
+    assert_eq!(v["runs"], 4);
+    assert_eq!(v["failed"], 4);
+    assert_eq!(v["first_failing_seed"], 1);
+    assert_eq!(v["replay"], "bench stress --variant c-v2-posted --seed 1 --ramp 4:1m --reps 1");
+    let ci = v["ci95"].as_array().unwrap();
+    assert!(ci[0].as_f64().unwrap() > 0.4 && ci[1].as_f64().unwrap() == 1.0, "{ci:?}");
+    assert!(v["per_seed"][0]["first_failure"].as_str().unwrap().starts_with("contract: Bes2600.wsm_tx_pending"));
+    // The fix: clean on every seed, and the interval says how sure that is.
+    let r = bench(&["stress", "--variant", "c-v2", "--seeds", "1..4", "--ramp", "4:1m"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("failed 0 of 4 seeds: failure probability 0.0% (95% Wilson interval 0.0%-49.0%)"),
+        "{}",
+        r.stdout
+    );
+    let bad = bench(&["stress", "--variant", "c-v2", "--seeds", "9..3"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("the last seed is below the first"), "{}", bad.stderr);
+}
