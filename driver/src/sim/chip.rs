@@ -68,6 +68,10 @@ pub struct Chip {
     last_ack_air_ns: u64,
     /// When and why the firmware stopped answering.
     pub wedged: Option<(u64, String)>,
+    /// The first breach of the host protocol the firmware can see without wedging (a
+    /// data frame in the input buffer the host keeps for commands), and how many.
+    pub protocol_breach: Option<(u64, String)>,
+    pub protocol_breaches: u64,
     pub stats: ChipStats,
 }
 
@@ -93,6 +97,8 @@ impl Chip {
             tx_seq_expected: [0; 2],
             last_ack_air_ns: 0,
             wedged: None,
+            protocol_breach: None,
+            protocol_breaches: 0,
             stats: ChipStats::default(),
         }
     }
@@ -326,8 +332,23 @@ impl Chip {
                 );
                 return;
             }
-            self.in_use += 1;
             let command = m.body[1] == 1;
+            // The host keeps the last input buffer for commands (a data frame is refused when
+            // it would take it): otherwise a command can starve behind data.
+            if !command && self.in_use + 1 >= self.cost.chip_num_inp_ch_bufs {
+                self.protocol_breaches += 1;
+                if self.protocol_breach.is_none() {
+                    self.protocol_breach = Some((
+                        now_ns,
+                        format!(
+                            "firmware: a data frame took the input buffer reserved for commands ({} of {} in use)",
+                            self.in_use + 1,
+                            self.cost.chip_num_inp_ch_bufs
+                        ),
+                    ));
+                }
+            }
+            self.in_use += 1;
             self.stats.tx_frames += 1;
             if !command {
                 self.stats.tx_data_frames += 1;
@@ -411,5 +432,21 @@ mod tests {
         }
         let (_, why) = chip.wedged.clone().expect("wedged");
         assert!(why.contains("input buffer overflow"), "{why}");
+        let (_, breach) = chip.protocol_breach.clone().expect("the last data frame took the command buffer");
+        assert!(breach.contains("reserved for commands"), "{breach}");
+    }
+
+    #[test]
+    fn data_may_fill_all_but_the_last_buffer_and_a_command_the_last() {
+        let mut chip = booted_chip();
+        let t = CostModel::default().chip_boot_ns;
+        let n = CostModel::default().chip_num_inp_ch_bufs as u8;
+        for i in 0..n {
+            let mut tx = [0u8; 16];
+            let kind = if i + 1 == n { 1 } else { 0 };
+            let off = wsm::put_msg(&mut tx, 0, wsm::with_seq(wsm::WSM_TRANSMIT_REQ_ID, i & 7), 12, &[0, kind, 0, 0]);
+            chip.receive_tx(t, &tx[..off]);
+        }
+        assert!(chip.wedged.is_none() && chip.protocol_breach.is_none(), "{:?}", chip.protocol_breach);
     }
 }

@@ -169,6 +169,9 @@ pub enum FailureKind {
     /// "link break between lmac and host": the monitor timer fired with frames pending,
     /// and the driver force-closed.
     LinkBreak,
+    /// The firmware saw a breach of the host protocol (a data frame in the buffer kept for
+    /// commands).
+    Protocol,
     /// A field's contract broken at run time (a second writer context of a single-writer
     /// field, or an update lost between a load and its store); the run goes on.
     Contract,

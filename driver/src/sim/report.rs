@@ -298,6 +298,7 @@ impl Report {
             FailureKind::PendingCount => "pending_count_error",
             FailureKind::LinkBreak => "link_break",
             FailureKind::Contract => "contract",
+            FailureKind::Protocol => "protocol",
         };
         Json::Obj(vec![
             ("seed", Json::str(self.seed.to_string())),

@@ -290,6 +290,10 @@ fn check_failures(core: &SimCore, traffic_offered: bool) {
     if let Some((_, why)) = wedged {
         core.fail(FailureKind::TxWedge, why);
     }
+    let breach = core.chip.borrow().protocol_breach.clone();
+    if let Some((_, why)) = breach {
+        core.fail(FailureKind::Protocol, why);
+    }
     let c = core.counters.borrow();
     let chip_data = core.chip.borrow().stats.tx_data_frames;
     let waiting = c.acks_queued.saturating_sub(c.acks_dropped).saturating_sub(chip_data);
