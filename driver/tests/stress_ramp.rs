@@ -27,10 +27,21 @@ fn default_ramp_for_seeds_1_to_10() {
         if RACY {
             let first = r.first_underflow().unwrap_or_else(|| panic!("seed {seed}: no underflow WARN"));
             assert!(first.time_s <= end_of_4mb_stage_s, "seed {seed}: first underflow at {} s", first.time_s);
-            assert_eq!(first.context, "rx_work", "seed {seed}");
-            assert_eq!(first.call_path.first(), Some(&"sdio_rx_work"), "seed {seed}");
-            assert!(first.call_path.contains(&"bes2600_bh_handle_rx_skb"), "seed {seed}: {:?}", first.call_path);
+            // The counter goes negative in whichever writer releases last: the direct RX
+            // helper, or the BH giving back a buffer it found no frame for.
             assert_eq!(first.call_path.last(), Some(&"wsm_release_tx_buffer"), "seed {seed}");
+            match first.context {
+                "rx_work" => {
+                    assert_eq!(first.call_path.first(), Some(&"sdio_rx_work"), "seed {seed}");
+                    assert!(
+                        first.call_path.contains(&"bes2600_bh_handle_rx_skb"),
+                        "seed {seed}: {:?}",
+                        first.call_path
+                    );
+                }
+                "bh" => assert_eq!(first.call_path.first(), Some(&"bes2600_bh"), "seed {seed}"),
+                other => panic!("seed {seed}: underflow in {other}"),
+            }
             assert!(r.failures.iter().any(|f| f.0 >= first.time_s), "seed {seed}: no failure after the WARN");
             // The run-time contract check saw it first, named as the static audit names it.
             let c = r.contracts.first().unwrap_or_else(|| panic!("seed {seed}: no run-time contract report"));

@@ -576,7 +576,15 @@ pub fn parse(text: &str) -> Mir {
             i += 1;
             continue;
         }
-        let Some((path, params)) = parse_header(split_comment(line).0.trim_end()) else {
+        let head = split_comment(line).0.trim_end();
+        // A static's or constant's initialiser is a body too: the functions it takes the
+        // address of (a fn pointer in a static) must be known.
+        let item = ["static mut ", "static ", "const "]
+            .iter()
+            .find_map(|k| head.strip_prefix(k))
+            .filter(|r| r.ends_with("= {"))
+            .map(|r| (format!("{{init}} {}", r.split(':').next().unwrap_or("").trim()), Vec::new()));
+        let Some((path, params)) = parse_header(head).or(item) else {
             i += 1;
             continue;
         };

@@ -183,6 +183,36 @@ fn type_struct(ty: &Type, krate: &Crate) -> Option<String> {
     }
 }
 
+fn interior_mutable(ty: &Type, krate: &Crate) -> bool {
+    match ty {
+        Type::ResolvedPath(p) => {
+            let name = base_name(&p.path);
+            let known = name.starts_with("Atomic")
+                || matches!(name.as_str(), "Cell" | "RefCell" | "UnsafeCell" | "OnceCell" | "Mutex" | "RwLock");
+            let crate_struct = krate.index.get(&p.id).is_some_and(|i| {
+                matches!(&i.inner, ItemEnum::Struct(st) if match &st.kind {
+                    StructKind::Plain { fields, .. } => fields.iter().any(|f| {
+                        krate.index.get(f).is_some_and(|fi| match &fi.inner {
+                            ItemEnum::StructField(t) => interior_mutable(t, krate),
+                            _ => false,
+                        })
+                    }),
+                    StructKind::Tuple(fields) => fields.iter().flatten().any(|f| {
+                        krate.index.get(f).is_some_and(|fi| match &fi.inner {
+                            ItemEnum::StructField(t) => interior_mutable(t, krate),
+                            _ => false,
+                        })
+                    }),
+                    StructKind::Unit => false,
+                })
+            });
+            known || crate_struct
+        }
+        Type::Array { type_, .. } | Type::Slice(type_) => interior_mutable(type_, krate),
+        _ => false,
+    }
+}
+
 fn site_of(span: &Option<rustdoc_types::Span>) -> Site {
     match span {
         Some(s) => Site { file: s.filename.display().to_string(), line: s.begin.0 as u32 },
@@ -228,6 +258,11 @@ pub fn from_json(bytes: &[u8], what: &str) -> Result<Model> {
                 m.structs.insert(name, StructDef { fields, contract_bearing });
             }
             ItemEnum::Static(s) => {
+                // Only a static that can change is shared state: `static mut`, or one with
+                // interior mutability (an atomic, a cell, a lock, a contract-bearing struct).
+                if !s.is_mutable && !interior_mutable(&s.type_, &krate) {
+                    continue;
+                }
                 let site = site_of(&item.span);
                 let contract = match item.docs.as_deref().map(|d| doc_value(d, "contract:")) {
                     Some(v) if !v.is_empty() => Some(parse_contract(v[v.len() - 1], &site)?),
