@@ -167,6 +167,8 @@ pub struct Engine<'a> {
     trait_impls: HashMap<(String, String), Vec<usize>>,
     free_fns: HashMap<String, Vec<usize>>,
     drop_impl: HashMap<String, usize>,
+    /// Provided (default) trait methods: (trait, method) -> body.
+    trait_defaults: HashMap<(String, String), usize>,
     pub annots: Vec<Annot>,
     pub labels: Vec<String>,
     memo: HashMap<Key, Rc<Summary>>,
@@ -229,6 +231,23 @@ fn is_primitive(ty: &str) -> bool {
         || ty.starts_with("(usize, bool)")
 }
 
+/// Whether a value of this type can hold a pointer (a reference, a raw pointer, a borrow
+/// through a lifetime, a closure's captures, a generic). A value that cannot is data: what
+/// it was read from does not travel with it.
+fn may_hold_pointer(ty: &str) -> bool {
+    let t = ty.trim();
+    t.is_empty()
+        || t.contains('&')
+        || t.contains('*')
+        || t.contains('\'')
+        || t.contains("{closure")
+        || t.contains("dyn ")
+        || t.contains("impl ")
+        || t.contains("fn(")
+        || t.split(|c: char| !c.is_alphanumeric() && c != '_')
+            .any(|w| w.len() == 1 && w.chars().all(|c| c.is_ascii_uppercase()))
+}
+
 fn deref_ty(ty: &str) -> String {
     let t = ty.trim();
     for p in ["&mut ", "&", "*mut ", "*const "] {
@@ -260,6 +279,7 @@ impl<'a> Engine<'a> {
             trait_impls: HashMap::new(),
             free_fns: HashMap::new(),
             drop_impl: HashMap::new(),
+            trait_defaults: HashMap::new(),
             annots: Vec::new(),
             labels: Vec::new(),
             memo: HashMap::new(),
@@ -289,7 +309,15 @@ impl<'a> Engine<'a> {
                         }
                     }
                 }
-                None if b.impl_at.is_none() => e.free_fns.entry(b.name.clone()).or_default().push(i),
+                None if b.impl_at.is_none() => {
+                    // `Trait::method` with a `&Self` receiver: a provided method's body.
+                    let segs = path_segs(&b.path);
+                    if segs.len() >= 2 && model.traits.contains_key(&segs[segs.len() - 2]) {
+                        e.trait_defaults.insert((segs[segs.len() - 2].clone(), b.name.clone()), i);
+                    } else {
+                        e.free_fns.entry(b.name.clone()).or_default().push(i);
+                    }
+                }
                 None => {}
             }
         }
@@ -427,9 +455,12 @@ impl<'a> Engine<'a> {
             {
                 return vec![Target::PassThrough];
             }
+            let default = self.trait_defaults.get(&(tr.clone(), m.clone())).copied();
             let dynamic = ty.starts_with("dyn ") || self.is_generic(&ty);
             if dynamic {
-                let all = self.trait_impls.get(&(tr.clone(), m.clone())).cloned().unwrap_or_default();
+                let mut all = self.trait_impls.get(&(tr.clone(), m.clone())).cloned().unwrap_or_default();
+                // Impls that do not override it run the provided body.
+                all.extend(default);
                 if all.is_empty() {
                     return vec![Target::External(c.to_string())];
                 }
@@ -443,6 +474,10 @@ impl<'a> Engine<'a> {
             let key = (base_name(&ty), Some(tr.clone()), m.clone());
             if let Some(v) = self.by_method.get(&key) {
                 return v.iter().map(|&b| Target::Body(b, None)).collect();
+            }
+            if let Some(d) = default {
+                // The impl for this type does not override it: the trait's provided body.
+                return vec![Target::Body(d, None)];
             }
             return vec![Target::External(c.to_string())];
         }
@@ -663,7 +698,12 @@ impl<'a> Engine<'a> {
                 let t = deref_ty(&ty);
                 if !v.locs.is_empty() {
                     let locs = v.locs.clone();
-                    (Some(locs.clone()), Val { locs, ..Default::default() }, t)
+                    let val = if may_hold_pointer(&t) {
+                        Val { locs: locs.clone(), ..Default::default() }
+                    } else {
+                        Val::default()
+                    };
+                    (Some(locs), val, t)
                 } else if let Some(pt) = &v.pointee {
                     (None, (**pt).clone(), t)
                 } else {
@@ -691,14 +731,25 @@ impl<'a> Engine<'a> {
                                 }
                             }
                         }
-                        let val = if out.is_empty() {
+                        let val = if out.is_empty() || !may_hold_pointer(fty) {
                             Val::default()
                         } else {
                             Val { locs: out.clone(), ..Default::default() }
                         };
                         (Some(out), val, fty.clone())
                     }
-                    None => (None, v.fields.get(idx).cloned().unwrap_or_default(), fty.clone()),
+                    // A value whose fields were not tracked (one an external function
+                    // returned: an iterator's item, an `Option`) passes on what it reaches.
+                    None => (
+                        None,
+                        v.fields.get(idx).cloned().unwrap_or_else(|| Val {
+                            locs: v.locs.clone(),
+                            callables: v.callables.clone(),
+                            pointee: v.pointee.clone(),
+                            ..Default::default()
+                        }),
+                        fty.clone(),
+                    ),
                 }
             }
             Place::Index(inner) => {
@@ -757,7 +808,11 @@ impl<'a> Engine<'a> {
             }
             return;
         }
-        let keep = if is_primitive(&ty) { Val { ordering: v.ordering.clone(), ..Default::default() } } else { v };
+        let keep = if is_primitive(&ty) || !may_hold_pointer(&ty) {
+            Val { ordering: v.ordering.clone(), callables: v.callables.clone(), ..Default::default() }
+        } else {
+            v
+        };
         // Write into the stack local (joined: values are per function instance).
         let mut path = Vec::new();
         let mut cur = p;
@@ -1018,6 +1073,9 @@ impl<'a> Engine<'a> {
                                 a.all_locs(&mut shared, 0);
                                 ret.join(a, 0);
                             }
+                            // What it returns may point anywhere its arguments reach (an
+                            // iterator's next item, a slice of a field).
+                            ret.join(&Val { locs: shared.clone(), ..Default::default() }, 0);
                             // What it may do with shared memory it is handed: read it, and
                             // write it too when the pointer is mutable.
                             if let Some(r) = rec.as_deref_mut() {
