@@ -43,6 +43,11 @@ pub struct StressArgs {
     /// Simulations at once in a swarm (default: the number of CPUs).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256), requires = "seeds")]
     pub jobs: Option<u32>,
+    /// Faults to switch on (comma-separated), each within what the driver must survive:
+    /// slow-air (the firmware holds the air 5-40 ms on 2% of frames: confirms bunch, input
+    /// buffers run out, TX throttles and restarts).
+    #[arg(long, value_delimiter = ',', value_parser = ["slow-air"])]
+    pub faults: Vec<String>,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -64,9 +69,10 @@ pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
     if let Some(range) = args.seeds {
         return swarm(args, ui, &exe, &stages, &variant.name, range);
     }
+    let faults = &args.faults;
     let total_s: u64 = stages.iter().map(|s| s.duration_s).sum::<u64>() * args.reps as u64;
     let bar = ui.bar(total_s, format!("stress {} seed {}", variant.name, args.seed));
-    let mut report = simulate(&exe, &variant.name, args.seed, &stages, args.reps, Some(&bar))?;
+    let mut report = simulate(&exe, &variant.name, args.seed, &stages, args.reps, faults, Some(&bar))?;
     bar.finish_and_clear();
     if let Value::Object(map) = &mut report {
         map.insert("variant".into(), Value::String(variant.name.clone()));
@@ -96,8 +102,12 @@ pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
             format!("variant `{}` failed the stress ramp (seed {})", variant.name, args.seed),
         )
         .hint(format!(
-            "replay with: bench stress --variant {} --seed {} --ramp {} --reps {}",
-            variant.name, args.seed, args.ramp, args.reps
+            "replay with: bench stress --variant {} --seed {} --ramp {} --reps {}{}",
+            variant.name,
+            args.seed,
+            args.ramp,
+            args.reps,
+            if args.faults.is_empty() { String::new() } else { format!(" --faults {}", args.faults.join(",")) }
         )))
     }
 }
@@ -124,10 +134,14 @@ fn simulate(
     seed: u64,
     stages: &[ramp::Stage],
     reps: u32,
+    faults: &[String],
     bar: Option<&indicatif::ProgressBar>,
 ) -> Result<Value> {
     let mut cmd = Command::new(exe);
     cmd.arg("--seed").arg(seed.to_string()).arg("--progress");
+    for f in faults {
+        cmd.arg("--fault").arg(f);
+    }
     for _ in 0..reps {
         for s in stages {
             cmd.arg("--stage").arg(format!("{}:{}", s.offered_mb_per_s, s.duration_s));
@@ -200,7 +214,7 @@ fn swarm(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(&seed) = seeds.get(i) else { break };
-                let r = simulate(exe, variant, seed, stages, args.reps, None);
+                let r = simulate(exe, variant, seed, stages, args.reps, &args.faults, None);
                 results.lock().expect("no worker panics holding it").push((seed, r));
                 bar.inc(1);
             });
@@ -244,6 +258,7 @@ fn swarm(
             "variant": variant,
             "ramp": args.ramp,
             "reps": args.reps,
+            "faults": args.faults,
             "seeds": [first, last],
             "runs": n,
             "failed": k,
@@ -259,7 +274,12 @@ fn swarm(
         });
         ui.out(serde_json::to_string_pretty(&j).expect("serialises"));
     } else {
-        ui.out(format!("swarm variant {variant}  seeds {first}..{last}  ramp {} x{}", args.ramp, args.reps));
+        ui.out(format!(
+            "swarm variant {variant}  seeds {first}..{last}  ramp {} x{}{}",
+            args.ramp,
+            args.reps,
+            if args.faults.is_empty() { String::new() } else { format!("  faults {}", args.faults.join(",")) }
+        ));
         ui.out(format!(
             "  failed {k} of {n} seeds: failure probability {:.1}% (95% Wilson interval {:.1}%-{:.1}%)",
             100.0 * k as f64 / n as f64,
@@ -296,12 +316,13 @@ fn render(ui: &Ui, r: &Value, args: &StressArgs) {
     let features: Vec<&str> =
         r["features"].as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect()).unwrap_or_default();
     ui.out(format!(
-        "variant {}  features [{}]  seed {}  ramp {} x{}",
+        "variant {}  features [{}]  seed {}  ramp {} x{}{}",
         args.variant,
         features.join(", "),
         args.seed,
         args.ramp,
-        args.reps
+        args.reps,
+        if args.faults.is_empty() { String::new() } else { format!("  faults {}", args.faults.join(",")) }
     ));
     ui.out("units: offered MB/s = 10^6 B/s over the air; observed MiB/s = 2^20 B/s delivered to the stack");
     ui.out(format!(

@@ -124,3 +124,19 @@ fn a_swarm_gives_the_failure_probability_the_same_on_any_number_of_jobs() {
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("the last seed is below the first"), "{}", bad.stderr);
 }
+
+#[test]
+fn faults_are_named_and_switchable() {
+    // slow-air bunches confirms: TX throttles and restarts far more often; b survives it.
+    let r = bench(&["stress", "--variant", "b", "--seed", "2", "--ramp", "8:1m", "--faults", "slow-air", "--json"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["faults"][0]["name"], "slow-air");
+    assert!(v["faults"][0]["fired"].as_i64().unwrap() > 0, "{}", r.stdout);
+    let off = bench(&["stress", "--variant", "b", "--seed", "2", "--ramp", "8:1m", "--json"]);
+    let w: serde_json::Value = serde_json::from_str(&off.stdout).unwrap();
+    assert_eq!(w["faults"].as_array().unwrap().len(), 0, "off unless asked for");
+    let bad = bench(&["stress", "--variant", "b", "--faults", "cosmic-rays"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("slow-air"), "names the known faults: {}", bad.stderr);
+}

@@ -2,7 +2,7 @@
 //! as JSON. `bench stress` builds one of these per variant and drives it; it is not meant
 //! to be called by hand, but can be:
 //!
-//! `bes2600-sim --seed 1 --stage 4:300 [--stage MB_PER_S:SECONDS ...] [--progress]`
+//! `bes2600-sim --seed 1 --stage 4:300 [--stage MB_PER_S:SECONDS ...] [--fault NAME ...] [--progress]`
 //!
 //! Exit status: 0 clean, 1 a WARN, wedge, dead link or BUG was recorded, 2 usage error.
 
@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     let mut seed = None;
     let mut stages = Vec::new();
     let mut progress = false;
+    let mut cost = CostModel::default();
     while let Some(a) = args.next() {
         match a.as_str() {
             "--seed" => match args.next().and_then(|s| s.parse::<u64>().ok()) {
@@ -39,6 +40,12 @@ fn main() -> ExitCode {
                 }
             }
             "--progress" => progress = true,
+            "--fault" => {
+                let Some(name) = args.next() else { return usage("--fault takes a fault's name") };
+                if let Err(e) = cost.enable_fault(&name) {
+                    return usage(&e);
+                }
+            }
             other => return usage(&format!("unknown argument {other:?}")),
         }
     }
@@ -46,7 +53,7 @@ fn main() -> ExitCode {
     if stages.is_empty() {
         stages = bes2600::sim::default_ramp();
     }
-    let config = Config { seed, stages, cost: CostModel::default() };
+    let config = Config { seed, stages, cost };
     let report = run(&config, |done, total| {
         if progress {
             eprintln!("progress {} {}", done / 1_000_000, total / 1_000_000);

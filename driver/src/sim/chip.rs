@@ -44,11 +44,15 @@ pub struct ChipStats {
     pub multi_confirms_sent: u64,
     /// Frames the TCP sender held back for want of ACKs.
     pub sender_stalled: u64,
+    /// Times the `slow-air` fault held the air.
+    pub fault_slow_air: u64,
 }
 
 pub struct Chip {
     cost: CostModel,
     traffic: Rng,
+    /// Draws of the faults only (so a run without faults draws exactly as before).
+    faults: Rng,
     offered_bytes_per_s: f64,
     next_arrival_at_ns: u64,
     next_arrival_len: u16,
@@ -80,6 +84,7 @@ impl Chip {
         Chip {
             cost: cost.clone(),
             traffic: Rng::new(seed, 1),
+            faults: Rng::new(seed, 3),
             offered_bytes_per_s: 0.0,
             next_arrival_at_ns: u64::MAX,
             next_arrival_len: 0,
@@ -354,7 +359,12 @@ impl Chip {
                 self.stats.tx_data_frames += 1;
             }
             let airtime = self.cost.chip_tx_airtime_base_ns + m.len as u64 * self.cost.chip_tx_airtime_ns_per_byte;
-            let done_at_ns = self.air_free_at_ns.max(now_ns) + airtime;
+            let mut done_at_ns = self.air_free_at_ns.max(now_ns) + airtime;
+            if self.cost.fault_slow_air_chance > 0.0 && self.faults.chance(self.cost.fault_slow_air_chance) {
+                let (lo, hi) = self.cost.fault_slow_air_ns;
+                done_at_ns += self.faults.range(lo, hi);
+                self.stats.fault_slow_air += 1;
+            }
             self.air_free_at_ns = done_at_ns;
             self.in_flight.push_back(InFlight { done_at_ns, command, vif: m.body[0] });
         }

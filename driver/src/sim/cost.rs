@@ -78,6 +78,11 @@ pub struct CostModel {
     pub link_dead_after_ns: u64,
     /// TX is wedged when frames wait in the driver and nothing reached the chip this long.
     pub tx_wedge_after_ns: u64,
+    /// Fault `slow-air` (off: 0): the chance per transmitted frame that the firmware holds
+    /// the air (retries on a busy channel) for a time in `fault_slow_air_ns`, which bunches
+    /// confirms and exhausts the input buffers. Seeded from its own stream.
+    pub fault_slow_air_chance: f64,
+    pub fault_slow_air_ns: (u64, u64),
 }
 
 impl Default for CostModel {
@@ -119,11 +124,38 @@ impl Default for CostModel {
             cmd_period_ns: 100_000_000,
             link_dead_after_ns: 10_000_000_000,
             tx_wedge_after_ns: 5_000_000_000,
+            fault_slow_air_chance: 0.0,
+            fault_slow_air_ns: (5_000_000, 40_000_000),
         }
     }
 }
 
+/// The faults a run can switch on, by name: each stays within what the driver must survive.
+pub const FAULTS: &[(&str, &str)] =
+    &[("slow-air", "the firmware holds the air 5-40 ms on 2% of frames: confirms bunch, input buffers run out")];
+
 impl CostModel {
+    /// Switches on the named fault; an unknown name is an error naming the known ones.
+    pub fn enable_fault(&mut self, name: &str) -> Result<(), String> {
+        match name {
+            "slow-air" => self.fault_slow_air_chance = 0.02,
+            _ => {
+                let known: Vec<&str> = FAULTS.iter().map(|f| f.0).collect();
+                return Err(format!("unknown fault `{name}`: known faults are {}", known.join(", ")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The faults switched on, by name.
+    pub fn faults(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.fault_slow_air_chance > 0.0 {
+            v.push("slow-air");
+        }
+        v
+    }
+
     /// `(name, value, source)` for every constant, for reports.
     pub fn describe(&self) -> Vec<(&'static str, String, &'static str)> {
         vec![

@@ -12,6 +12,6 @@ pub mod rng;
 pub mod run;
 
 pub use core::FailureKind;
-pub use cost::CostModel;
+pub use cost::{CostModel, FAULTS};
 pub use report::{ContractLine, Report};
 pub use run::{default_ramp, run, Config, Stage};

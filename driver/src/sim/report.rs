@@ -233,6 +233,8 @@ pub struct Report {
     pub contract_count: u64,
     pub calibration: Vec<(&'static str, String, &'static str)>,
     pub virtual_s: f64,
+    /// Faults switched on, by name, and how often each fired.
+    pub faults: Vec<(&'static str, u64)>,
 }
 
 impl Report {
@@ -277,6 +279,12 @@ impl Report {
             contract_count: core.counters.borrow().contract_violations,
             calibration: config.cost.describe(),
             virtual_s: core.now().saturating_sub(WARMUP_NS) as f64 / 1e9,
+            faults: config
+                .cost
+                .faults()
+                .into_iter()
+                .map(|f| (f, if f == "slow-air" { core.chip.borrow().stats.fault_slow_air } else { 0 }))
+                .collect(),
         }
     }
 
@@ -319,6 +327,15 @@ impl Report {
                                 ("message", Json::str(w.message())),
                             ])
                         })
+                        .collect(),
+                ),
+            ),
+            (
+                "faults",
+                Json::Arr(
+                    self.faults
+                        .iter()
+                        .map(|(n, k)| Json::Obj(vec![("name", Json::str(*n)), ("fired", Json::Int(*k as i64))]))
                         .collect(),
                 ),
             ),
