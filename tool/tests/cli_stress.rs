@@ -136,6 +136,13 @@ fn faults_are_named_and_switchable() {
     let off = bench(&["stress", "--variant", "b", "--seed", "2", "--ramp", "8:1m", "--json"]);
     let w: serde_json::Value = serde_json::from_str(&off.stdout).unwrap();
     assert_eq!(w["faults"].as_array().unwrap().len(), 0, "off unless asked for");
+    // The fix under the fault, on a swarm: its BH is woken only for TX, so a lost wake-up
+    // would stall it (the simulator's own wait once dropped one).
+    // (With the old wait, this swarm failed 3 of 6 seeds with a 5 s TX wedge.)
+    let swarm =
+        bench(&["stress", "--variant", "c-v2", "--seeds", "1..6", "--ramp", "4:3m,8:3m", "--faults", "slow-air"]);
+    assert_eq!(swarm.code, 0, "{}{}", swarm.stdout, swarm.stderr);
+    assert!(swarm.stdout.contains("failed 0 of 6 seeds"), "{}", swarm.stdout);
     let bad = bench(&["stress", "--variant", "b", "--faults", "cosmic-rays"]);
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("slow-air"), "names the known faults: {}", bad.stderr);

@@ -223,6 +223,9 @@ pub struct SimCore {
     pub last_rx_progress_ns: Cell<u64>,
     pub last_tx_write_ns: Cell<u64>,
     pub stop: Cell<bool>,
+    /// Set by every BH wake-up, cleared when the BH prepares to wait (`prepare_to_wait`):
+    /// a wake-up between its condition check and its sleep is not lost.
+    pub bh_woken: Cell<bool>,
     /// When each sequence space's TX-pending monitor timer fires (`None`: disarmed).
     pub pending_timer_due_ns: [Cell<Option<u64>>; 2],
 }
@@ -252,6 +255,7 @@ impl SimCore {
             last_rx_progress_ns: Cell::new(0),
             last_tx_write_ns: Cell::new(0),
             stop: Cell::new(false),
+            bh_woken: Cell::new(false),
             pending_timer_due_ns: [Cell::new(None), Cell::new(None)],
         }
     }

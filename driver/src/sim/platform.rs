@@ -255,6 +255,7 @@ impl Platform for SimPlatform {
                 (WakeReason::Tx, _) => {}
             }
         }
+        core.bh_woken.set(true);
         let mut ctx = core.ctx.borrow_mut();
         let bh = &mut ctx[Ctx::Bh as usize];
         if let State::Waiting(_) = bh.state {
@@ -267,6 +268,10 @@ impl Platform for SimPlatform {
         let deadline = timeout_ms.map(|ms| self.core.now() + ms as u64 * 1_000_000);
         // Bound: each pass either returns or suspends until a wake-up or the deadline.
         loop {
+            // `wait_event`: prepare to wait, then check the condition; a wake-up that comes
+            // while the condition is being checked keeps the BH from sleeping (the kernel's
+            // prepare_to_wait sets the task state first for exactly this).
+            self.core.bh_woken.set(false);
             if ready() {
                 return true;
             }
@@ -274,6 +279,9 @@ impl Platform for SimPlatform {
                 if self.core.now() >= d {
                     return false;
                 }
+            }
+            if self.core.bh_woken.get() {
+                continue;
             }
             if self.core.ctx.borrow()[Ctx::Bh as usize].locks_held > 0 {
                 self.bug("scheduling while atomic: BH wait with a spinlock held");
