@@ -59,6 +59,26 @@ pub struct Variants {
     pub driver_features: Vec<String>,
 }
 
+/// A variant's features with everything they imply in the driver's `[features]` table
+/// (`d-rx-cleanup = ["c-direct-rx"]`), as cargo enables them: the listed ones first, then
+/// the implied ones in the order they are reached. The materialiser, the audit and the
+/// simulator then see the same tree cargo builds.
+pub fn with_implied(features: &[String], implies: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut queue: std::collections::VecDeque<String> = features.iter().cloned().collect();
+    // Bound: each feature is added once; the table is finite.
+    while let Some(f) = queue.pop_front() {
+        if out.contains(&f) {
+            continue;
+        }
+        if let Some(more) = implies.get(&f) {
+            queue.extend(more.iter().cloned());
+        }
+        out.push(f);
+    }
+    out
+}
+
 impl Variants {
     pub fn load(root: &Path) -> Result<Variants> {
         let dir = root.join("variants");
@@ -77,9 +97,12 @@ impl Variants {
             list.push(parse_file(&f)?);
         }
         list.sort_by(|a: &Variant, b: &Variant| a.name.cmp(&b.name));
-        let driver_features = driver_features(root)?;
-        let v = Variants { list, driver_features };
+        let (driver_features, implies) = driver_features(root)?;
+        let mut v = Variants { list, driver_features };
         v.validate(root)?;
+        for var in &mut v.list {
+            var.features = with_implied(&var.features, &implies);
+        }
         Ok(v)
     }
 
@@ -172,7 +195,8 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-fn driver_features(root: &Path) -> Result<Vec<String>> {
+/// The driver's patch-series features, and what each implies among them.
+fn driver_features(root: &Path) -> Result<(Vec<String>, BTreeMap<String, Vec<String>>)> {
     let meta = cargo_metadata::MetadataCommand::new()
         .manifest_path(root.join("driver").join("Cargo.toml"))
         .no_deps()
@@ -186,7 +210,14 @@ fn driver_features(root: &Path) -> Result<Vec<String>> {
         .find(|p| p.name == "bes2600")
         .ok_or_else(|| BenchError::env("the workspace has no package `bes2600`"))?;
     // `sim` and `default` are not patch-series features.
-    Ok(pkg.features.keys().filter(|k| *k != "sim" && *k != "default").cloned().collect())
+    let names: Vec<String> = pkg.features.keys().filter(|k| *k != "sim" && *k != "default").cloned().collect();
+    let implies = pkg
+        .features
+        .iter()
+        .filter(|(k, _)| names.contains(k))
+        .map(|(k, v)| (k.clone(), v.iter().filter(|x| names.contains(x)).cloned().collect()))
+        .collect();
+    Ok((names, implies))
 }
 
 /// The closest name by edit distance, if it is close enough to be a typo.
@@ -215,6 +246,19 @@ mod tests {
 
     fn workspace() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    }
+
+    #[test]
+    fn implied_features_are_enabled_as_cargo_enables_them() {
+        let implies: BTreeMap<String, Vec<String>> = [
+            ("d-rx-cleanup".to_string(), vec!["c-direct-rx".to_string()]),
+            ("c-direct-rx".to_string(), vec![]),
+            ("e".to_string(), vec!["d-rx-cleanup".to_string(), "patch-b".to_string()]),
+        ]
+        .into();
+        let got = with_implied(&["patch-b".into(), "e".into()], &implies);
+        assert_eq!(got, ["patch-b", "e", "d-rx-cleanup", "c-direct-rx"]);
+        assert_eq!(with_implied(&["c-direct-rx".into()], &implies), ["c-direct-rx"]);
     }
 
     #[test]
