@@ -823,10 +823,17 @@ pub fn markdown(variant: &str, r: &Report, d: Option<&Delta>) -> String {
         }
     }
     if !r.unresolved.is_empty() {
-        s += &format!(
-            "\n## Calls not followed\n\nDefined outside the audited sources (platform and core library): {}.\n",
-            r.unresolved.iter().map(|u| format!("`{}`", u.call)).collect::<Vec<_>>().join(", ")
-        );
+        s += "\n## Calls not followed\n\nDefined outside the crate and handed shared state (the platform layer, the core library):\n\n";
+        for u in &r.unresolved {
+            let sites: Vec<&String> = u.sites.iter().take(3).collect();
+            let more = if u.sites.len() > 3 { format!(" and {} more", u.sites.len() - 3) } else { String::new() };
+            s += &format!(
+                "- `{}` at {}{more}: {}\n",
+                u.call,
+                sites.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(", "),
+                u.why
+            );
+        }
     }
     s
 }
