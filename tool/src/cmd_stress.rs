@@ -384,6 +384,15 @@ fn render(ui: &Ui, r: &Value, args: &StressArgs) {
             x["detail"].as_str().unwrap_or("")
         ));
     }
+    if let Some(cov) = r["coverage"].as_object() {
+        let ran: Vec<String> =
+            cov.iter().filter(|(_, v)| v.as_u64() > Some(0)).map(|(k, v)| format!("{k} {v}")).collect();
+        let never: Vec<&str> = cov.iter().filter(|(_, v)| v.as_u64() == Some(0)).map(|(k, _)| k.as_str()).collect();
+        ui.out(format!("coverage: {}", if ran.is_empty() { "(none)".into() } else { ran.join(", ") }));
+        if !never.is_empty() {
+            ui.out(format!("never reached: {}", never.join(", ")));
+        }
+    }
     ui.out(format!(
         "verdict: {} ({} virtual s simulated)",
         if r["clean"].as_bool() == Some(true) { "clean" } else { "FAILED" },

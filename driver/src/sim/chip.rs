@@ -46,6 +46,10 @@ pub struct ChipStats {
     pub sender_stalled: u64,
     /// Times the `slow-air` fault held the air.
     pub fault_slow_air: u64,
+    /// A data frame left exactly one input buffer free (the host's throttle point).
+    pub data_at_throttle: u64,
+    /// A command took the last input buffer (the one the host keeps for commands).
+    pub command_took_last_buffer: u64,
 }
 
 pub struct Chip {
@@ -354,6 +358,12 @@ impl Chip {
                 }
             }
             self.in_use += 1;
+            if command && self.in_use == self.cost.chip_num_inp_ch_bufs {
+                self.stats.command_took_last_buffer += 1;
+            }
+            if !command && self.in_use + 1 == self.cost.chip_num_inp_ch_bufs {
+                self.stats.data_at_throttle += 1;
+            }
             self.stats.tx_frames += 1;
             if !command {
                 self.stats.tx_data_frames += 1;

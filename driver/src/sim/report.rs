@@ -235,6 +235,8 @@ pub struct Report {
     pub virtual_s: f64,
     /// Faults switched on, by name, and how often each fired.
     pub faults: Vec<(&'static str, u64)>,
+    /// How often the rare paths ran (a path at 0 was never reached by this run).
+    pub coverage: Vec<(&'static str, u64)>,
 }
 
 impl Report {
@@ -279,6 +281,20 @@ impl Report {
             contract_count: core.counters.borrow().contract_violations,
             calibration: config.cost.describe(),
             virtual_s: core.now().saturating_sub(WARMUP_NS) as f64 / 1e9,
+            coverage: {
+                let c = core.counters.borrow();
+                let chip = core.chip.borrow().stats;
+                vec![
+                    ("data_at_throttle_point", chip.data_at_throttle),
+                    ("command_took_last_buffer", chip.command_took_last_buffer),
+                    ("multi_confirms", chip.multi_confirms_sent),
+                    ("tx_restart_wakeups_from_rx", c.bh_wakeups_tx_restart),
+                    ("pending_timer_arms", c.pending_timer_arms),
+                    ("missed_interrupts", c.missed_irqs),
+                    ("release_failures", c.release_failed),
+                    ("pending_count_errors", c.pending_count_errors),
+                ]
+            },
             faults: config
                 .cost
                 .faults()
@@ -339,6 +355,7 @@ impl Report {
                         .collect(),
                 ),
             ),
+            ("coverage", Json::Obj(self.coverage.iter().map(|(n, k)| (*n, Json::Int(*k as i64))).collect())),
             ("contract_violations", Json::Int(self.contract_count as i64)),
             (
                 "contracts",
