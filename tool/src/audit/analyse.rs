@@ -172,6 +172,9 @@ pub struct Engine<'a> {
     pub annots: Vec<Annot>,
     pub labels: Vec<String>,
     memo: HashMap<Key, Rc<Summary>>,
+    /// Functions ever stored into each shared location (a callback registered in a field
+    /// or a static): a call through a pointer loaded from there calls one of them.
+    pub field_callables: std::cell::RefCell<BTreeMap<String, BTreeSet<usize>>>,
     stack: Vec<usize>,
     /// Functions whose address is taken (cast to a pointer or passed as a value).
     address_taken: BTreeSet<usize>,
@@ -283,6 +286,7 @@ impl<'a> Engine<'a> {
             annots: Vec::new(),
             labels: Vec::new(),
             memo: HashMap::new(),
+            field_callables: Default::default(),
             stack: Vec::new(),
             address_taken: BTreeSet::new(),
         };
@@ -698,11 +702,12 @@ impl<'a> Engine<'a> {
                 let t = deref_ty(&ty);
                 if !v.locs.is_empty() {
                     let locs = v.locs.clone();
-                    let val = if may_hold_pointer(&t) {
+                    let mut val = if may_hold_pointer(&t) {
                         Val { locs: locs.clone(), ..Default::default() }
                     } else {
                         Val::default()
                     };
+                    val.callables = self.callables_at(&locs);
                     (Some(locs), val, t)
                 } else if let Some(pt) = &v.pointee {
                     (None, (**pt).clone(), t)
@@ -731,11 +736,12 @@ impl<'a> Engine<'a> {
                                 }
                             }
                         }
-                        let val = if out.is_empty() || !may_hold_pointer(fty) {
+                        let mut val = if out.is_empty() || !may_hold_pointer(fty) {
                             Val::default()
                         } else {
                             Val { locs: out.clone(), ..Default::default() }
                         };
+                        val.callables = self.callables_at(&out);
                         (Some(out), val, fty.clone())
                     }
                     // A value whose fields were not tracked (one an external function
@@ -758,6 +764,29 @@ impl<'a> Engine<'a> {
             }
             Place::Downcast(inner) => self.eval_place(inner, vals, body),
         }
+    }
+
+    fn remember_callables(&self, locs: &BTreeSet<String>, v: &Val) {
+        let mut cs = BTreeSet::new();
+        v.all_callables(&mut cs, 0);
+        if cs.is_empty() || locs.is_empty() {
+            return;
+        }
+        let mut m = self.field_callables.borrow_mut();
+        for l in locs {
+            m.entry(l.clone()).or_default().extend(cs.iter().copied());
+        }
+    }
+
+    fn callables_at(&self, locs: &BTreeSet<String>) -> BTreeSet<usize> {
+        let m = self.field_callables.borrow();
+        locs.iter().filter_map(|l| m.get(l)).flatten().copied().collect()
+    }
+
+    /// Forgets every analysed instance (after callbacks stored in fields were learned, so
+    /// a second pass resolves calls through them).
+    pub fn reset_memo(&mut self) {
+        self.memo.clear();
     }
 
     fn is_contracted(&self, loc: &str) -> bool {
@@ -801,6 +830,7 @@ impl<'a> Engine<'a> {
     ) {
         let (shared, _, ty) = self.eval_place(p, vals, body);
         if let Some(locs) = shared {
+            self.remember_callables(&locs, &v);
             if let Some(r) = rec.as_deref_mut() {
                 for l in locs {
                     r.access(l, Op::Store, &at);
@@ -878,10 +908,17 @@ impl<'a> Engine<'a> {
                             }
                         }
                         Rvalue::Use(o) => self.operand(o, vals, body, &mut rec, at.clone()),
-                        Rvalue::Aggregate { closure, fields } => {
+                        Rvalue::Aggregate { closure, adt, fields } => {
                             let mut v = Val::default();
+                            // A struct that holds shared state, built by value (a constructor):
+                            // the callbacks it is given are stored in those fields.
+                            let shared_struct =
+                                adt.as_deref().and_then(|t| self.model.struct_of(t)).filter(|sd| sd.contract_bearing);
                             for (i, f) in fields.iter().enumerate() {
                                 let fv = self.operand(f, vals, body, &mut rec, at.clone());
+                                if let Some(field) = shared_struct.and_then(|sd| sd.fields.get(i)) {
+                                    self.remember_callables(&[field.id()].into(), &fv);
+                                }
                                 v.fields.insert(i, fv);
                             }
                             if let Some(c) = closure {
@@ -1017,6 +1054,10 @@ impl<'a> Engine<'a> {
                             merge(&mut out, l);
                         }
                         Target::Core(ps) => {
+                            if ps.contains(&Prim::Store) && argv.len() >= 2 {
+                                // `ptr::write(field, value)`: a callback stored at init.
+                                self.remember_callables(&argv[0].locs, &argv[1]);
+                            }
                             let l = self.prim(&ps, &argv, &locks, &mut rec, &at, dest, cas_dest_unused, callee);
                             for a in &argv {
                                 ret.join(&Val { locs: a.locs.clone(), ..Default::default() }, 0);

@@ -65,7 +65,7 @@ pub enum Rvalue {
     Use(Operand),
     /// An aggregate: its operands in field order. `closure` holds the closure type for a
     /// closure's environment.
-    Aggregate { closure: Option<String>, fields: Vec<Operand> },
+    Aggregate { closure: Option<String>, adt: Option<String>, fields: Vec<Operand> },
     /// A cast of a function item to a pointer: `path as fn(..) (PointerCoercion(ReifyFnPointer..))`.
     FnItem(String),
     /// Anything else: the places it reads and the constants it uses.
@@ -377,7 +377,11 @@ pub fn parse_rvalue(s: &str) -> Rvalue {
                 }
             }
             if closure.is_some() || !fields.is_empty() {
-                return Rvalue::Aggregate { closure, fields };
+                // `Dev::<P> { .. }`: the struct's name, for what a constructor stores.
+                let adt = (body.starts_with('{') && closure.is_none())
+                    .then(|| s[..s.len() - body.len()].trim().to_string())
+                    .filter(|t| !t.is_empty());
+                return Rvalue::Aggregate { closure, adt, fields };
             }
         }
     }
@@ -726,7 +730,7 @@ mod tests {
         let t = parse_term("_6 = move _7(copy _1) -> [return: bb3, unwind continue];", Site::default());
         assert!(matches!(t.kind, TermKind::Call { ref callee, .. } if callee == "move _7"));
         match parse_rvalue("{closure@p.rs:21:13: 21:15} { d: copy _1, e: move _2 }") {
-            Rvalue::Aggregate { closure: Some(c), fields } => {
+            Rvalue::Aggregate { closure: Some(c), fields, .. } => {
                 assert_eq!(c, "{closure@p.rs:21:13: 21:15}");
                 assert_eq!(fields.len(), 2);
             }
@@ -738,7 +742,7 @@ mod tests {
         );
         assert!(matches!(parse_rvalue("&((*_1).3: T)"), Rvalue::Ref(_)));
         assert!(
-            matches!(parse_rvalue("SpinLockGuard::<'_, M, T> { lock: copy _1, m: copy _2 }"), Rvalue::Aggregate { closure: None, ref fields } if fields.len() == 2)
+            matches!(parse_rvalue("SpinLockGuard::<'_, M, T> { lock: copy _1, m: copy _2 }"), Rvalue::Aggregate { closure: None, ref adt, ref fields } if fields.len() == 2 && adt.as_deref() == Some("SpinLockGuard::<'_, M, T>"))
         );
     }
 }

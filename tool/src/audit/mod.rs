@@ -404,6 +404,23 @@ pub fn analyse_crate(mir: &mir::Mir, model: &model::Model) -> Report {
             entries.insert((c.clone(), i));
         }
     }
+    // A first pass learns which functions are stored where (callbacks registered in
+    // fields or statics); the real pass then resolves calls through those pointers.
+    {
+        let mut pending: Vec<(String, usize)> = entries.iter().cloned().collect();
+        let mut seen: BTreeSet<(String, usize)> = BTreeSet::new();
+        while let Some((ctx, id)) = pending.pop() {
+            if !seen.insert((ctx.clone(), id)) {
+                continue;
+            }
+            let s =
+                e.analyse(id, &BTreeSet::new(), &vec![Default::default(); mir.bodies[id].arg_count], &BTreeMap::new());
+            pending.extend(s.callbacks.iter().cloned());
+        }
+        if !e.field_callables.borrow().is_empty() {
+            e.reset_memo();
+        }
+    }
     let mut done: BTreeSet<(String, usize)> = BTreeSet::new();
     let mut reaches: BTreeSet<Reach> = BTreeSet::new();
     let mut unresolved: BTreeMap<String, Unresolved> = BTreeMap::new();

@@ -165,7 +165,8 @@ pub fn base_name(ty: &str) -> String {
             break;
         }
     }
-    let t = t.split('<').next().unwrap_or(t);
+    // `Dev::<P>` and `device::Dev<P>` alike.
+    let t = t.split('<').next().unwrap_or(t).trim_end_matches("::");
     t.rsplit("::").next().unwrap_or(t).trim().to_string()
 }
 
