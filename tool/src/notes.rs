@@ -8,6 +8,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub const KINDS: &[&str] = &["baseline", "plan", "verdict", "finding"];
+/// Units of raw counters.
+pub const COUNT_UNITS: &[&str] = &["packets", "frames", "dispatches", "count", "events", "warns", "irqs", "bytes"];
+/// Units of offered rates.
+pub const RATE_UNITS: &[&str] = &["MB/s", "MiB/s", "kB/s", "KiB/s", "B/s", "Mbit/s"];
+/// Largest raw counter a note may hold (far above any run's).
+pub const MAX_MEASUREMENT: f64 = 1e15;
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -100,6 +106,14 @@ impl Note {
 /// Parses one note; errors name the file and line.
 pub fn parse(path: &Path, text: &str) -> Result<Note> {
     let name = path.display().to_string();
+    // A note saved with CRLF line ends is the same note.
+    let normalised;
+    let text = if text.contains("\r\n") {
+        normalised = text.replace("\r\n", "\n");
+        normalised.as_str()
+    } else {
+        text
+    };
     let rest = text.strip_prefix("+++\n").ok_or_else(|| {
         BenchError::usage(format!("{name}:1: a note starts with a `+++` line (TOML front matter)"))
             .hint("see notes/2026-05-07-b-baseline-4mb.md, or start one with `bench notes new`")
@@ -117,6 +131,35 @@ pub fn parse(path: &Path, text: &str) -> Result<Note> {
     if !KINDS.contains(&front.kind.as_str()) {
         return Err(BenchError::usage(format!("{name}: unknown kind `{}`", front.kind))
             .hint(format!("one of {}", KINDS.join(", "))));
+    }
+    let line_of = |key: &str| front_text.lines().position(|l| l.trim_start().starts_with(key)).map_or(0, |i| i + 2);
+    let offered_key = "offered".to_string();
+    for (key, q) in front.measurements.iter().chain(front.offered.iter().map(|q| (&offered_key, q))) {
+        let at = format!("{name}:{}", line_of(key));
+        if !q.value.is_finite() || q.value < 0.0 || q.value > MAX_MEASUREMENT {
+            let shown = if q.value.is_finite() && q.value.fract() == 0.0 && q.value.abs() < 1e15 {
+                format!("{}", q.value as i64)
+            } else {
+                format!("{:?}", q.value)
+            };
+            return Err(BenchError::usage(format!("{at}: `{key}` = {shown} is not a count or size a run can have"))
+                .hint(format!("a raw counter is a finite number from 0 to {MAX_MEASUREMENT:e}")));
+        }
+        let known = bytes(q).is_some()
+            || seconds(q).is_some()
+            || COUNT_UNITS.contains(&q.unit.as_str())
+            || RATE_UNITS.contains(&q.unit.as_str());
+        if !known {
+            return Err(BenchError::usage(format!("{at}: `{key}` has the unknown unit `{}`", q.unit)).hint(format!(
+                "units: bytes (B, kB, KiB, MB, MiB, GB, GiB), time (s, ms, min, h), counts ({}), rates ({})",
+                COUNT_UNITS.join(", "),
+                RATE_UNITS.join(", ")
+            )));
+        }
+        if seconds(q).is_some_and(|s| s == 0.0) && key == "duration" {
+            return Err(BenchError::usage(format!("{at}: `duration` is zero: no rate can be derived from it"))
+                .hint("the run's length, e.g. duration = { value = 404.8, unit = \"s\" }"));
+        }
     }
     Ok(Note { file: name, front, body })
 }
@@ -145,6 +188,20 @@ pub fn load_all(root: &Path, variants: &crate::variant::Variants) -> Result<Vec<
             }
         }
         notes.push(note);
+    }
+    // Two baselines of one variant on one date: which one a PR uses would be a coin toss.
+    for (i, a) in notes.iter().enumerate() {
+        for b in notes.iter().skip(i + 1) {
+            if a.front.kind == "baseline" && b.front.kind == "baseline" && a.front.date == b.front.date {
+                if let Some(v) = a.front.variants.iter().find(|v| b.front.variants.contains(v)) {
+                    return Err(BenchError::usage(format!(
+                        "{} and {}: two baselines of `{v}` dated {}",
+                        a.file, b.file, a.front.date
+                    ))
+                    .hint("keep one, or date them apart: a PR uses the newest baseline of the parent"));
+                }
+            }
+        }
     }
     Ok(notes)
 }
@@ -227,6 +284,28 @@ pub fn baseline_figures(n: &Note) -> Result<BTreeMap<String, String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn malformed_counters_are_refused_naming_the_line_and_crlf_is_accepted() {
+        let note = |m: &str| {
+            format!("+++\ndate = \"2026-05-07\"\nvariants = [\"b\"]\nkind = \"baseline\"\ntitle = \"t\"\n[measurements]\n{m}\n+++\nbody\n")
+        };
+        for (m, needle) in [
+            ("rx_packets = { value = -5, unit = \"packets\" }", "x.md:7: `rx_packets` = -5 is not a count"),
+            ("rx_packets = { value = nan, unit = \"packets\" }", "`rx_packets` = NaN"),
+            ("rx_bytes = { value = 1e300, unit = \"MB\" }", "`rx_bytes` = 1e300"),
+            ("rx_bytes = { value = 5, unit = \"furlongs\" }", "unknown unit `furlongs`"),
+            ("duration = { value = 0, unit = \"s\" }", "`duration` is zero"),
+        ] {
+            let e = parse(Path::new("x.md"), &note(m)).unwrap_err();
+            assert!(e.message.contains(needle), "{m}: {}", e.message);
+            assert!(e.hint.is_some());
+        }
+        let ok = note("rx_packets = { value = 5, unit = \"packets\" }").replace('\n', "\r\n");
+        let n = parse(Path::new("x.md"), &ok).unwrap();
+        assert_eq!(n.measure("rx_packets").unwrap().value, 5.0);
+        assert_eq!(n.body.trim(), "body");
+    }
 
     #[test]
     fn derived_figures_of_the_seed_baseline() {
