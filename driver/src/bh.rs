@@ -221,7 +221,8 @@ impl<P: Platform> Bes2600<P> {
             debug_assert_eq!(cmd.kind, TxKind::Command);
             return Some(cmd);
         }
-        if data_refused {
+        // The last buffer is kept for commands; and while `tx_lock` is held data waits.
+        if data_refused || self.tx_lock.load(p, Ordering::Acquire) > 0 {
             return None;
         }
         self.tx_queue.lock(p).pop()

@@ -104,6 +104,11 @@ pub struct Bes2600<P: Platform> {
     /// contract: writers(bh)
     pub wsm_tx_seq: [SingleWriter<P::Word>; 2],
 
+    /// `tx_lock`: while above zero, data frames wait and commands still go; the control
+    /// paths (config, scan, join) take it around a change (C `wsm.c:1961-2106`).
+    /// contract: atomic
+    pub tx_lock: Atomic<P::Word>,
+
     /// BH wake flags: RX work to do, TX work to do, terminate.
     /// contract: atomic
     pub bh_rx: Atomic<P::Word>,
@@ -186,6 +191,7 @@ impl<P: Platform> Bes2600<P> {
             field!((*slot).wsm_tx_pending).write([Atomic::new(p, 0), Atomic::new(p, 0)]);
             field!((*slot).wsm_rx_seq).write([named("Bes2600.wsm_rx_seq"), named("Bes2600.wsm_rx_seq")]);
             field!((*slot).wsm_tx_seq).write([named("Bes2600.wsm_tx_seq"), named("Bes2600.wsm_tx_seq")]);
+            field!((*slot).tx_lock).write(Atomic::new(p, 0));
             field!((*slot).bh_rx).write(Atomic::new(p, 0));
             field!((*slot).bh_tx).write(Atomic::new(p, 0));
             field!((*slot).bh_term).write(Atomic::new(p, 0));

@@ -3,9 +3,7 @@
 
 use crate::bh::RxError;
 use crate::device::{Bes2600, TxDesc, TxKind, WSM_MAX_INPUT_BUFFERS, WSM_MAX_VIFS};
-#[cfg(feature = "c-prep-atomic")]
-use crate::platform::Ordering;
-use crate::platform::{CpuOp, Event, Frame, Platform};
+use crate::platform::{CpuOp, Event, Frame, Ordering, Platform};
 use crate::wsm::{self, RxMsg};
 
 impl<P: Platform> Bes2600<P> {
@@ -78,6 +76,30 @@ impl<P: Platform> Bes2600<P> {
         }
         self.bh_wakeup_tx();
         queued
+    }
+
+    /// `wsm_lock_tx_async`: data frames wait from now on (commands still go).
+    ///
+    /// context: cmd
+    pub fn wsm_lock_tx_async(&self) {
+        let p = &self.plat;
+        let _f = Frame::enter(p, "wsm_lock_tx_async");
+        self.tx_lock.fetch_add(p, 1, Ordering::AcqRel);
+    }
+
+    /// `wsm_unlock_tx`: the last unlock wakes the BH for the data frames that waited.
+    ///
+    /// context: cmd
+    pub fn wsm_unlock_tx(&self) {
+        let p = &self.plat;
+        let _f = Frame::enter(p, "wsm_unlock_tx");
+        let before = self.tx_lock.fetch_sub(p, 1, Ordering::AcqRel);
+        if before <= 0 {
+            p.bug("wsm_unlock_tx without a lock");
+        }
+        if before == 1 {
+            self.bh_wakeup_tx();
+        }
     }
 
     /// Queues a WSM command; false when one is already waiting.

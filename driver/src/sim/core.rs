@@ -128,6 +128,8 @@ pub struct Counters {
     pub contract_violations: u64,
     /// Monitor-timer expiries and re-arms (coverage of the pending-count machinery).
     pub pending_timer_arms: u64,
+    /// Configuration changes that held TX (`wsm_lock_tx_async` .. `wsm_unlock_tx`).
+    pub tx_lock_periods: u64,
     pub rx_queue_full: u64,
     pub frames_arrived: u64,
     pub frames_dropped: u64,
@@ -223,6 +225,8 @@ pub struct SimCore {
     pub last_rx_progress_ns: Cell<u64>,
     pub last_tx_write_ns: Cell<u64>,
     pub stop: Cell<bool>,
+    /// Runs of the command context so far (which ones lock TX).
+    pub cmd_runs: Cell<u64>,
     /// Set by every BH wake-up, cleared when the BH prepares to wait (`prepare_to_wait`):
     /// a wake-up between its condition check and its sleep is not lost.
     pub bh_woken: Cell<bool>,
@@ -255,6 +259,7 @@ impl SimCore {
             last_rx_progress_ns: Cell::new(0),
             last_tx_write_ns: Cell::new(0),
             stop: Cell::new(false),
+            cmd_runs: Cell::new(0),
             bh_woken: Cell::new(false),
             pending_timer_due_ns: [Cell::new(None), Cell::new(None)],
         }

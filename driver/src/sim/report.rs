@@ -290,6 +290,7 @@ impl Report {
                     ("multi_confirms", chip.multi_confirms_sent),
                     ("tx_restart_wakeups_from_rx", c.bh_wakeups_tx_restart),
                     ("pending_timer_arms", c.pending_timer_arms),
+                    ("tx_lock_periods", c.tx_lock_periods),
                     ("missed_interrupts", c.missed_irqs),
                     ("release_failures", c.release_failed),
                     ("pending_count_errors", c.pending_count_errors),

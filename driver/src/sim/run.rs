@@ -40,6 +40,8 @@ pub struct Config {
 /// Virtual time before the first stage: the chip boots and the firmware starts.
 pub const WARMUP_NS: u64 = 1_000_000_000;
 const CHECK_PERIOD_NS: u64 = 100_000_000;
+/// Command periods between two TX-locking configuration changes (50 x 100 ms).
+const TX_LOCK_EVERY_CMDS: u64 = 50;
 
 type Co = Coroutine<(), Yield, ()>;
 
@@ -161,7 +163,18 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                     }
                 }
                 Ctx::Cmd => {
+                    // Every 5 s a configuration change holds TX for one command period, as
+                    // mac80211's config callbacks do around a change.
+                    let n = core.cmd_runs.get();
+                    core.cmd_runs.set(n + 1);
+                    if n % TX_LOCK_EVERY_CMDS == 0 {
+                        drv.wsm_lock_tx_async();
+                        core.counters.borrow_mut().tx_lock_periods += 1;
+                    }
                     drv.wsm_cmd_send(wsm::WSM_READ_MIB_REQ_ID, 8);
+                    if n % TX_LOCK_EVERY_CMDS == 1 {
+                        drv.wsm_unlock_tx();
+                    }
                 }
             }
             yielder.suspend(Yield::Done);
