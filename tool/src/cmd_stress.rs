@@ -101,15 +101,14 @@ pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
             Kind::Failed,
             format!("variant `{}` failed the stress ramp (seed {})", variant.name, args.seed),
         )
-        .hint(format!(
-            "replay with: bench stress --variant {} --seed {} --ramp {} --reps {}{}",
-            variant.name,
-            args.seed,
-            args.ramp,
-            args.reps,
-            if args.faults.is_empty() { String::new() } else { format!(" --faults {}", args.faults.join(",")) }
-        )))
+        .hint(format!("replay with: {}", replay_command(args, &variant.name, args.seed))))
     }
+}
+
+/// The command that runs one seed of this stress again, faults included.
+fn replay_command(args: &StressArgs, variant: &str, seed: u64) -> String {
+    let faults = if args.faults.is_empty() { String::new() } else { format!(" --faults {}", args.faults.join(",")) };
+    format!("bench stress --variant {variant} --seed {seed} --ramp {} --reps {}{faults}", args.ramp, args.reps)
 }
 
 /// `A..B`: seeds A to B inclusive.
@@ -242,8 +241,7 @@ fn swarm(
             })
             .unwrap_or_default()
     };
-    let replay =
-        |seed: u64| format!("bench stress --variant {variant} --seed {seed} --ramp {} --reps {}", args.ramp, args.reps);
+    let replay = |seed: u64| replay_command(args, variant, seed);
     let mut kinds: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     for (_, r) in &failed {
         for x in r["failures"].as_array().into_iter().flatten() {

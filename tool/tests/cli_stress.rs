@@ -143,6 +143,22 @@ fn faults_are_named_and_switchable() {
         bench(&["stress", "--variant", "c-v2", "--seeds", "1..6", "--ramp", "4:3m,8:3m", "--faults", "slow-air"]);
     assert_eq!(swarm.code, 0, "{}{}", swarm.stdout, swarm.stderr);
     assert!(swarm.stdout.contains("failed 0 of 6 seeds"), "{}", swarm.stdout);
+    // A failing seed's replay command keeps the faults it ran with.
+    let posted = bench(&[
+        "stress",
+        "--variant",
+        "c-v2-posted",
+        "--seeds",
+        "1..1",
+        "--ramp",
+        "4:1m",
+        "--faults",
+        "slow-air",
+        "--json",
+    ]);
+    assert_eq!(posted.code, 1, "{}", posted.stderr);
+    let p: serde_json::Value = serde_json::from_str(&posted.stdout).unwrap();
+    assert_eq!(p["replay"], "bench stress --variant c-v2-posted --seed 1 --ramp 4:1m --reps 1 --faults slow-air");
     let bad = bench(&["stress", "--variant", "b", "--faults", "cosmic-rays"]);
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("slow-air"), "names the known faults: {}", bad.stderr);

@@ -400,12 +400,12 @@ impl<'a> Engine<'a> {
                 && !self.model.structs.contains_key(t))
     }
 
-    fn resolve(&self, callee: &str, args: &[Val], bindings: &BTreeMap<String, String>, body: &Body) -> Vec<Target> {
+    fn resolve(&self, callee: &str, args: &[Val], bindings: &BTreeMap<String, String>) -> Vec<Target> {
         let c = callee.trim();
-        // A call through a function pointer held in a local.
-        if let Some(op) = c.strip_prefix("move ").or_else(|| c.strip_prefix("copy ")) {
-            let _ = op;
-            return vec![]; // handled by the caller with the local's value
+        // A call through a function pointer held in a local: the caller resolves it from
+        // the local's value.
+        if c.starts_with("move ") || c.starts_with("copy ") {
+            return vec![];
         }
         if let Some(rest) = c.strip_prefix('<') {
             // `<T as Trait>::m`
@@ -535,7 +535,6 @@ impl<'a> Engine<'a> {
         }
         let bodies = self.resolve_path(c);
         if !bodies.is_empty() {
-            let _ = body;
             return bodies.into_iter().map(|b| Target::Body(b, None)).collect();
         }
         vec![Target::External(c.to_string())]
@@ -993,7 +992,7 @@ impl<'a> Engine<'a> {
                             cs.into_iter().map(|f| Target::Body(f, None)).collect()
                         }
                     }
-                    None => self.resolve(callee, &argv, bindings, body),
+                    None => self.resolve(callee, &argv, bindings),
                 };
                 if targets.is_empty() {
                     targets.push(Target::External(callee.clone()));

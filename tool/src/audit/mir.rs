@@ -230,8 +230,7 @@ pub fn parse_place(s: &str) -> Option<(Place, &str)> {
         let close = matching(b, 0)?;
         let inner = &s[1..close];
         let (p, r) = parse_place(inner)?;
-        let p = if let Some(r2) = r.strip_prefix(" as ") {
-            let _ = r2;
+        let p = if r.starts_with(" as ") {
             Place::Downcast(Box::new(p))
         } else if let Some(r2) = r.strip_prefix('.') {
             let (idx, ty) = r2.split_once(": ")?;
@@ -332,11 +331,9 @@ pub fn parse_rvalue(s: &str) -> Rvalue {
         }
     }
     if s.starts_with("copy ") || s.starts_with("move ") {
-        let parts = split_top(s, ' ');
         // `copy _1`, or `copy _1 as T (Kind)`.
         let head = if s.contains(" as ") { s.split(" as ").next().unwrap_or(s) } else { s };
         if let Some(op) = parse_operand(head) {
-            let _ = parts;
             return Rvalue::Use(op);
         }
     }
@@ -707,8 +704,6 @@ mod tests {
         );
         let (p, _) = parse_place("((*_1).4: [SingleWriter<W>; 2])[_8]").unwrap();
         assert!(matches!(p, Place::Index(_)));
-        let (p, _) = parse_place("(((_4 as Ok).0: bool)").map(|x| (x.0, "")).unwrap_or((Place::Local(0), ""));
-        let _ = p;
         let (p, _) = parse_place("((_4 as Ok).0: bool)").unwrap();
         assert!(matches!(p, Place::Field(ref b, 0, _) if matches!(**b, Place::Downcast(_))));
     }

@@ -573,7 +573,6 @@ fn judge(model: &model::Model, reaches: &[Reach]) -> (Vec<FieldSummary>, Vec<Vio
             }
         }
         let writes: Vec<&Reach> = live.iter().copied().filter(|r| r.access.writes()).collect();
-        let writers: BTreeSet<String> = writes.iter().map(|r| r.context.clone()).collect();
         let readers: BTreeSet<String> = live.iter().filter(|r| !r.access.writes()).map(|r| r.context.clone()).collect();
         let rmws: Vec<&Reach> = live.iter().copied().filter(|r| r.access.rmw()).collect();
         let contract = def.and_then(|d| d.contract.clone());
@@ -709,7 +708,6 @@ fn judge(model: &model::Model, reaches: &[Reach]) -> (Vec<FieldSummary>, Vec<Vio
             .filter(|r| r.access.plain() && guard.as_ref().is_none_or(|g| !r.locks_held.contains(g)))
             .map(|r| r.context.clone())
             .collect();
-        let _ = writers;
         out.push(FieldSummary {
             field: name.clone(),
             contract,
