@@ -1,7 +1,7 @@
 //! The kernel entry, built only by the kernel lab (rustc sees `CONFIG_RUST` from the
 //! kernel's `rustc_cfg`; cargo never compiles this file): the `bes2600` module, a platform
 //! layer on the kernel's spinlocks, `atomic_t`, a high-priority workqueue and a wait queue,
-//! and a stress run of the driver core against the in-kernel [`LoopbackChip`].
+//! and a stress run of the driver core against the driver's chip ([`crate::chip`]) on a fixed-interval air.
 //!
 //! Loading with `stress_ms=N` runs the contexts the driver has on a board for N ms of
 //! offered RX traffic: `irq` (a kthread polling the chip's interrupt line, as the MMC
@@ -23,7 +23,7 @@
 //! plain store from another context is reported (`bes2600: contract: ...`) and fails the
 //! verdict, whether or not an update was lost this time. So a race needs no luck to show.
 
-use crate::loopback::{LoopbackChip, LoopbackConfig};
+use crate::chip::{Chip, ChipConfig, FixedAir};
 use crate::platform::{CpuOp, Event, LockId, Memory, Ordering, Platform, WakeReason, Warning, Work};
 use crate::Bes2600;
 use core::cell::UnsafeCell;
@@ -137,6 +137,14 @@ pub struct KWord {
     writer: AtomicU8,
 }
 
+/// The kernel's chip: full-size frames at a fixed interval; 64 waiting messages hold a
+/// full RX buffer (13 frames) and the confirms besides.
+type KChip = Chip<FixedAir, 64>;
+
+/// The simulator's chip figures, with a bound on the arrivals one call processes: a long
+/// host stall must not pin the caller with the bus lock held.
+const KCHIP_CONFIG: ChipConfig = ChipConfig { max_arrivals_per_advance: 4096, ..ChipConfig::DEFAULT };
+
 /// The kernel platform.
 ///
 /// # Invariants
@@ -146,7 +154,7 @@ pub struct KWord {
 /// held (the SDIO host's bus lock).
 pub struct KPlat {
     chip_lock: Opaque<bindings::spinlock_t>,
-    chip: UnsafeCell<LoopbackChip>,
+    chip: UnsafeCell<KChip>,
     locks: [Opaque<bindings::spinlock_t>; 4],
     rx_work: Opaque<bindings::work_struct>,
     tx_work: Opaque<bindings::work_struct>,
@@ -164,7 +172,7 @@ impl KPlat {
     fn new(now_ns: u64, stall_every: u32, stall_us: u32) -> Self {
         KPlat {
             chip_lock: Opaque::zeroed(),
-            chip: UnsafeCell::new(LoopbackChip::new(LoopbackConfig::DEFAULT, now_ns)),
+            chip: UnsafeCell::new(KChip::new(KCHIP_CONFIG, FixedAir::new(1514), now_ns)),
             locks: [Opaque::zeroed(), Opaque::zeroed(), Opaque::zeroed(), Opaque::zeroed()],
             rx_work: Opaque::zeroed(),
             tx_work: Opaque::zeroed(),
@@ -218,7 +226,7 @@ impl KPlat {
     }
 
     /// Runs `f` on the chip with the bus lock held.
-    fn with_chip<R>(&self, f: impl FnOnce(&mut LoopbackChip, u64) -> R) -> R {
+    fn with_chip<R>(&self, f: impl FnOnce(&mut KChip, u64) -> R) -> R {
         let now = self.now_ns();
         // SAFETY: the lock was initialised in place (invariants); the chip is only
         // reached with it held, so this is the only reference.
@@ -687,7 +695,8 @@ fn report(d: &Bes2600<KPlat>, rx_packets: u64) {
         get(&c.contract_violations),
     );
     if let Some(why) = wedged {
-        pr_err!("chip wedged: {}\n", why);
+        // `Wedge` implements core's Display; the kernel's formatter takes `Arguments`.
+        pr_err!("chip wedged: {}\n", format_args!("{}", why));
     }
     let clean = get(&c.warns) == 0
         && wedged.is_none()

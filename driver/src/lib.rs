@@ -61,7 +61,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod bh;
-pub mod loopback;
+pub mod chip;
 pub mod pending;
 pub mod platform;
 pub mod ring;
@@ -90,7 +90,7 @@ kernel::prelude::module! {
     type: kmod::Bes2600Module,
     name: "bes2600",
     authors: ["bench"],
-    description: "bes2600 SDIO WiFi data path on the bench loopback chip (kernel lab)",
+    description: "bes2600 SDIO WiFi data path on the bench chip model (kernel lab)",
     license: "GPL",
     params: {
         stress_ms: u32 {

@@ -2,7 +2,8 @@
 //! the counters and the log. [`super::platform::SimPlatform`] reaches it from driver code;
 //! [`super::run`] drives it.
 
-use super::chip::Chip;
+use super::air::TcpAir;
+use crate::chip::Chip;
 use super::cost::CostModel;
 use super::rng::Rng;
 use crate::platform::{LockId, Warning};
@@ -200,6 +201,10 @@ pub struct Failure {
 /// Most WARN records kept (the count goes on).
 pub const WARN_RECORDS_KEPT: usize = 64;
 
+/// The simulator's chip: the driver's one chip on the seeded TCP air. 512 waiting messages
+/// hold a full RX buffer of the smallest frames (about 250) and the confirms besides.
+pub type SimChip = Chip<TcpAir, 512>;
+
 pub struct SimCore {
     pub cost: CostModel,
     pub now_ns: Cell<u64>,
@@ -212,7 +217,7 @@ pub struct SimCore {
     pub run_queue: RefCell<VecDeque<usize>>,
     pub cpus_busy: Cell<usize>,
     pub bus_free_at_ns: Cell<u64>,
-    pub chip: RefCell<Chip>,
+    pub chip: RefCell<SimChip>,
     pub counters: RefCell<Counters>,
     pub lock_since_ns: [Cell<u64>; 4],
     pub call_stacks: RefCell<[Vec<&'static str>; NCTX]>,
@@ -237,7 +242,7 @@ pub struct SimCore {
 impl SimCore {
     pub fn new(cost: CostModel, seed: u64) -> Self {
         SimCore {
-            chip: RefCell::new(Chip::new(&cost, seed)),
+            chip: RefCell::new(Chip::new(cost.chip, TcpAir::new(&cost, seed), 0)),
             cost,
             now_ns: Cell::new(0),
             horizon_ns: Cell::new(0),

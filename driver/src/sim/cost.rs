@@ -3,6 +3,8 @@
 //! baseline (1.36 MiB/s observed, 86.4 `sdio_rx_work` dispatches/s, 90.3 per 1000 RX
 //! packets); `bench stress` prints the calibration next to every run.
 
+use crate::chip::ChipConfig;
+
 /// Every constant of the model. Times in nanoseconds.
 #[derive(Clone, Debug)]
 pub struct CostModel {
@@ -50,18 +52,9 @@ pub struct CostModel {
     pub cmd52_ns: u64,
     pub cmd53_overhead_ns: u64,
     pub sdio_ns_per_byte: u64,
-    /// Firmware: time to prepare the next RX batch after the host read one; bytes of RX
-    /// buffer (frames arriving to a full buffer are dropped over the air); input buffers
-    /// reported in the startup indication; airtime of a TX frame.
-    pub chip_batch_prepare_ns: u64,
-    pub chip_rx_buffer_bytes: u32,
-    pub chip_num_inp_ch_bufs: u16,
-    pub chip_tx_airtime_base_ns: u64,
-    pub chip_tx_airtime_ns_per_byte: u64,
-    /// Time from power-on to the startup indication.
-    pub chip_boot_ns: u64,
-    /// Most TX confirms the firmware folds into one multi-confirm.
-    pub chip_multi_confirm_max: u8,
+    /// Firmware: batch preparation, RX buffer, input buffers, airtime, boot, multi-confirm
+    /// size (the chip the kernel lab loads has the same figures: `ChipConfig::DEFAULT`).
+    pub chip: ChipConfig,
     /// Traffic: a TCP receive. 98.5% of frames are full 1514-byte Ethernet frames and the
     /// rest 60-byte ones (seed: 578 MB in 387,532 packets = 1491.5 bytes per packet). One
     /// 66-byte ACK goes back per two data frames (delayed ACK).
@@ -108,13 +101,7 @@ impl Default for CostModel {
             cmd52_ns: 80_000,
             cmd53_overhead_ns: 150_000,
             sdio_ns_per_byte: 460,
-            chip_batch_prepare_ns: 3_300_000,
-            chip_rx_buffer_bytes: 20_000,
-            chip_num_inp_ch_bufs: 16,
-            chip_tx_airtime_base_ns: 150_000,
-            chip_tx_airtime_ns_per_byte: 160,
-            chip_boot_ns: 100_000_000,
-            chip_multi_confirm_max: 16,
+            chip: ChipConfig::DEFAULT,
             frame_full_bytes: 1514,
             frame_small_bytes: 60,
             frame_small_share: 0.005,
@@ -173,9 +160,9 @@ impl CostModel {
             ("cmd52_ns", self.cmd52_ns.to_string(), "control byte read"),
             ("cmd53_overhead_ns", self.cmd53_overhead_ns.to_string(), "fixed part of a data transfer"),
             ("sdio_ns_per_byte", self.sdio_ns_per_byte.to_string(), "calibrated: b at 4 MB/s -> 1.36 MiB/s"),
-            ("chip_batch_prepare_ns", self.chip_batch_prepare_ns.to_string(), "calibrated: ~86 rx_work/s"),
-            ("chip_rx_buffer_bytes", self.chip_rx_buffer_bytes.to_string(), "calibrated: ~11 frames per batch"),
-            ("chip_num_inp_ch_bufs", self.chip_num_inp_ch_bufs.to_string(), "startup indication"),
+            ("chip_batch_prepare_ns", self.chip.batch_prepare_ns.to_string(), "calibrated: ~86 rx_work/s"),
+            ("chip_rx_buffer_bytes", self.chip.rx_buffer_bytes.to_string(), "calibrated: ~11 frames per batch"),
+            ("chip_num_inp_ch_bufs", self.chip.num_inp_ch_bufs.to_string(), "startup indication"),
             (
                 "frame_bytes",
                 format!("{} ({}% {})", self.frame_full_bytes, self.frame_small_share * 100.0, self.frame_small_bytes),

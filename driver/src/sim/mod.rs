@@ -1,8 +1,9 @@
-//! The deterministic simulator (std only): a chip model, a seeded scheduler over the host
+//! The deterministic simulator (std only): the driver's chip (`crate::chip`) on a seeded
+//! TCP air, a seeded scheduler over the host
 //! contexts on virtual time that can switch at every shared-state access, a calibrated
 //! cost model, and kernel-like failures. One `u64` seed gives one byte-identical report.
 
-pub mod chip;
+pub mod air;
 pub mod core;
 pub mod cost;
 pub mod json;

@@ -318,9 +318,9 @@ impl Platform for SimPlatform {
         core.chip.borrow_mut().receive_tx(now, buf);
         core.counters.borrow_mut().tx_transfers += 1;
         core.last_tx_write_ns.set(now);
-        let wedged = core.chip.borrow().wedged.clone();
+        let wedged = core.chip.borrow().wedged;
         if let Some((_, why)) = wedged {
-            core.fail(FailureKind::TxWedge, why);
+            core.fail(FailureKind::TxWedge, why.to_string());
         }
     }
 

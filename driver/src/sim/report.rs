@@ -300,7 +300,7 @@ impl Report {
                 .cost
                 .faults()
                 .into_iter()
-                .map(|f| (f, if f == "slow-air" { core.chip.borrow().stats.fault_slow_air } else { 0 }))
+                .map(|f| (f, if f == "slow-air" { core.chip.borrow().stats.tx_delayed } else { 0 }))
                 .collect(),
         }
     }

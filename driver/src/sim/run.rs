@@ -95,7 +95,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
             let s = config.stages[stage_index];
             stage_start = core.snapshot();
             offered = s.offered_mb_per_s * 1e6;
-            core.chip.borrow_mut().set_offered(now, offered);
+            core.chip.borrow_mut().set_offered(now, offered as u64);
             core.last_rx_progress_ns.set(now);
             stage_index += 1;
             stage_end_ns = now + s.duration_s * 1_000_000_000;
@@ -299,13 +299,13 @@ fn latency_of(cost: &CostModel, i: usize) -> u64 {
 fn check_failures(core: &SimCore, traffic_offered: bool) {
     let now = core.now();
     let cost = &core.cost;
-    let wedged = core.chip.borrow().wedged.clone();
+    let wedged = core.chip.borrow().wedged;
     if let Some((_, why)) = wedged {
-        core.fail(FailureKind::TxWedge, why);
+        core.fail(FailureKind::TxWedge, why.to_string());
     }
-    let breach = core.chip.borrow().protocol_breach.clone();
+    let breach = core.chip.borrow().protocol_breach;
     if let Some((_, why)) = breach {
-        core.fail(FailureKind::Protocol, why);
+        core.fail(FailureKind::Protocol, why.to_string());
     }
     let c = core.counters.borrow();
     let chip_data = core.chip.borrow().stats.tx_data_frames;
