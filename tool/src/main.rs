@@ -1,42 +1,18 @@
 //! `bench`: a patch-series workbench for the out-of-tree bes2600 driver.
 
-mod audit;
 mod bisect;
-mod buildcache;
-mod cmd_audit;
-mod cmd_bench_build;
-mod cmd_bench_sim;
-mod cmd_bisect;
-mod cmd_build;
-mod cmd_identify;
-mod cmd_lab;
-mod cmd_notes;
-mod cmd_patches;
-mod cmd_pr;
-mod cmd_rollback;
-mod cmd_sign_module;
-mod cmd_stage;
-mod cmd_stress;
-mod cmd_target;
-mod cmd_variants;
-mod cmd_verify;
+mod commands;
 mod error;
-mod gitinfo;
+mod fsutil;
 mod lab;
-mod ledger;
-mod materialise;
 mod modsign;
-mod notes;
-mod oracle;
-mod pkg;
-mod pr;
-mod ramp;
-mod signing;
-mod simbuild;
-mod srcversion;
+mod package;
+mod publish;
+mod shell;
+mod sim;
+mod source;
 mod target;
 mod ui;
-mod variant;
 mod workspace;
 
 use clap::{Parser, Subcommand};
@@ -56,62 +32,62 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Materialise a variant into a signed, srcversion-tagged DKMS package.
-    Build(cmd_build::BuildArgs),
+    Build(commands::build::BuildArgs),
     /// Run the seed's Phase 7 stress ramp on a variant in the deterministic simulator.
-    Stress(cmd_stress::StressArgs),
+    Stress(commands::stress::StressArgs),
     /// Append the kernel's module signature (as scripts/sign-file sha256 does).
-    SignModule(cmd_sign_module::SignModuleArgs),
+    SignModule(commands::sign_module::SignModuleArgs),
     /// Audit the shared state each context reaches against its contracts.
-    Audit(cmd_audit::AuditArgs),
+    Audit(commands::audit::AuditArgs),
     /// Find the variant, feature set or commit that brought a regression.
-    Bisect(cmd_bisect::BisectArgs),
+    Bisect(commands::bisect::BisectArgs),
     /// List and validate lab notes; `notes new` starts one.
-    Notes(cmd_notes::NotesArgs),
+    Notes(commands::notes::NotesArgs),
     /// Render a variant's pull-request description (or cover letter) from notes.
-    Pr(cmd_pr::PrArgs),
+    Pr(commands::pr::PrArgs),
     /// Write (or --check) the mailable patch series along the variant chain.
-    Patches(cmd_patches::PatchesArgs),
+    Patches(commands::patches::PatchesArgs),
     /// Stage a module on a target, keeping the one it replaces for rollback.
-    Stage(cmd_stage::StageArgs),
+    Stage(commands::stage::StageArgs),
     /// Restore the rollback module on a target.
-    Rollback(cmd_rollback::RollbackArgs),
+    Rollback(commands::rollback::RollbackArgs),
     /// Target status and recovery of interrupted operations.
-    Target(cmd_target::TargetArgs),
+    Target(commands::target::TargetArgs),
     /// Check a package's signature and every file's hash.
-    Verify(cmd_verify::VerifyArgs),
+    Verify(commands::verify::VerifyArgs),
     /// Map a srcversion prefix back to the builds that produced it.
-    Identify(cmd_identify::IdentifyArgs),
+    Identify(commands::identify::IdentifyArgs),
     /// Show the variant tree with status and last srcversion; validates variants/*.toml.
-    Variants(cmd_variants::VariantsArgs),
+    Variants(commands::variants::VariantsArgs),
     /// The kernel lab: a Rust-enabled kernel in QEMU that builds, loads and stresses the module.
-    Lab(cmd_lab::LabArgs),
+    Lab(commands::lab::LabArgs),
     /// Time `bench build`: a fresh build and unchanged rebuilds (a benchmark).
-    BenchBuild(cmd_bench_build::BenchBuildArgs),
+    BenchBuild(commands::bench_build::BenchBuildArgs),
     /// Time the simulator: one full default ramp per variant (a benchmark, not a test).
-    BenchSim(cmd_bench_sim::BenchSimArgs),
+    BenchSim(commands::bench_sim::BenchSimArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let ui = ui::Ui::new();
     let result = match &cli.command {
-        Cmd::Build(a) => cmd_build::run(a, &ui),
-        Cmd::Stress(a) => cmd_stress::run(a, &ui),
-        Cmd::BenchSim(a) => cmd_bench_sim::run(a, &ui),
-        Cmd::BenchBuild(a) => cmd_bench_build::run(a, &ui),
-        Cmd::Variants(a) => cmd_variants::run(a, &ui),
-        Cmd::Verify(a) => cmd_verify::run(a, &ui),
-        Cmd::Audit(a) => cmd_audit::run(a, &ui),
-        Cmd::Stage(a) => cmd_stage::run(a, &ui),
-        Cmd::Rollback(a) => cmd_rollback::run(a, &ui),
-        Cmd::Target(a) => cmd_target::run(a, &ui),
-        Cmd::Notes(a) => cmd_notes::run(a, &ui),
-        Cmd::Pr(a) => cmd_pr::run(a, &ui),
-        Cmd::Patches(a) => cmd_patches::run(a, &ui),
-        Cmd::Bisect(a) => cmd_bisect::run(a, &ui),
-        Cmd::SignModule(a) => cmd_sign_module::run(a, &ui),
-        Cmd::Identify(a) => cmd_identify::run(a, &ui),
-        Cmd::Lab(a) => cmd_lab::run(a, &ui),
+        Cmd::Build(a) => commands::build::run(a, &ui),
+        Cmd::Stress(a) => commands::stress::run(a, &ui),
+        Cmd::BenchSim(a) => commands::bench_sim::run(a, &ui),
+        Cmd::BenchBuild(a) => commands::bench_build::run(a, &ui),
+        Cmd::Variants(a) => commands::variants::run(a, &ui),
+        Cmd::Verify(a) => commands::verify::run(a, &ui),
+        Cmd::Audit(a) => commands::audit::run(a, &ui),
+        Cmd::Stage(a) => commands::stage::run(a, &ui),
+        Cmd::Rollback(a) => commands::rollback::run(a, &ui),
+        Cmd::Target(a) => commands::target::run(a, &ui),
+        Cmd::Notes(a) => commands::notes::run(a, &ui),
+        Cmd::Pr(a) => commands::pr::run(a, &ui),
+        Cmd::Patches(a) => commands::patches::run(a, &ui),
+        Cmd::Bisect(a) => commands::bisect::run(a, &ui),
+        Cmd::SignModule(a) => commands::sign_module::run(a, &ui),
+        Cmd::Identify(a) => commands::identify::run(a, &ui),
+        Cmd::Lab(a) => commands::lab::run(a, &ui),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

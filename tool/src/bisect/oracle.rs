@@ -1,0 +1,306 @@
+//! Bisect oracles: tell good from bad for one driver tree and feature set without hardware.
+//! `audit` (the contract audit fails), `stress[:KEY=VALUE;...]` (the simulator records a
+//! WARN, wedge or dead link, or `min-mib` is not reached), `cmd:COMMAND` (exit 0 good, 125
+//! skip, 1-127 bad, as with `git bisect run`; `{variant}`, `{srcversion}`, `{tree}` and
+//! `{package}` are replaced). Results are cached by srcversion and oracle.
+
+use crate::error::{BenchError, Result};
+use crate::sim::ramp::{self, Stage};
+use crate::source::materialise::{self, CfgSet};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Oracle {
+    Audit,
+    Stress { stages: Vec<Stage>, seed: Option<u64>, min_mib_per_s: Option<f64> },
+    Cmd(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Good,
+    Bad,
+    Skip,
+}
+
+impl Oracle {
+    pub fn parse(text: &str) -> Result<Oracle> {
+        let hint = "oracles: audit | stress[:ramp=4:5m;seed=3;min-mib=1.2] | cmd:'COMMAND {variant} {srcversion} {tree} {package}'";
+        if text == "audit" {
+            return Ok(Oracle::Audit);
+        }
+        if let Some(cmd) = text.strip_prefix("cmd:") {
+            if cmd.trim().is_empty() {
+                return Err(BenchError::usage("cmd: oracle without a command").hint(hint));
+            }
+            return Ok(Oracle::Cmd(cmd.to_string()));
+        }
+        if text == "stress" || text.starts_with("stress:") {
+            let mut stages = ramp::parse("4:5m")?;
+            let mut seed = None;
+            let mut min = None;
+            for opt in text.strip_prefix("stress:").unwrap_or("").split(';').filter(|o| !o.is_empty()) {
+                let (k, v) = opt.split_once('=').ok_or_else(|| {
+                    BenchError::usage(format!("stress oracle option `{opt}` is not KEY=VALUE")).hint(hint)
+                })?;
+                match k {
+                    "ramp" => stages = ramp::parse(v)?,
+                    "seed" => {
+                        seed = Some(
+                            v.parse()
+                                .map_err(|_| BenchError::usage(format!("stress oracle seed `{v}` is not a number")))?,
+                        )
+                    }
+                    "min-mib" => {
+                        min =
+                            Some(v.parse().map_err(|_| {
+                                BenchError::usage(format!("stress oracle min-mib `{v}` is not a number"))
+                            })?)
+                    }
+                    _ => return Err(BenchError::usage(format!("unknown stress oracle option `{k}`")).hint(hint)),
+                }
+            }
+            return Ok(Oracle::Stress { stages, seed, min_mib_per_s: min });
+        }
+        Err(BenchError::usage(format!("unknown oracle `{text}`")).hint(hint))
+    }
+}
+
+/// What is under test: a driver source tree and a feature set.
+pub struct Subject<'a> {
+    pub label: String,
+    pub driver_src: &'a Path,
+    pub features: BTreeSet<String>,
+    pub known: &'a BTreeSet<String>,
+    /// The package directory, when the subject is a named variant built by bench.
+    pub package: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Verdict {
+    pub outcome: Outcome,
+    pub srcversion: String,
+    pub detail: String,
+}
+
+pub struct Runner {
+    pub oracle: Oracle,
+    pub oracle_text: String,
+    pub seed: u64,
+    pub workdir: PathBuf,
+    cache: BTreeMap<String, Verdict>,
+    cache_file: PathBuf,
+    /// Off for replays: every step is run again.
+    pub use_cache: bool,
+}
+
+impl Runner {
+    pub fn new(root: &Path, oracle_text: &str, seed: u64) -> Result<Runner> {
+        let oracle = Oracle::parse(oracle_text)?;
+        let workdir = root.join("target").join("bench-bisect");
+        let cache_file = crate::workspace::ledger::state_dir(root).join("bisect-cache.json");
+        let cache = std::fs::read(&cache_file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        Ok(Runner { oracle, oracle_text: oracle_text.to_string(), seed, workdir, cache, cache_file, use_cache: true })
+    }
+
+    fn key(&self, srcversion: &str) -> String {
+        format!("{srcversion} {} seed={}", self.oracle_text, self.seed)
+    }
+
+    /// Tests one subject. Returns the verdict and whether it came from the cache.
+    pub fn test(&mut self, s: &Subject) -> Result<(Verdict, bool)> {
+        let cfg = CfgSet { enabled: s.features.clone(), known: s.known.clone() };
+        let tree = match materialise::crate_tree(s.driver_src, &cfg) {
+            Ok(t) => t,
+            Err(e) => {
+                return Ok((
+                    Verdict {
+                        outcome: Outcome::Skip,
+                        srcversion: "-".into(),
+                        detail: format!("does not materialise: {}", e.message),
+                    },
+                    false,
+                ));
+            }
+        };
+        let (flat, srcversion) = crate::package::flat_sources(&tree)?;
+        let key = self.key(&srcversion);
+        if let Some(v) = self.cache.get(&key).filter(|_| self.use_cache) {
+            return Ok((v.clone(), true));
+        }
+        let (outcome, detail) = match &self.oracle {
+            Oracle::Audit => {
+                // The audit reads the crate as the compiler builds it: the tree's own
+                // driver crate with the subject's features.
+                let features: Vec<String> = s.features.iter().cloned().collect();
+                let crate_dir = s.driver_src.parent().unwrap_or(s.driver_src);
+                let work = self.workdir.join("audit");
+                match crate::source::audit::audit_crate(&crate::source::audit::CrateRef {
+                    dir: crate_dir,
+                    features: &features,
+                    work: &work,
+                }) {
+                    Ok(r) if r.clean() => (Outcome::Good, "audit clean".to_string()),
+                    Ok(r) => (
+                        Outcome::Bad,
+                        format!("{} violation(s), first: {}", r.violations.len(), r.violations[0].message),
+                    ),
+                    Err(e) => (Outcome::Skip, format!("audit could not build the crate: {}", e.message)),
+                }
+            }
+            Oracle::Stress { stages, seed, min_mib_per_s } => {
+                self.stress(s, &srcversion, stages, seed.unwrap_or(self.seed), *min_mib_per_s)?
+            }
+            Oracle::Cmd(cmd) => self.cmd(s, cmd, &srcversion, &flat)?,
+        };
+        let v = Verdict { outcome, srcversion, detail };
+        self.cache.insert(key, v.clone());
+        if let Some(dir) = self.cache_file.parent() {
+            let _ = std::fs::create_dir_all(dir);
+            let _ = crate::fsutil::write_synced(
+                &self.cache_file.with_extension("tmp"),
+                &serde_json::to_vec_pretty(&self.cache).expect("serialises"),
+                false,
+            )
+            .and_then(|_| {
+                std::fs::rename(self.cache_file.with_extension("tmp"), &self.cache_file)
+                    .map_err(|e| BenchError::env(e.to_string()))
+            });
+        }
+        Ok((v, false))
+    }
+
+    fn stress(
+        &self,
+        s: &Subject,
+        srcversion: &str,
+        stages: &[Stage],
+        seed: u64,
+        min: Option<f64>,
+    ) -> Result<(Outcome, String)> {
+        let mut enabled = s.features.clone();
+        enabled.insert("sim".into());
+        let tree = match materialise::crate_tree(s.driver_src, &CfgSet { enabled, known: s.known.clone() }) {
+            Ok(t) => t,
+            Err(e) => return Ok((Outcome::Skip, format!("simulator does not materialise: {}", e.message))),
+        };
+        let dir = self.workdir.join(format!("src-{srcversion}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        materialise::write_crate(
+            &dir,
+            &tree,
+            "[dependencies]\ncorosensei = \"0.3\"\n\n[[bin]]\nname = \"bes2600-sim\"\npath = \"src/bin/bes2600-sim.rs\"\n",
+        )?;
+        let bin = s.driver_src.join("bin").join("bes2600-sim.rs");
+        std::fs::create_dir_all(dir.join("src/bin")).map_err(|e| BenchError::env(e.to_string()))?;
+        if std::fs::copy(&bin, dir.join("src/bin/bes2600-sim.rs")).is_err() {
+            return Ok((Outcome::Skip, "no simulator program in this tree".into()));
+        }
+        let root = self.workdir.parent().and_then(|p| p.parent()).unwrap_or(Path::new("."));
+        let _ = std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock"));
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let target = self.workdir.join("target");
+        let build = Command::new(&cargo)
+            .args(["build", "--quiet", "--release", "--offline"])
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .map_err(|e| BenchError::env("cannot run cargo").cause(e.to_string()))?;
+        if !build.status.success() {
+            return Ok((Outcome::Skip, "the simulator does not build".into()));
+        }
+        let mut cmd = Command::new(target.join("release").join("bes2600-sim"));
+        cmd.arg("--seed").arg(seed.to_string());
+        for st in stages {
+            cmd.arg("--stage").arg(format!("{}:{}", st.offered_mb_per_s, st.duration_s));
+        }
+        let out = cmd.output().map_err(|e| BenchError::env("cannot run the simulator").cause(e.to_string()))?;
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| BenchError::env("simulator report is not JSON").cause(e.to_string()))?;
+        if report["clean"] != true {
+            let first = report["warns"][0]["message"]
+                .as_str()
+                .map(String::from)
+                .or_else(|| report["failures"][0]["detail"].as_str().map(String::from))
+                .unwrap_or_default();
+            return Ok((Outcome::Bad, format!("seed {seed}: {first}")));
+        }
+        if let Some(min) = min {
+            for st in report["stages"].as_array().into_iter().flatten() {
+                let got = st["observed_mib_per_s"].as_f64().unwrap_or(0.0);
+                if got < min {
+                    return Ok((
+                        Outcome::Bad,
+                        format!("seed {seed}: stage {} observed {got:.3} MiB/s < {min}", st["stage"]),
+                    ));
+                }
+            }
+        }
+        Ok((Outcome::Good, format!("seed {seed}: clean")))
+    }
+
+    fn cmd(
+        &self,
+        s: &Subject,
+        cmd: &str,
+        srcversion: &str,
+        flat: &[crate::package::PkgFile],
+    ) -> Result<(Outcome, String)> {
+        let tree_dir = self.workdir.join(format!("tree-{srcversion}"));
+        let _ = std::fs::remove_dir_all(&tree_dir);
+        std::fs::create_dir_all(&tree_dir)
+            .map_err(|e| BenchError::env(format!("cannot create {}", tree_dir.display())).cause(e.to_string()))?;
+        for f in flat {
+            crate::fsutil::write_synced(&tree_dir.join(&f.path), &f.bytes, false)?;
+        }
+        let mut text = cmd
+            .replace("{variant}", &s.label)
+            .replace("{srcversion}", srcversion)
+            .replace("{tree}", &tree_dir.display().to_string());
+        if text.contains("{package}") {
+            match &s.package {
+                Some(p) => text = text.replace("{package}", &p.display().to_string()),
+                None => {
+                    return Err(BenchError::usage("{package} is only available when bisecting variants")
+                        .hint("use {tree} for the materialised sources"))
+                }
+            }
+        }
+        let status =
+            Command::new("sh").arg("-c").arg(&text).status().map_err(|e| {
+                BenchError::env(format!("the oracle command cannot start: {text}")).cause(e.to_string())
+            })?;
+        match status.code() {
+            Some(0) => Ok((Outcome::Good, "exit 0".into())),
+            Some(125) => Ok((Outcome::Skip, "exit 125".into())),
+            Some(127) => Err(BenchError::usage(format!("the oracle command cannot start (exit 127): {text}"))
+                .hint("check the command name and PATH; exit 1-126 means bad, 125 skip, 0 good")),
+            Some(c) if (1..=126).contains(&c) => Ok((Outcome::Bad, format!("exit {c}"))),
+            other => Err(BenchError::env(format!("the oracle command ended abnormally ({other:?}): {text}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_oracles_and_rejects_bad_ones() {
+        assert_eq!(Oracle::parse("audit").unwrap(), Oracle::Audit);
+        let Oracle::Stress { stages, seed, min_mib_per_s } =
+            Oracle::parse("stress:ramp=1:1m,4:2m;seed=7;min-mib=1.2").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((stages.len(), seed, min_mib_per_s), (2, Some(7), Some(1.2)));
+        assert_eq!(Oracle::parse("cmd:true").unwrap(), Oracle::Cmd("true".into()));
+        for bad in ["", "sress", "stress:speed=1", "stress:seed=x", "cmd:"] {
+            assert!(Oracle::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

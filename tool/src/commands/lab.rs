@@ -1,0 +1,287 @@
+//! `bench lab`: the kernel lab. `setup` makes (or finds cached) the chroot, the lab kernel
+//! and the initramfs; `run` builds a variant with dkms for the lab kernel, boots it in QEMU,
+//! loads it under stress and judges the run (exit 0 clean, 1 failed, 125 could not test:
+//! a bisect oracle); `boot` boots the lab disk (what `bench stage --target` with a `lab`
+//! target installed) and reports the loaded module.
+
+use crate::error::{BenchError, Kind, Result};
+use crate::lab::{self, Lab};
+use crate::ui::Ui;
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    pub command: LabCmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LabCmd {
+    /// Make the lab: a Debian unstable chroot (debootstrap) with the kernel source and
+    /// Debian's Rust toolchain, a small Rust-enabled kernel that enforces module
+    /// signatures with the lab's key, and a busybox initramfs. Cached per step: running it
+    /// again when nothing changed takes seconds. Needs root and Debian's package registry.
+    Setup(SetupArgs),
+    /// Build VARIANT for the lab kernel, boot it under QEMU (-smp 2, software emulation),
+    /// load it with a stress run and judge: exit 0 clean, 1 failed (a WARN, a wedge, a
+    /// panic, a refused load), 125 could not test (no lab, no build, no result).
+    Run(RunArgs),
+    /// Boot the lab disk (a `lab` target's root) and print the module it loads.
+    Boot(BootArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SetupArgs {
+    /// The lab's directory (default: BENCH_LAB_DIR, else .bench/lab in the workspace).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Print the step times as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub ws: crate::workspace::WorkspaceArg,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The variant to build and load.
+    #[arg(long)]
+    pub variant: String,
+    /// One stage of offered RX traffic, MB/s:seconds (as `bench stress --stage`).
+    #[arg(long, default_value = "4:10")]
+    pub stress: String,
+    /// Stall one plain load in N for US microseconds (N:US), as KCSAN's delay injection
+    /// does, so that a lost update shows within seconds; `0:0` turns it off.
+    #[arg(long, default_value = "4:200")]
+    pub stall: String,
+    /// Also try to load a copy of the module with one byte changed first (it must be
+    /// refused: the lab kernel enforces signatures).
+    #[arg(long)]
+    pub tamper: bool,
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub ws: crate::workspace::WorkspaceArg,
+}
+
+#[derive(Args, Debug)]
+pub struct BootArgs {
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub ws: crate::workspace::WorkspaceArg,
+}
+
+pub fn run(args: &LabArgs, ui: &Ui) -> Result<()> {
+    match &args.command {
+        LabCmd::Setup(a) => setup(a, ui),
+        LabCmd::Run(a) => match run_variant(a, ui) {
+            Ok(()) => Ok(()),
+            // Could not test: 125, as `git bisect run` reads it.
+            Err(e) if e.kind == Kind::Environment => {
+                ui.error(&e);
+                std::process::exit(125)
+            }
+            Err(e) => Err(e),
+        },
+        LabCmd::Boot(a) => boot(a, ui),
+    }
+}
+
+fn setup(args: &SetupArgs, ui: &Ui) -> Result<()> {
+    let root = args.ws.root()?;
+    let lab = Lab::at(args.dir.as_deref(), &root);
+    let started = std::time::Instant::now();
+    let steps = lab::setup(&lab, ui)?;
+    let total = started.elapsed().as_secs_f64();
+    let kver = lab.kernel_release()?;
+    if args.json {
+        let v = serde_json::json!({"dir": lab.dir, "kernel_release": kver, "steps": steps, "total_s": total});
+        ui.out(serde_json::to_string_pretty(&v).expect("serialises"));
+        return Ok(());
+    }
+    ui.out(format!("lab {} ready: kernel {kver}", lab.dir.display()));
+    for s in &steps {
+        ui.out(format!("  {:<10} {:>7.1} s{}", s.step, s.seconds, if s.cached { " (cached)" } else { "" }));
+    }
+    ui.out(format!("  {:<10} {:>7.1} s", "total", total));
+    Ok(())
+}
+
+fn parse_pair(flag: &str, text: &str) -> Result<(f64, f64)> {
+    let bad = || {
+        BenchError::usage(format!("--{flag} {text}: expected two numbers A:B")).hint(if flag == "stress" {
+            "for example --stress 4:10 (4 MB/s for 10 s)"
+        } else {
+            "for example --stall 4:200"
+        })
+    };
+    let (a, b) = text.split_once(':').ok_or_else(bad)?;
+    let a: f64 = a.trim().parse().map_err(|_| bad())?;
+    let b: f64 = b.trim().parse().map_err(|_| bad())?;
+    if a < 0.0 || b < 0.0 || !a.is_finite() || !b.is_finite() {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+fn run_variant(args: &RunArgs, ui: &Ui) -> Result<()> {
+    let (mb_per_s, secs) = parse_pair("stress", &args.stress)?;
+    let (stall_every, stall_us) = parse_pair("stall", &args.stall)?;
+    if secs < 1.0 || secs > 3600.0 || mb_per_s <= 0.0 {
+        return Err(BenchError::usage(format!(
+            "--stress {}: the rate must be above 0 and the time 1 to 3600 s",
+            args.stress
+        )));
+    }
+    let root = args.ws.root()?;
+    let lab = Lab::at(args.dir.as_deref(), &root);
+    lab.kernel_release()?;
+    let req = crate::package::build::BuildRequest {
+        variants: Some(vec![args.variant.clone()]),
+        out: std::path::Path::new("dist"),
+        key: None,
+        allow_violations: true,
+        lab: Some(crate::package::build::LabKernel { dir: Some(&lab.dir) }),
+    };
+    let built = crate::package::build::build(&root, &req, ui)
+        .map_err(|e| {
+            if e.kind == Kind::Usage {
+                e
+            } else {
+                BenchError::env(format!("could not build {} for the lab", args.variant)).cause(e.message)
+            }
+        })?
+        .built;
+    let module =
+        built.into_iter().next().and_then(|b| b.lab).ok_or_else(|| BenchError::env("no lab module was built"))?;
+    let ko = std::fs::read(&module.ko)
+        .map_err(|e| BenchError::env(format!("cannot read {}", module.ko.display())).cause(e.to_string()))?;
+    let stress_ms = (secs * 1000.0).round() as u64;
+    let rate_kbps = (mb_per_s * 1_000_000.0 / 1024.0).round() as u64;
+    let mut conf = format!(
+        "MODULE=/lab/bes2600.ko\nPARAMS=\"stress_ms={stress_ms} rate_kbps={rate_kbps} stall_every={} stall_us={}\"\n",
+        stall_every as u64, stall_us as u64
+    );
+    let mut files = vec![("/lab/bes2600.ko", ko.clone())];
+    if args.tamper {
+        let mut t = ko.clone();
+        // One byte of the module's code (not of the signature): the signature no longer holds.
+        let at = t.len() / 3;
+        t[at] ^= 0x01;
+        files.push(("/lab/tampered.ko", t));
+        conf.push_str("TAMPERED=/lab/tampered.ko\n");
+    }
+    files.push(("/lab.conf", conf.into_bytes()));
+    let spinner =
+        ui.spinner(format!("booting the lab kernel with {} ({} MB/s for {} s)", args.variant, mb_per_s, secs));
+    let boot = lab::boot(&lab, &files, 120 + secs as u64 * 3, &format!("run-{}", args.variant));
+    spinner.finish_and_clear();
+    let boot = boot?;
+    let o = lab::parse_console(&boot.console);
+    let mut problems = Vec::new();
+    if o.srcversion.as_deref() != Some(module.srcversion.as_str()) {
+        problems.push(format!(
+            "loaded srcversion {} is not the built module's {}",
+            o.srcversion.as_deref().unwrap_or("(none)"),
+            module.srcversion
+        ));
+    }
+    if args.tamper && o.tampered_refused != Some(true) {
+        problems.push("the lab kernel did not refuse the module with one byte changed".to_string());
+    }
+    if o.panic {
+        problems.push("kernel panic".into());
+    }
+    if o.insmod_rc.is_some_and(|rc| rc != 0) {
+        problems.push(format!("insmod exited {}", o.insmod_rc.unwrap_or(0)));
+    }
+    if !o.warnings.is_empty() {
+        problems.push(format!("{} WARN line(s) in dmesg, first: {}", o.warnings.len(), o.warnings[0]));
+    }
+    if o.verdict.as_deref() == Some("failed") && o.warnings.is_empty() {
+        problems.push("the module's verdict is failed (see the result counters)".into());
+    }
+    let could_not_test = boot.timed_out || o.verdict.is_none() && !o.panic && problems.is_empty();
+    let outcome = if could_not_test {
+        "could-not-test"
+    } else if problems.is_empty() {
+        "clean"
+    } else {
+        "failed"
+    };
+    if args.json {
+        let v = serde_json::json!({
+            "variant": args.variant, "outcome": outcome, "module": module, "stress": {"mb_per_s": mb_per_s, "secs": secs},
+            "stall": {"every": stall_every, "us": stall_us}, "boot_to_result_s": boot.seconds, "console_log": boot.log,
+            "run": o, "problems": problems,
+        });
+        ui.out(serde_json::to_string_pretty(&v).expect("serialises"));
+    } else {
+        ui.out(format!("lab run of {}: {outcome}", args.variant));
+        ui.out(format!(
+            "  module      {} srcversion {} (kernel {})",
+            module.ko.display(),
+            module.srcversion,
+            module.kernel_release
+        ));
+        ui.out(format!(
+            "  vm          {} CPUs, boot to result {:.1} s, console {}",
+            o.cpus,
+            boot.seconds,
+            boot.log.display()
+        ));
+        ui.out(format!(
+            "  stress      {mb_per_s} MB/s for {secs} s, stall one plain load in {stall_every} for {stall_us} us"
+        ));
+        if let Some(refused) = o.tampered_refused {
+            ui.out(format!("  tampered    {}", if refused { "refused by the kernel" } else { "LOADED" }));
+        }
+        let keys = ["rx_packets", "rx_bytes", "warns", "underflows", "hw_bufs_used", "stalls"];
+        let shown: Vec<String> = keys.iter().filter_map(|k| o.result.get(*k).map(|v| format!("{k}={v}"))).collect();
+        ui.out(format!("  counters    {}", shown.join(" ")));
+        for p in &problems {
+            ui.out(format!("  problem     {p}"));
+        }
+    }
+    match outcome {
+        "clean" => Ok(()),
+        "failed" => Err(BenchError::new(Kind::Failed, format!("the lab run of {} failed", args.variant))
+            .cause(problems.join("; "))
+            .hint(format!("console log: {}", boot.log.display()))),
+        _ => Err(BenchError::env(format!("the lab run of {} gave no result", args.variant))
+            .hint(format!("console log: {}", boot.log.display()))),
+    }
+}
+
+fn boot(args: &BootArgs, ui: &Ui) -> Result<()> {
+    let root = args.ws.root()?;
+    let lab = Lab::at(args.dir.as_deref(), &root);
+    let spinner = ui.spinner("booting the lab disk");
+    let boot = lab::boot(&lab, &[], 120, "boot");
+    spinner.finish_and_clear();
+    let boot = boot?;
+    let o = lab::parse_console(&boot.console);
+    if args.json {
+        let v = serde_json::json!({"srcversion": o.srcversion, "insmod_rc": o.insmod_rc, "boot_s": boot.seconds,
+            "console_log": boot.log});
+        ui.out(serde_json::to_string_pretty(&v).expect("serialises"));
+    } else {
+        ui.out(format!(
+            "lab disk booted in {:.1} s: /sys/module/bes2600/srcversion {}",
+            boot.seconds,
+            o.srcversion.as_deref().unwrap_or("(no module loaded)")
+        ));
+    }
+    match o.srcversion {
+        Some(_) => Ok(()),
+        None => Err(BenchError::new(Kind::Failed, "the lab disk's module did not load")
+            .hint(format!("console log: {}", boot.log.display()))),
+    }
+}

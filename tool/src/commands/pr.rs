@@ -1,0 +1,72 @@
+//! `bench pr`: the pull-request description of a variant (Markdown for forges, or a cover
+//! letter for mail), every figure computed from notes, audit and build records.
+
+use crate::error::Result;
+use crate::publish::pr;
+use crate::ui::Ui;
+use crate::workspace::notes;
+use crate::workspace::variant::Variants;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PrFormat {
+    Markdown,
+    Email,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Sources: variants/NAME.toml (title, rationale, scope), the parent's latest baseline \
+note (raw counters; rates and ratios computed here), the variant's plan and verdict notes, the notes its \
+rationale cites (motivation), the contract audit, and, unless --no-local, the last build record and the \
+last `bench stress` run of this workspace. Templates: tool/templates/pr.md.j2 and cover-letter.j2.
+
+Examples:
+  bench pr --variant c
+  bench pr --variant c-v2 --format email --out cover.txt
+  bench pr --variant c --template my-pr.md.j2")]
+pub struct PrArgs {
+    /// Variant to describe.
+    #[arg(long)]
+    pub variant: String,
+    /// Markdown for a forge, or a mail cover letter.
+    #[arg(long, value_enum, default_value = "markdown")]
+    pub format: PrFormat,
+    /// Your own minijinja template for the description.
+    #[arg(long)]
+    pub template: Option<PathBuf>,
+    /// Leave out the build record and stress run of this workspace.
+    #[arg(long)]
+    pub no_local: bool,
+    /// Write to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub ws: crate::workspace::WorkspaceArg,
+}
+
+pub fn run(args: &PrArgs, ui: &Ui) -> Result<()> {
+    let root = args.ws.root()?;
+    let variants = Variants::load(&root)?;
+    let v = variants.get(&args.variant)?;
+    let all = notes::load_all(&root, &variants)?;
+    let ctx = pr::context(&root, &variants, &all, v, !args.no_local)?;
+    let template = args.template.clone().unwrap_or_else(|| pr::templates(&root).join("pr.md.j2"));
+    let body = pr::render_file(&template, &ctx)?;
+    let text = match args.format {
+        PrFormat::Markdown => body,
+        PrFormat::Email => {
+            let (title, rest) = body.split_once('\n').unwrap_or((&body, ""));
+            let cover = minijinja::context! { count => 1, title => title, body => rest.trim() };
+            pr::render_file(&pr::templates(&root).join("cover-letter.j2"), &cover)?
+        }
+    };
+    match &args.out {
+        Some(p) => {
+            crate::fsutil::write_synced(p, text.as_bytes(), false)?;
+            ui.status(format!("wrote {}", p.display()));
+        }
+        None => ui.out(text.trim_end()),
+    }
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! `bench stage`: puts a module on a target, keeping the one it replaces in the rollback
+//! slot (or in forensics with --failed). Never reboots.
+
+use crate::error::{BenchError, Result};
+use crate::target::Target;
+use crate::ui::Ui;
+use crate::workspace::ledger;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+#[command(after_help = "Steps: lock the target, journal, copy to a staging file, verify its sha256, read its \
+srcversion with the target's modinfo, move the current rollback to forensics, the current active module to \
+rollback (or to forensics with --failed), install, depmod, verify again, unlock. Every change is a temporary \
+file, sync and a rename; an interrupted stage is finished or undone by `bench target recover`.
+
+Exit status: 0 staged, 2 bad input or target busy, 3 the target failed (nothing activated unless it says so).
+
+Examples:
+  bench stage --target ohm --ko bes2600.ko --variant c --dry-run
+  bench stage --target ohm --ko bes2600.ko --variant c
+  bench stage --target ohm --ko bes2600.ko --variant c --failed   (the current one is broken: keep it as forensics)")]
+pub struct StageArgs {
+    /// Target name (a [targets.NAME] table in bench.toml).
+    #[arg(long)]
+    pub target: String,
+    /// The kernel module to stage.
+    #[arg(long)]
+    pub ko: Option<PathBuf>,
+    /// The variant the module was built from (recorded in the slot; its last build record
+    /// is linked).
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// The module being replaced is broken: keep it in forensics instead of rollback.
+    #[arg(long)]
+    pub failed: bool,
+    /// rmmod + modprobe afterwards, and check /sys/module/NAME/srcversion.
+    #[arg(long)]
+    pub reload: bool,
+    /// Print every step without changing the target.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the staged slot as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub ws: crate::workspace::WorkspaceArg,
+}
+
+pub fn run(args: &StageArgs, ui: &Ui) -> Result<()> {
+    let root = args.ws.root()?;
+    let ko = match (&args.ko, &args.variant) {
+        (Some(ko), _) => ko.clone(),
+        (None, Some(v)) => newest_lab_module(&root, v)?,
+        (None, None) => {
+            return Err(BenchError::usage("give --ko FILE, or --variant V to stage V's newest lab build")
+                .hint("bench build --variant V --kernel lab builds the module for the kernel lab"))
+        }
+    };
+    let ko = &ko;
+    let bytes = std::fs::read(ko)
+        .map_err(|e| BenchError::usage(format!("cannot read {}", ko.display())).cause(e.to_string()))?;
+    if !bytes.starts_with(b"\x7fELF") {
+        return Err(BenchError::usage(format!("{} is not a kernel module (no ELF header)", ko.display())));
+    }
+    let variant = args.variant.clone().unwrap_or_else(|| "unknown".into());
+    let build = ledger::read(&root)?
+        .into_iter()
+        .rev()
+        .find(|r| r.variant == variant)
+        .map(|r| r.id.to_string())
+        .unwrap_or_default();
+    let mut t = Target::open(&root, &args.target, args.dry_run)?;
+    let spinner = ui.spinner(format!("staging {variant} on {}", t.name));
+    let staged =
+        t.stage(&bytes, &variant, &build, args.failed, std::env::var_os("BENCH_FAULT_CORRUPT_UPLOAD").is_some());
+    spinner.finish_and_clear();
+    let meta = staged?;
+    if args.dry_run {
+        ui.out(format!("dry run: would stage {} on {} ({} steps):", ko.display(), t.name, t.log.len()));
+        for l in &t.log {
+            ui.out(format!("  {l}"));
+        }
+        return Ok(());
+    }
+    if args.json {
+        ui.out(
+            serde_json::to_string_pretty(&serde_json::json!({"target": t.name, "active": meta, "kernel": t.kver}))
+                .expect("serialises"),
+        );
+    } else {
+        ui.out(format!(
+            "staged {variant} on {} (kernel {}): srcversion {}, sha256 {}",
+            t.name, t.kver, meta.srcversion, meta.sha256
+        ));
+        ui.out(format!(
+            "  installed {}/{}.ko, depmod done; the previous module is in the {} slot",
+            t.moddir,
+            t.module,
+            if args.failed { "forensics" } else { "rollback" }
+        ));
+    }
+    if args.reload {
+        let loaded = t.reload()?;
+        if loaded != meta.srcversion {
+            return Err(BenchError::env(format!(
+                "after reload /sys/module/{}/srcversion is {loaded}, not {}",
+                t.module, meta.srcversion
+            )));
+        }
+        ui.out(format!("  reloaded: /sys/module/{}/srcversion = {loaded}", t.module));
+    } else if !args.json {
+        ui.out(format!("  not loaded: reboot the board, or `rmmod {m}; modprobe {m}` (or --reload)", m = t.module));
+    }
+    Ok(())
+}
+
+/// The newest `dist/bes2600-*+VARIANT.*.lab/bes2600.ko` (written by `bench build --kernel lab`).
+fn newest_lab_module(root: &std::path::Path, variant: &str) -> Result<std::path::PathBuf> {
+    let dist = root.join("dist");
+    let prefix = "bes2600-";
+    let mut best: Option<(std::time::SystemTime, std::path::PathBuf)> = None;
+    for entry in std::fs::read_dir(&dist).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(prefix).and_then(|n| n.strip_suffix(".lab")) else { continue };
+        if rest.split_once('+').map(|(_, r)| r.starts_with(&format!("{variant}."))) != Some(true) {
+            continue;
+        }
+        let ko = entry.path().join("bes2600.ko");
+        if let Ok(m) = std::fs::metadata(&ko).and_then(|m| m.modified()) {
+            if best.as_ref().is_none_or(|(t, _)| m > *t) {
+                best = Some((m, ko));
+            }
+        }
+    }
+    best.map(|(_, p)| p).ok_or_else(|| {
+        BenchError::usage(format!("no lab build of `{variant}` in {}", dist.display()))
+            .hint(format!("bench build --variant {variant} --kernel lab, or give --ko FILE"))
+    })
+}

@@ -1,0 +1,58 @@
+//! `bench variants`: the variant tree with features, status and the last built srcversion.
+
+use crate::error::Result;
+use crate::ui::Ui;
+use crate::workspace::ledger;
+use crate::workspace::variant::{Variant, Variants};
+use clap::Args;
+
+#[derive(Args, Debug)]
+#[command(after_help = "Validates every variants/*.toml on the way (features against the driver crate, \
+parents, notes); exit 2 names the file and what is wrong.")]
+pub struct VariantsArgs {
+    /// Print the variants as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub ws: crate::workspace::WorkspaceArg,
+}
+
+pub fn run(args: &VariantsArgs, ui: &Ui) -> Result<()> {
+    let root = args.ws.root()?;
+    let variants = Variants::load(&root)?;
+    let records = ledger::read(&root)?;
+    let last_srcversion = |name: &str| -> Option<String> {
+        records.iter().rev().find(|r| r.variant == name).map(|r| r.srcversion.clone())
+    };
+    if args.json {
+        let list: Vec<serde_json::Value> = variants
+            .list
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "name": v.name, "parent": v.parent, "features": v.features, "status": v.status,
+                    "last_srcversion": last_srcversion(&v.name),
+                })
+            })
+            .collect();
+        ui.out(serde_json::to_string_pretty(&list).expect("serialises"));
+        return Ok(());
+    }
+    fn walk(ui: &Ui, all: &Variants, v: &Variant, depth: usize, last: &dyn Fn(&str) -> Option<String>) {
+        ui.out(format!(
+            "{:<14} {:<10} {:<24} [{}]",
+            format!("{}{}", "  ".repeat(depth), v.name),
+            v.status,
+            last(&v.name).map_or("-".to_string(), |s| s),
+            v.features.join(", ")
+        ));
+        for child in all.list.iter().filter(|c| c.parent.as_deref() == Some(v.name.as_str())) {
+            walk(ui, all, child, depth + 1, last);
+        }
+    }
+    ui.out(format!("{:<14} {:<10} {:<24} {}", "variant", "status", "last srcversion", "features"));
+    for root_variant in variants.list.iter().filter(|v| v.parent.is_none()) {
+        walk(ui, &variants, root_variant, 0, &last_srcversion);
+    }
+    Ok(())
+}

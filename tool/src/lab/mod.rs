@@ -1,0 +1,546 @@
+//! The kernel lab (DESIGN.md section 9): a Debian unstable chroot made with debootstrap,
+//! holding the kernel source and Debian's Rust toolchain; a small Rust-enabled kernel
+//! that enforces module signatures with the lab's own key; a busybox initramfs; QEMU.
+//!
+//! Layout of the lab directory: `chroot/` (everything runs in there: `/build/linux` is the
+//! kernel tree, `/lab` the lab's work area), `stamps/` (one file per setup step holding
+//! the hash of its inputs: a step whose stamp matches is not run again), `disk/` (the
+//! VM's module tree, a `lab` target's root, packed into the initramfs at every boot),
+//! `runs/` (console logs).
+
+use crate::error::{BenchError, Kind, Result};
+use crate::ui::Ui;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// Where the packages come from (Debian's registry; `BENCH_LAB_MIRROR` overrides).
+fn mirror() -> String {
+    std::env::var("BENCH_LAB_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into())
+}
+
+const PACKAGES: &str = "linux-source-7.2 rustc rust-src bindgen libclang-dev clang lld llvm gcc make bc flex bison \
+libelf-dev libssl-dev dwarves python3 kmod cpio xz-utils busybox-static dkms openssl qemu-system-x86";
+
+/// The lab kernel: tinyconfig plus what a Rust module, signatures and the VM need. It
+/// boots on one CPU: with X86_MPPARSE the MP table still listed one processor, and the
+/// `c` race stopped showing (see the notes); without ACPI the second CPU stays down.
+const KERNEL_SCRIPT: &str = r#"set -e
+mkdir -p /build && cd /build
+[ -d linux ] || { tar -xf /usr/src/linux-source-7.2.tar.xz; mv linux-source-7.2 linux; }
+cd linux
+mkdir -p certs
+if [ ! -f certs/lab_key.pem ]; then
+  openssl req -new -nodes -utf8 -sha256 -days 36500 -batch -x509 -subj "/CN=bench lab key/" \
+    -newkey rsa:2048 -keyout certs/lab_key.pem -out certs/lab_key.x509.pem 2>/dev/null
+  cat certs/lab_key.pem certs/lab_key.x509.pem > certs/lab_signing.pem
+fi
+make LLVM=1 tinyconfig >/dev/null
+./scripts/config -e 64BIT -e MODULES -e MODULE_UNLOAD -e PRINTK -e TTY -e SERIAL_8250 -e SERIAL_8250_CONSOLE \
+  -e BLK_DEV_INITRD -e RD_GZIP -e BINFMT_ELF -e BINFMT_SCRIPT -e DEVTMPFS -e DEVTMPFS_MOUNT -e PROC_FS -e SYSFS \
+  -e DEBUG_FS -e SMP -e RUST -e MODULE_SIG -e MODULE_SIG_FORCE -e MODULE_SIG_SHA256 -e MODULE_SIG_ALL \
+  -e MODULE_SRCVERSION_ALL -e EARLY_PRINTK -e BUG --set-str MODULE_SIG_KEY certs/lab_signing.pem
+make LLVM=1 olddefconfig >/dev/null
+for c in RUST MODULE_SIG_FORCE MODULE_SRCVERSION_ALL; do
+  grep -q "^CONFIG_$c=y" .config || { echo "CONFIG_$c did not stick in .config" >&2; exit 1; }
+done
+make LLVM=1 -j"$(nproc)" bzImage modules_prepare
+make LLVM=1 -j"$(nproc)" modules
+make -s kernelrelease > /lab/kernel.release
+"#;
+
+/// `/init` of the VM: loads the module named in /lab.conf (or the one installed in the
+/// disk's module tree), reports, optionally tries a tampered copy, and powers off.
+const INIT_SCRIPT: &str = r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+mount -t debugfs none /sys/kernel/debug 2>/dev/null
+MODULE=installed
+PARAMS=
+TAMPERED=
+[ -f /lab.conf ] && . /lab.conf
+echo "bench-lab: booted $(uname -r) cpus $(grep -c ^processor /proc/cpuinfo)"
+if [ -n "$TAMPERED" ]; then
+  insmod "$TAMPERED" 2>&1 | sed 's/^/bench-lab: tampered: /'
+  [ -e /sys/module/bes2600 ] && echo "bench-lab: tampered loaded" || echo "bench-lab: tampered refused"
+fi
+if [ "$MODULE" = installed ]; then
+  MODULE=$(find /lib/modules -name bes2600.ko | head -n 1)
+fi
+if [ -z "$MODULE" ]; then
+  echo "bench-lab: no module"
+else
+  echo "bench-lab: insmod $MODULE $PARAMS"
+  insmod "$MODULE" $PARAMS
+  echo "bench-lab: insmod rc=$?"
+  [ -e /sys/module/bes2600/srcversion ] && echo "bench-lab: srcversion $(cat /sys/module/bes2600/srcversion)"
+fi
+echo "bench-lab: done"
+reboot -f
+"#;
+
+const INITRAMFS_SCRIPT: &str = r#"set -e
+rm -rf /lab/base && mkdir -p /lab/base/bin /lab/base/proc /lab/base/sys /lab/base/dev /lab/base/lib/modules
+cp /usr/bin/busybox /lab/base/bin/busybox
+cp /lab/init /lab/base/init && chmod 755 /lab/base/init
+cd /lab/base && find . | cpio -o -H newc 2>/dev/null | gzip -9 > /lab/base.cpio.gz
+"#;
+
+pub struct Lab {
+    pub dir: PathBuf,
+    pub chroot: PathBuf,
+}
+
+/// One setup step as it ran.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StepReport {
+    pub step: &'static str,
+    pub seconds: f64,
+    pub cached: bool,
+}
+
+/// Unmounts the chroot's /proc when the command is done with the chroot.
+struct ProcMount(Option<PathBuf>);
+
+impl Drop for ProcMount {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = Command::new("umount").arg("-l").arg(p).status();
+        }
+    }
+}
+
+fn hash(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+impl Lab {
+    /// The lab at `dir`, else `BENCH_LAB_DIR`, else `<state dir>/lab`.
+    pub fn at(dir: Option<&Path>, root: &Path) -> Lab {
+        let dir = dir
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("BENCH_LAB_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| crate::workspace::ledger::state_dir(root).join("lab"));
+        let dir = if dir.is_absolute() { dir } else { root.join(dir) };
+        Lab { chroot: dir.join("chroot"), dir }
+    }
+
+    pub fn disk(&self) -> PathBuf {
+        self.dir.join("disk")
+    }
+
+    /// The lab kernel's release, or an error saying how to set the lab up.
+    pub fn kernel_release(&self) -> Result<String> {
+        let p = self.chroot.join("lab/kernel.release");
+        let ok = self.dir.join("stamps/initramfs").is_file();
+        match std::fs::read_to_string(&p) {
+            Ok(t) if ok && !t.trim().is_empty() => Ok(t.trim().to_string()),
+            _ => Err(BenchError::env(format!("the kernel lab at {} is not set up", self.dir.display())).hint(
+                "run `bench lab setup` (about 6 minutes from nothing; needs root and Debian's package registry)",
+            )),
+        }
+    }
+
+    fn mount_proc(&self) -> Result<ProcMount> {
+        let proc_dir = self.chroot.join("proc");
+        if Path::new("/proc/self/mounts").is_file() {
+            let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+            let target = proc_dir.display().to_string();
+            if mounts.lines().any(|l| l.split_whitespace().nth(1) == Some(target.as_str())) {
+                return Ok(ProcMount(None));
+            }
+        }
+        let st = Command::new("mount").args(["-t", "proc", "proc"]).arg(&proc_dir).status();
+        match st {
+            Ok(s) if s.success() => Ok(ProcMount(Some(proc_dir))),
+            _ => Err(BenchError::env(format!("cannot mount proc on {}", proc_dir.display()))
+                .hint("the lab needs root (chroot and mount)")),
+        }
+    }
+
+    /// Runs `script` with bash in the chroot; its output goes to `log`. On failure the
+    /// error names the log and shows its last lines.
+    pub fn sh(&self, script: &str, log: &Path) -> Result<()> {
+        let _proc = self.mount_proc()?;
+        if let Some(parent) = log.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let out = std::fs::File::create(log)
+            .map_err(|e| BenchError::env(format!("cannot write {}", log.display())).cause(e.to_string()))?;
+        let err = out.try_clone().map_err(|e| BenchError::env("cannot duplicate a log handle").cause(e.to_string()))?;
+        let status = Command::new("chroot")
+            .arg(&self.chroot)
+            .args(["/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C.UTF-8"])
+            .args(["/bin/bash", "-ec", script])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .status()
+            .map_err(|e| BenchError::env("cannot run chroot").cause(e.to_string()).hint("the lab needs root"))?;
+        if !status.success() {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            return Err(
+                BenchError::env(format!("a lab step failed ({status}); log: {}", log.display())).cause(tail(&text, 12))
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs `script` in the chroot and returns its stdout.
+    pub fn sh_out(&self, script: &str) -> Result<String> {
+        let log = self.dir.join("runs/last-command.log");
+        self.sh(&format!("{{ {script}\n}} > /lab/.out"), &log)?;
+        std::fs::read_to_string(self.chroot.join("lab/.out"))
+            .map_err(|e| BenchError::env("cannot read a lab command's output").cause(e.to_string()))
+    }
+}
+
+fn need_root() -> Result<()> {
+    let out =
+        Command::new("id").arg("-u").output().map_err(|e| BenchError::env("cannot run id").cause(e.to_string()))?;
+    if String::from_utf8_lossy(&out.stdout).trim() != "0" {
+        return Err(BenchError::env("the kernel lab needs root (debootstrap, chroot, mount)")
+            .hint("run bench lab as root, e.g. with sudo"));
+    }
+    Ok(())
+}
+
+/// Builds (or finds cached) every part of the lab. Each step's stamp hashes its inputs
+/// and the previous step's stamp, so a changed step redoes what depends on it.
+pub fn setup(lab: &Lab, ui: &Ui) -> Result<Vec<StepReport>> {
+    need_root()?;
+    std::fs::create_dir_all(lab.dir.join("stamps"))
+        .map_err(|e| BenchError::env(format!("cannot create {}", lab.dir.display())).cause(e.to_string()))?;
+    let mirror = mirror();
+    let steps: [(&'static str, String); 4] = [
+        ("chroot", hash(&["debootstrap --variant=minbase sid", &mirror])),
+        ("packages", hash(&[PACKAGES])),
+        ("kernel", hash(&[KERNEL_SCRIPT])),
+        ("initramfs", hash(&[INITRAMFS_SCRIPT, INIT_SCRIPT])),
+    ];
+    let mut reports = Vec::new();
+    let mut chain = String::new();
+    for (step, inputs) in steps {
+        chain = hash(&[&chain, &inputs]);
+        let stamp = lab.dir.join("stamps").join(step);
+        let started = Instant::now();
+        if std::fs::read_to_string(&stamp).ok().as_deref() == Some(chain.as_str()) {
+            reports.push(StepReport { step, seconds: started.elapsed().as_secs_f64(), cached: true });
+            ui.status(format!("lab setup: {step:<10} cached"));
+            continue;
+        }
+        let _ = std::fs::remove_file(&stamp);
+        let spinner = ui.spinner(format!("lab setup: {step}"));
+        let log = lab.dir.join("runs").join(format!("setup-{step}.log"));
+        let result = match step {
+            "chroot" => debootstrap(lab, &mirror, &log),
+            "packages" => lab.sh(
+                &format!(
+                    "export DEBIAN_FRONTEND=noninteractive\n\
+                     apt-get -o Acquire::Check-Valid-Until=false update\n\
+                     apt-get -o Acquire::Check-Valid-Until=false install -y --no-install-recommends {PACKAGES}\n\
+                     mkdir -p /lab"
+                ),
+                &log,
+            ),
+            "kernel" => lab.sh(KERNEL_SCRIPT, &log),
+            _ => std::fs::write(lab.chroot.join("lab/init"), INIT_SCRIPT)
+                .map_err(|e| BenchError::env("cannot write the lab's /init").cause(e.to_string()))
+                .and_then(|()| lab.sh(INITRAMFS_SCRIPT, &log)),
+        };
+        spinner.finish_and_clear();
+        result?;
+        std::fs::write(&stamp, &chain)
+            .map_err(|e| BenchError::env(format!("cannot write {}", stamp.display())).cause(e.to_string()))?;
+        let seconds = started.elapsed().as_secs_f64();
+        ui.status(format!("lab setup: {step:<10} {seconds:.1} s"));
+        reports.push(StepReport { step, seconds, cached: false });
+    }
+    std::fs::create_dir_all(lab.disk().join("lib/modules"))
+        .map_err(|e| BenchError::env("cannot create the lab disk").cause(e.to_string()))?;
+    Ok(reports)
+}
+
+fn debootstrap(lab: &Lab, mirror: &str, log: &Path) -> Result<()> {
+    if Command::new("debootstrap").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_err() {
+        return Err(BenchError::env("debootstrap is not installed").hint("apt-get install -y debootstrap"));
+    }
+    // A half-made chroot from an interrupted run is started over.
+    let _ = std::fs::remove_dir_all(&lab.chroot);
+    let _ = std::fs::create_dir_all(lab.dir.join("runs"));
+    let out = std::fs::File::create(log)
+        .map_err(|e| BenchError::env(format!("cannot write {}", log.display())).cause(e.to_string()))?;
+    let err = out.try_clone().map_err(|e| BenchError::env("cannot duplicate a log handle").cause(e.to_string()))?;
+    let status = Command::new("debootstrap")
+        .args(["--variant=minbase", "sid"])
+        .arg(&lab.chroot)
+        .arg(mirror)
+        .stdout(out)
+        .stderr(err)
+        .status()
+        .map_err(|e| BenchError::env("cannot run debootstrap").cause(e.to_string()))?;
+    if !status.success() {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        return Err(BenchError::env(format!("debootstrap failed; log: {}", log.display())).cause(tail(&text, 8)));
+    }
+    std::fs::create_dir_all(lab.chroot.join("lab"))
+        .map_err(|e| BenchError::env("cannot create /lab in the chroot").cause(e.to_string()))
+}
+
+/// A package built into a module for the lab kernel.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LabModule {
+    pub kernel_release: String,
+    /// The signed module (host path).
+    pub ko: PathBuf,
+    pub srcversion: String,
+    pub predicted_srcversion: String,
+    pub signer: String,
+    pub sha256: String,
+}
+
+/// Builds the package with dkms inside the lab against the lab kernel, signs the module
+/// with `bench sign-module`'s code and the lab key, and checks srcversion against the
+/// prediction. Output goes to `out_dir`.
+pub fn build_module(lab: &Lab, tarball: &Path, version: &str, predicted: &str, out_dir: &Path) -> Result<LabModule> {
+    need_root()?;
+    let kver = lab.kernel_release()?;
+    let work = lab.chroot.join("lab/pkg");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| BenchError::env("cannot create /lab/pkg").cause(e.to_string()))?;
+    std::fs::copy(tarball, work.join("package.dkms.tar.gz"))
+        .map_err(|e| BenchError::env(format!("cannot copy {}", tarball.display())).cause(e.to_string()))?;
+    let q = crate::shell::q;
+    let script = format!(
+        "dkms remove -m bes2600 -v {v} --all >/dev/null 2>&1 || true\n\
+         rm -rf /var/lib/dkms/bes2600/{v} /usr/src/bes2600-{v}\n\
+         dkms ldtarball /lab/pkg/package.dkms.tar.gz\n\
+         dkms build -m bes2600 -v {v} -k {k} --kernelsourcedir /build/linux\n\
+         cp /var/lib/dkms/bes2600/{v}/{k}/*/module/bes2600.ko /lab/pkg/bes2600.built.ko\n\
+         dkms remove -m bes2600 -v {v} --all >/dev/null 2>&1 || true",
+        v = q(version),
+        k = q(&kver)
+    );
+    let log = lab.dir.join("runs").join(format!("dkms-{version}.log"));
+    lab.sh(&script, &log).map_err(|e| {
+        BenchError::new(Kind::Environment, format!("dkms could not build {version} for the lab kernel {kver}"))
+            .cause(e.message)
+            .hint(format!("see {}", log.display()))
+    })?;
+    // dkms signs modules itself when it finds a key and sign-file; the lab's signature
+    // replaces any it appended.
+    let built = std::fs::read(work.join("bes2600.built.ko"))
+        .map_err(|e| BenchError::env("cannot read the module dkms built").cause(e.to_string()))?;
+    std::fs::write(work.join("bes2600.unsigned.ko"), strip_signature(&built))
+        .map_err(|e| BenchError::env("cannot write the unsigned module").cause(e.to_string()))?;
+    let certs = lab.chroot.join("build/linux/certs");
+    let signed = crate::modsign::sign_files(
+        &work.join("bes2600.unsigned.ko"),
+        &certs.join("lab_key.pem"),
+        &certs.join("lab_key.x509.pem"),
+    )?;
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| BenchError::env(format!("cannot create {}", out_dir.display())).cause(e.to_string()))?;
+    let ko = out_dir.join("bes2600.ko");
+    crate::fsutil::write_synced(&ko, &signed, false)?;
+    std::fs::copy(&ko, work.join("bes2600.ko"))
+        .map_err(|e| BenchError::env("cannot copy the signed module into the lab").cause(e.to_string()))?;
+    let info = lab.sh_out("modinfo -F srcversion /lab/pkg/bes2600.ko; modinfo -F signer /lab/pkg/bes2600.ko")?;
+    let mut lines = info.lines();
+    let srcversion = lines.next().unwrap_or("").trim().to_string();
+    let signer = lines.next().unwrap_or("").trim().to_string();
+    let module = LabModule {
+        kernel_release: kver,
+        ko,
+        srcversion,
+        predicted_srcversion: predicted.to_string(),
+        signer,
+        sha256: crate::fsutil::sha256_hex(&signed),
+    };
+    let json = serde_json::to_string_pretty(&module).expect("serialises") + "\n";
+    crate::fsutil::write_synced(&out_dir.join("lab.json"), json.as_bytes(), false)?;
+    if module.srcversion != predicted {
+        return Err(BenchError::new(
+            Kind::Failed,
+            format!("modinfo shows srcversion {} but bench predicted {predicted}", module.srcversion),
+        )
+        .hint("the srcversion rule in tool/src/srcversion.rs no longer matches this kernel's modpost"));
+    }
+    Ok(module)
+}
+
+/// The module without an appended signature (magic, 12-byte trailer, PKCS#7).
+fn strip_signature(ko: &[u8]) -> &[u8] {
+    const MAGIC: &[u8] = b"~Module signature appended~\n";
+    if !ko.ends_with(MAGIC) || ko.len() < MAGIC.len() + 12 {
+        return ko;
+    }
+    let trailer = ko.len() - MAGIC.len() - 12;
+    let sig_len = u32::from_be_bytes(ko[trailer + 8..trailer + 12].try_into().expect("4 bytes")) as usize;
+    match trailer.checked_sub(sig_len) {
+        Some(end) => &ko[..end],
+        None => ko,
+    }
+}
+
+/// What one boot printed and how long it took.
+#[derive(Clone, Debug)]
+pub struct Boot {
+    pub console: String,
+    pub log: PathBuf,
+    pub seconds: f64,
+    pub timed_out: bool,
+}
+
+/// Boots the lab kernel under QEMU (2 CPUs, software emulation) with the base initramfs
+/// plus a second segment made of the disk's /lib/modules and the files in `extra`
+/// (path in the VM, bytes).
+pub fn boot(lab: &Lab, extra: &[(&str, Vec<u8>)], timeout_s: u64, name: &str) -> Result<Boot> {
+    need_root()?;
+    lab.kernel_release()?;
+    let seg = lab.chroot.join(format!("lab/boot-{name}"));
+    let _ = std::fs::remove_dir_all(&seg);
+    std::fs::create_dir_all(seg.join("lib"))
+        .map_err(|e| BenchError::env("cannot stage the boot files").cause(e.to_string()))?;
+    let disk_modules = lab.disk().join("lib/modules");
+    if disk_modules.is_dir() {
+        let st = Command::new("cp").arg("-a").arg(&disk_modules).arg(seg.join("lib/")).status();
+        if !st.map(|s| s.success()).unwrap_or(false) {
+            return Err(BenchError::env("cannot copy the lab disk's module tree"));
+        }
+    }
+    for (path, bytes) in extra {
+        let p = seg.join(path.trim_start_matches('/'));
+        if let Some(parent) = p.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        std::fs::write(&p, bytes)
+            .map_err(|e| BenchError::env(format!("cannot write {}", p.display())).cause(e.to_string()))?;
+    }
+    let log = lab.dir.join("runs").join(format!("{name}.console.log"));
+    let script = format!(
+        "cd /lab/boot-{name} && find . | cpio -o -H newc 2>/dev/null | gzip > /lab/boot-{name}.cpio.gz\n\
+         cat /lab/base.cpio.gz /lab/boot-{name}.cpio.gz > /lab/initrd-{name}\n\
+         exec timeout -s KILL {timeout_s} qemu-system-x86_64 -accel tcg,thread=multi -smp 2 -m 256 -no-reboot -nographic \
+         -kernel /build/linux/arch/x86/boot/bzImage -initrd /lab/initrd-{name} -append 'console=ttyS0 panic=-1'"
+    );
+    let started = Instant::now();
+    let result = lab.sh(&script, &log);
+    let seconds = started.elapsed().as_secs_f64();
+    let console = std::fs::read_to_string(&log).unwrap_or_default();
+    let timed_out = result.is_err() && !console.contains("bench-lab: done");
+    if result.is_err() && !timed_out && !console.contains("reboot: Restarting") {
+        return Err(result.expect_err("checked"));
+    }
+    Ok(Boot { console, log, seconds, timed_out })
+}
+
+/// What a stress boot showed.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RunOutcome {
+    pub cpus: u32,
+    pub insmod_rc: Option<i32>,
+    pub srcversion: Option<String>,
+    pub tampered_refused: Option<bool>,
+    pub warnings: Vec<String>,
+    pub result: std::collections::BTreeMap<String, i64>,
+    pub verdict: Option<String>,
+    pub panic: bool,
+}
+
+pub fn parse_console(console: &str) -> RunOutcome {
+    let mut o = RunOutcome::default();
+    for line in console.lines() {
+        let line = line.trim_end_matches('\r');
+        let text = match line.find("] ") {
+            Some(i) if line.starts_with('[') => &line[i + 2..],
+            _ => line,
+        };
+        if let Some(rest) = text.strip_prefix("bench-lab: booted ") {
+            o.cpus = rest.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        } else if let Some(rc) = text.strip_prefix("bench-lab: insmod rc=") {
+            o.insmod_rc = rc.trim().parse().ok();
+        } else if let Some(s) = text.strip_prefix("bench-lab: srcversion ") {
+            o.srcversion = Some(s.trim().to_string());
+        } else if text == "bench-lab: tampered refused" {
+            o.tampered_refused = Some(true);
+        } else if text == "bench-lab: tampered loaded" {
+            o.tampered_refused = Some(false);
+        } else if text.starts_with("WARNING: ")
+            || text.starts_with("bes2600: wsm_release_tx_buffer: ")
+            || text.starts_with("bes2600: contract: ")
+            || text.starts_with("bes2600: tx pending count error")
+            || text.starts_with("bes2600: link break")
+        {
+            o.warnings.push(text.to_string());
+        } else if text.starts_with("Kernel panic") {
+            o.panic = true;
+        } else if let Some(rest) = text.strip_prefix("bes2600: result ") {
+            for kv in rest.split_whitespace() {
+                if let Some((k, v)) = kv.split_once('=') {
+                    if let Ok(n) = v.parse() {
+                        o.result.insert(k.to_string(), n);
+                    }
+                }
+            }
+        } else if let Some(v) = text.strip_prefix("bes2600: verdict ") {
+            o.verdict = Some(v.trim().to_string());
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_of_a_failed_run_is_read_with_its_warn_and_counters() {
+        let console = "[    0.5] Run /init as init process\r\nbench-lab: booted 7.2.13 cpus 2\n\
+            [    1.2] bes2600: wsm_release_tx_buffer: hw_bufs_used underflow (-2)\n\
+            [    1.2] WARNING: kmod.rs:316 at 0xffffffffa0002c5b, CPU#0: kworker/0:1H/36\n\
+            [   11.0] bes2600: result rx_packets=7137 warns=3 hw_bufs_used=-4\n\
+            [   11.0] bes2600: verdict failed\nbench-lab: insmod rc=0\nbench-lab: srcversion ABC\nbench-lab: done\n";
+        let o = parse_console(console);
+        assert_eq!(o.cpus, 2);
+        assert_eq!(o.insmod_rc, Some(0));
+        assert_eq!(o.srcversion.as_deref(), Some("ABC"));
+        assert_eq!(o.warnings.len(), 2);
+        assert_eq!(o.result["rx_packets"], 7137);
+        assert_eq!(o.result["hw_bufs_used"], -4);
+        assert_eq!(o.verdict.as_deref(), Some("failed"));
+        assert!(!o.panic);
+    }
+
+    #[test]
+    fn an_appended_signature_is_stripped_and_an_unsigned_module_kept() {
+        let mut ko = b"\x7fELF module body".to_vec();
+        let body = ko.clone();
+        ko.extend_from_slice(b"PKCS7");
+        ko.extend_from_slice(&[0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 5]);
+        ko.extend_from_slice(b"~Module signature appended~\n");
+        assert_eq!(strip_signature(&ko), &body[..]);
+        assert_eq!(strip_signature(&body), &body[..]);
+    }
+
+    #[test]
+    fn a_refused_tampered_module_and_a_panic_are_seen() {
+        let o = parse_console("bench-lab: tampered: insmod: can't insert 'x': Key was rejected by service\nbench-lab: tampered refused\nKernel panic - not syncing: x\n");
+        assert_eq!(o.tampered_refused, Some(true));
+        assert!(o.panic);
+        assert_eq!(o.verdict, None);
+    }
+}

@@ -1,0 +1,3 @@
+//! What leaves the workbench for reviewers: PR descriptions and the patch series.
+
+pub mod pr;

@@ -1,0 +1,4 @@
+//! The simulator seen from the tool: built per variant, run over a ramp.
+
+pub mod build;
+pub mod ramp;

@@ -1,0 +1,863 @@
+//! Targets: a board over ssh (the system OpenSSH client, BatchMode) or a local root
+//! directory. Every operation on a target is a POSIX shell script run there; slots, journal
+//! and lock live in its state directory:
+//!
+//! ```text
+//! STATE/MODULE/lock/holder        who holds the target (mkdir is the lock)
+//! STATE/MODULE/journal            the operation in progress and its last finished step
+//! STATE/MODULE/staging/           the module being staged (MODULE.ko + meta)
+//! STATE/MODULE/slots/active/      what is installed in the module directory
+//! STATE/MODULE/slots/rollback/    the last known good module
+//! STATE/MODULE/forensics/V-SRCV/  modules taken out of service, never deleted
+//! ```
+//!
+//! Every change is a write to a temporary file, `sync`, and a rename; the journal is
+//! written before each step's effects and every step is idempotent, so `recover` can finish
+//! (or, before the staged module was verified, undo) an interrupted operation.
+
+pub mod journal;
+use crate::error::{BenchError, Kind, Result};
+use crate::shell::q;
+use journal::{Journal, Op, Step};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// How bench reaches a target.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// A board over ssh (`host`, `user`, `port`, ...).
+    Ssh,
+    /// A directory on this machine standing for the board's `/` (`root`).
+    Local,
+    /// The kernel lab's VM: its module tree is the lab disk; `root` names the lab directory.
+    Lab,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    pub transport: Transport,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Extra `ssh -F` configuration file and `-i` identity (otherwise ~/.ssh/config rules).
+    #[serde(default)]
+    pub ssh_config: Option<String>,
+    #[serde(default)]
+    pub identity: Option<String>,
+    /// More `ssh -o` options.
+    #[serde(default)]
+    pub options: Vec<String>,
+    /// Path prefix on the target ("/" on a board; a directory for a local root).
+    #[serde(default)]
+    pub root: Option<String>,
+    /// Kernel release (default: `uname -r` on the target).
+    #[serde(default)]
+    pub kernel: Option<String>,
+    /// Module directory under /lib/modules/KVER.
+    #[serde(default)]
+    pub module_dir: Option<String>,
+    #[serde(default)]
+    pub state_dir: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BenchToml {
+    #[serde(default)]
+    pub module: Option<String>,
+    #[serde(default)]
+    pub targets: BTreeMap<String, TargetConfig>,
+}
+
+pub fn load_config(root: &Path) -> Result<BenchToml> {
+    let p = root.join("bench.toml");
+    let text = match std::fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BenchToml::default()),
+        Err(e) => return Err(BenchError::usage(format!("cannot read {}", p.display())).cause(e.to_string())),
+    };
+    let conf: BenchToml = toml::from_str(&text).map_err(|e| {
+        let (l, c) = e.span().map_or((0, 0), |s| crate::workspace::variant::line_col(&text, s.start));
+        BenchError::usage(format!("{}:{l}:{c}: {}", p.display(), e.message().trim()))
+    })?;
+    validate(&conf, &text, &p.display().to_string())?;
+    Ok(conf)
+}
+
+/// Values that reach a command line, a shell on a target or a path: a name never starts
+/// with `-` (ssh would read an option) and never holds a path separator or `..`.
+fn validate(conf: &BenchToml, text: &str, file: &str) -> Result<()> {
+    let at = |value: &str| -> String {
+        let line = text.lines().position(|l| l.contains(value)).map_or(0, |i| i + 1);
+        format!("{file}:{line}")
+    };
+    let word = |what: &str, v: &str, allow: &dyn Fn(char) -> bool, right: &str| -> Result<()> {
+        if v.is_empty() || v.starts_with('-') || !v.chars().all(allow) {
+            return Err(BenchError::usage(format!("{}: {what} `{v}` is not allowed", at(v))).hint(right.to_string()));
+        }
+        Ok(())
+    };
+    let name_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if let Some(m) = &conf.module {
+        word("module", m, &name_char, "a module name is letters, digits, `_` and `-`, e.g. module = \"bes2600\"")?;
+    }
+    for (name, t) in &conf.targets {
+        word("target name", name, &name_char, "a target name is letters, digits, `_` and `-`")?;
+        if let Some(h) = &t.host {
+            let host_char = |c: char| c.is_ascii_alphanumeric() || ".-_:[]".contains(c);
+            word(
+                "host",
+                h,
+                &host_char,
+                "a host name or address, e.g. host = \"ohm.local\"; ssh options go in `options`",
+            )?;
+        }
+        if let Some(u) = &t.user {
+            word("user", u, &|c: char| name_char(c) || c == '.', "a login name, e.g. user = \"root\"")?;
+        }
+        if let Some(k) = &t.kernel {
+            word(
+                "kernel",
+                k,
+                &|c: char| c.is_ascii_alphanumeric() || "._+-".contains(c),
+                "a kernel release as `uname -r` prints it",
+            )?;
+        }
+        if let Some(d) = &t.module_dir {
+            if d.starts_with('/') || d.split('/').any(|p| p == "..") || d.starts_with('-') {
+                return Err(BenchError::usage(format!("{}: module_dir `{d}` is not allowed", at(d)))
+                    .hint("a directory under /lib/modules/KVER without `..`, e.g. module_dir = \"updates/dkms\""));
+            }
+        }
+        for o in &t.options {
+            if o.starts_with('-') {
+                return Err(BenchError::usage(format!("{}: ssh option `{o}` is not allowed", at(o)))
+                    .hint("options are `-o` values: KEY=VALUE, e.g. options = [\"StrictHostKeyChecking=no\"]"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One slot's metadata.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Meta {
+    pub sha256: String,
+    pub srcversion: String,
+    pub variant: String,
+    pub build: String,
+    pub time: String,
+}
+
+impl Meta {
+    fn parse(text: &str) -> Meta {
+        let mut m = Meta::default();
+        for line in text.lines() {
+            if let Some((k, v)) = line.split_once('=') {
+                let v = v.to_string();
+                match k {
+                    "sha256" => m.sha256 = v,
+                    "srcversion" => m.srcversion = v,
+                    "variant" => m.variant = v,
+                    "build" => m.build = v,
+                    "time" => m.time = v,
+                    _ => {}
+                }
+            }
+        }
+        m
+    }
+    fn render(&self) -> String {
+        format!(
+            "sha256={}\nsrcversion={}\nvariant={}\nbuild={}\ntime={}\n",
+            self.sha256, self.srcversion, self.variant, self.build, self.time
+        )
+    }
+}
+
+pub struct Target {
+    pub name: String,
+    cfg: TargetConfig,
+    pub module: String,
+    /// Absolute paths on the target.
+    pub root: String,
+    pub kver: String,
+    pub state: String,
+    pub moddir: String,
+    pub dry_run: bool,
+    pub log: Vec<String>,
+}
+
+fn now() -> String {
+    let secs =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    crate::workspace::git::rfc3339(secs)
+}
+
+/// The test hook: `BENCH_FAULT_AFTER=STEP` kills bench with SIGKILL right after STEP.
+fn fault_point(step: &str) {
+    if std::env::var("BENCH_FAULT_AFTER").ok().as_deref() == Some(step) {
+        let _ = Command::new("kill").args(["-KILL", &std::process::id().to_string()]).status();
+        std::thread::sleep(std::time::Duration::from_secs(10));
+    }
+}
+
+impl Target {
+    pub fn open(root: &Path, name: &str, dry_run: bool) -> Result<Target> {
+        let conf = load_config(root)?;
+        let Some(cfg) = conf.targets.get(name).cloned() else {
+            let known: Vec<&str> = conf.targets.keys().map(String::as_str).collect();
+            let mut e = BenchError::usage(format!("unknown target `{name}`"));
+            e = match crate::workspace::variant::nearest(name, &known) {
+                Some(n) => e.hint(format!("did you mean `{n}`? Targets are [targets.NAME] tables in bench.toml")),
+                None => e.hint(format!(
+                    "targets in bench.toml: {}",
+                    if known.is_empty() { "(none)".into() } else { known.join(", ") }
+                )),
+            };
+            return Err(e);
+        };
+        let mut cfg = cfg;
+        if cfg.transport == Transport::Lab {
+            // The kernel lab's VM: its module tree is the lab disk, packed into the
+            // initramfs at every `bench lab boot`; `root` names the lab directory.
+            let lab = crate::lab::Lab::at(cfg.root.as_deref().map(Path::new), root);
+            cfg.kernel = Some(lab.kernel_release()?);
+            let disk = lab.disk();
+            std::fs::create_dir_all(&disk)
+                .map_err(|e| BenchError::env(format!("cannot create {}", disk.display())).cause(e.to_string()))?;
+            cfg.root = Some(disk.display().to_string());
+            cfg.transport = Transport::Local;
+        }
+        if cfg.transport == Transport::Ssh && cfg.host.is_none() {
+            return Err(BenchError::usage(format!("target `{name}`: transport ssh needs host")));
+        }
+        if cfg.transport == Transport::Local && cfg.root.is_none() {
+            return Err(BenchError::usage(format!("target `{name}`: transport local needs root (a directory)")));
+        }
+        let module = conf.module.clone().unwrap_or_else(|| "bes2600".into());
+        let troot = cfg.root.clone().unwrap_or_else(|| "/".into()).trim_end_matches('/').to_string();
+        let mut t = Target {
+            name: name.into(),
+            module: module.clone(),
+            root: troot.clone(),
+            kver: String::new(),
+            state: format!("{troot}{}/{module}", cfg.state_dir.clone().unwrap_or_else(|| "/var/lib/bench".into())),
+            moddir: String::new(),
+            cfg,
+            dry_run,
+            log: Vec::new(),
+        };
+        if t.cfg.transport == Transport::Ssh {
+            t.start_master()?;
+        }
+        // Reach the target and check its tools before anything changes.
+        let probe = t.sh_read(
+            "for c in sha256sum modinfo depmod sync; do command -v $c >/dev/null || echo missing:$c; done; uname -r",
+            None,
+        )?;
+        if let Some(m) = probe.lines().find_map(|l| l.strip_prefix("missing:")) {
+            return Err(BenchError::env(format!("target `{name}` has no `{m}`")).hint(
+                if m == "modinfo" || m == "depmod" {
+                    "install kmod on the target"
+                } else {
+                    "install coreutils on the target"
+                },
+            ));
+        }
+        let uname = probe.lines().last().unwrap_or("").trim().to_string();
+        t.kver = t.cfg.kernel.clone().unwrap_or(uname);
+        t.moddir = format!(
+            "{}/lib/modules/{}/{}",
+            t.root,
+            t.kver,
+            t.cfg.module_dir.clone().unwrap_or_else(|| "updates/dkms".into())
+        );
+        Ok(t)
+    }
+
+    fn control_path(&self) -> String {
+        format!(
+            "/tmp/bench-ssh-{}-{}",
+            std::process::id(),
+            self.name.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>()
+        )
+    }
+
+    /// Opens the shared ssh connection: a master with no terminal and no inherited output,
+    /// closed on drop (and by ssh itself after a minute idle, should bench be killed).
+    fn start_master(&self) -> Result<()> {
+        let c = self.command("true");
+        let args: Vec<std::ffi::OsString> = c.get_args().map(|a| a.to_os_string()).collect();
+        let mut m = Command::new("ssh");
+        m.args(["-M", "-N", "-f", "-o", "ControlPersist=60s"]);
+        // Everything but the remote command.
+        m.args(&args[..args.len() - 1]);
+        let out = m.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).output().map_err(|e| {
+            BenchError::env(format!("cannot start ssh for target `{}`", self.name)).cause(e.to_string())
+        })?;
+        let _ = c.get_program();
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(self.unreachable(String::from_utf8_lossy(&out.stderr).trim()))
+    }
+
+    /// The error for an ssh connection that failed, with what to check.
+    fn unreachable(&self, stderr: &str) -> BenchError {
+        let hint = if stderr.contains("Permission denied") {
+            "authentication failed: check the user, the key (identity) and the target's authorized_keys"
+        } else if stderr.contains("Could not resolve") {
+            "the host name does not resolve"
+        } else {
+            "the host is unreachable: check host, port and that sshd runs"
+        };
+        BenchError::env(format!("cannot reach target `{}` over ssh", self.name)).cause(stderr.to_string()).hint(hint)
+    }
+
+    fn command(&self, script: &str) -> Command {
+        if self.cfg.transport == Transport::Local {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(script);
+            c
+        } else {
+            let mut c = Command::new("ssh");
+            c.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]);
+            if let Some(f) = &self.cfg.ssh_config {
+                c.arg("-F").arg(f);
+            }
+            if let Some(i) = &self.cfg.identity {
+                c.arg("-i").arg(i);
+            }
+            // The user's options first: for ssh the first setting of an option wins.
+            for o in &self.cfg.options {
+                c.arg("-o").arg(o);
+            }
+            // One connection for all the steps of an operation (see `start_master`).
+            c.arg("-o").arg(format!("ControlPath={}", self.control_path()));
+            if let Some(p) = self.cfg.port {
+                c.arg("-p").arg(p.to_string());
+            }
+            let host = self.cfg.host.clone().unwrap_or_default();
+            // `--`: whatever the destination is, ssh never reads it as an option.
+            c.arg("--");
+            c.arg(match &self.cfg.user {
+                Some(u) => format!("{u}@{host}"),
+                None => host,
+            });
+            c.arg(format!("sh -c {}", q(script)));
+            c
+        }
+    }
+
+    /// Runs a script that only reads (also in a dry run).
+    fn sh_read(&self, script: &str, stdin: Option<&[u8]>) -> Result<String> {
+        self.exec(script, stdin)
+    }
+
+    /// Runs a script that changes the target (printed, not run, in a dry run).
+    fn sh(&mut self, what: &str, script: &str, stdin: Option<&[u8]>) -> Result<String> {
+        self.log.push(format!("{what}: {script}"));
+        if self.dry_run {
+            return Ok(String::new());
+        }
+        self.exec(script, stdin)
+    }
+
+    fn exec(&self, script: &str, stdin: Option<&[u8]>) -> Result<String> {
+        use std::io::Write;
+        let mut cmd = self.command(script);
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| {
+            BenchError::env(format!(
+                "cannot start {} for target `{}`",
+                if self.cfg.transport == Transport::Ssh { "ssh" } else { "sh" },
+                self.name
+            ))
+            .cause(e.to_string())
+        })?;
+        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            let _ = pipe.write_all(data);
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| BenchError::env("the target command did not finish").cause(e.to_string()))?;
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        if self.cfg.transport == Transport::Ssh && out.status.code() == Some(255) {
+            return Err(self.unreachable(&stderr));
+        }
+        let e = BenchError::env(format!("a command failed on target `{}`", self.name)).cause(stderr.clone());
+        Err(if stderr.contains("No space left") {
+            e.hint("the target's disk is full: nothing was activated; free space and stage again")
+        } else {
+            e
+        })
+    }
+
+    fn put(&mut self, what: &str, path: &str, bytes: &[u8]) -> Result<()> {
+        let script = format!(
+            "set -e; d=$(dirname {p}); mkdir -p \"$d\"; t=\"$d/.$(basename {p}).tmp.$$\"; cat > \"$t\"; sync \"$t\" 2>/dev/null || sync; mv -f \"$t\" {p}",
+            p = q(path)
+        );
+        self.sh(what, &script, Some(bytes)).map(|_| ())
+    }
+
+    fn read_file(&self, path: &str) -> Result<Option<String>> {
+        let out = self.sh_read(&format!("if [ -f {p} ]; then echo y; cat {p}; else echo n; fi", p = q(path)), None)?;
+        Ok(out.strip_prefix("y\n").map(str::to_string))
+    }
+
+    // ----- lock and journal
+
+    fn lock(&mut self, what: &str) -> Result<()> {
+        let holder = format!(
+            "pid {} on {}: {what} (since {})",
+            std::process::id(),
+            std::env::var("HOSTNAME")
+                .ok()
+                .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+                .unwrap_or_default()
+                .trim(),
+            now()
+        );
+        let lock = format!("{}/lock", self.state);
+        let script = format!(
+            "mkdir -p {s} || exit 1; if mkdir {l} 2>/dev/null; then if printf '%s\\n' {h} > {l}/holder 2>/dev/null; then echo ok; else rm -rf {l}; echo full; fi; else echo held; fi",
+            s = q(&self.state),
+            l = q(&lock),
+            h = q(&holder)
+        );
+        let out = self.sh("lock", &script, None)?;
+        if self.dry_run {
+            return Ok(());
+        }
+        match out.trim() {
+            "ok" => {}
+            "full" => {
+                return Err(BenchError::env(format!(
+                    "No space left on target `{}`: cannot even take its lock",
+                    self.name
+                ))
+                .hint("the target's disk is full: nothing was changed; free space and stage again"))
+            }
+            _ => {
+                let who = self.read_file(&format!("{lock}/holder"))?.unwrap_or_else(|| "unknown".into());
+                return Err(BenchError::new(Kind::Usage, format!("target `{}` is busy: {}", self.name, who.trim()))
+                    .hint("wait for it; if that bench was killed, run `bench target recover` first"));
+            }
+        }
+        Ok(())
+    }
+
+    fn unlock(&mut self) -> Result<()> {
+        let s = format!("rm -rf {}", q(&format!("{}/lock", self.state)));
+        self.sh("unlock", &s, None).map(|_| ())
+    }
+
+    fn journal(&mut self, j: &Journal) -> Result<()> {
+        let p = format!("{}/journal", self.state);
+        self.put(&format!("journal step={}", j.step), &p, j.render().as_bytes())
+    }
+
+    pub fn read_journal(&self) -> Result<Option<Journal>> {
+        let p = format!("{}/journal", self.state);
+        let Some(text) = self.read_file(&p)? else { return Ok(None) };
+        Journal::parse(&text).map(Some).map_err(|why| {
+            BenchError::env(format!("the journal {p} on target `{}` is not one bench writes", self.name))
+                .cause(why)
+                .hint("look at it: bench never leaves such a file; remove it by hand once the slots are checked")
+        })
+    }
+
+    // ----- slots
+
+    fn slot(&self, name: &str) -> String {
+        format!("{}/slots/{name}", self.state)
+    }
+
+    pub fn read_meta(&self, dir: &str) -> Result<Option<Meta>> {
+        Ok(self.read_file(&format!("{dir}/meta"))?.map(|t| Meta::parse(&t)))
+    }
+
+    /// sha256 of a file on the target, if it exists.
+    fn sha256_of(&self, path: &str) -> Result<Option<String>> {
+        let out = self.sh_read(&format!("[ -f {p} ] && sha256sum {p} | cut -d' ' -f1 || true", p = q(path)), None)?;
+        let s = out.trim();
+        Ok(if s.is_empty() { None } else { Some(s.to_string()) })
+    }
+
+    /// Moves a slot directory to forensics under a name that does not exist yet.
+    fn retire(&mut self, what: &str, dir: &str) -> Result<()> {
+        let meta = self.read_meta(dir)?.unwrap_or_default();
+        let base = format!(
+            "{}/forensics/{}-{}",
+            self.state,
+            if meta.variant.is_empty() { "unknown" } else { &meta.variant },
+            if meta.srcversion.is_empty() { "nosrcversion" } else { &meta.srcversion }
+        );
+        let script = format!(
+            "set -e; [ -d {d} ] || exit 0; mkdir -p {f}; n={b}; i=2; while [ -e \"$n\" ]; do n={b}-$i; i=$((i+1)); done; mv {d} \"$n\"; sync",
+            d = q(dir),
+            f = q(&format!("{}/forensics", self.state)),
+            b = q(&base)
+        );
+        self.sh(what, &script, None).map(|_| ())
+    }
+
+    fn exists(&self, dir: &str) -> Result<bool> {
+        Ok(self.sh_read(&format!("[ -d {} ] && echo y || echo n", q(dir)), None)?.trim() == "y")
+    }
+
+    /// Installs the active slot's module, runs depmod and checks the installed file.
+    fn install_active(&mut self) -> Result<Meta> {
+        let active = self.slot("active");
+        let meta = self.read_meta(&active)?.unwrap_or_default();
+        let target = format!("{}/{}.ko", self.moddir, self.module);
+        let script = format!(
+            "set -e; mkdir -p {m}; t={m}/.{n}.ko.tmp.$$; cp {src} \"$t\"; sync \"$t\" 2>/dev/null || sync; mv -f \"$t\" {dst}",
+            m = q(&self.moddir),
+            n = self.module,
+            src = q(&format!("{active}/{}.ko", self.module)),
+            dst = q(&target)
+        );
+        self.sh("install", &script, None)?;
+        fault_point("install");
+        let depmod = if self.root.is_empty() {
+            format!("depmod {}", q(&self.kver))
+        } else {
+            format!("depmod -b {} {}", q(&self.root), q(&self.kver))
+        };
+        self.sh("depmod", &depmod, None)?;
+        fault_point("depmod");
+        if !self.dry_run {
+            let got = self.sha256_of(&target)?.unwrap_or_default();
+            let srcv = self.sh_read(&format!("modinfo -F srcversion {}", q(&target)), None)?.trim().to_string();
+            if got != meta.sha256 || srcv != meta.srcversion {
+                return Err(BenchError::env(format!(
+                    "the installed {} does not match the active slot (sha256 {got}, srcversion {srcv})",
+                    target
+                )));
+            }
+        }
+        Ok(meta)
+    }
+
+    // ----- operations
+
+    /// Stages `ko` as the active module; the previous active goes to rollback (or to
+    /// forensics when `failed`), a displaced rollback to forensics.
+    pub fn stage(&mut self, ko: &[u8], variant: &str, build: &str, failed: bool, corrupt_upload: bool) -> Result<Meta> {
+        let sha = crate::fsutil::sha256_hex(ko);
+        self.lock(&format!("bench stage --variant {variant}"))?;
+        fault_point("lock");
+        let result = self.stage_locked(ko, &sha, variant, build, failed, corrupt_upload);
+        if result.is_err() && !self.dry_run {
+            match self.read_journal() {
+                // Before the staged module was verified nothing changed: undo and unlock.
+                Ok(Some(j)) if j.step == Step::Begin => {
+                    let _ = self.undo_unverified_stage();
+                }
+                Ok(None) => {
+                    let _ = self.unlock();
+                }
+                // Later, the journal and lock stay for `bench target recover`.
+                _ => {
+                    return result.map_err(|e| {
+                        e.hint(format!("run `bench target recover {}` to complete the operation", self.name))
+                    });
+                }
+            }
+        }
+        result
+    }
+
+    fn stage_locked(
+        &mut self,
+        ko: &[u8],
+        sha: &str,
+        variant: &str,
+        build: &str,
+        failed: bool,
+        corrupt: bool,
+    ) -> Result<Meta> {
+        let mut j = Journal { variant: variant.into(), sha256: sha.into(), failed, ..Journal::new(Op::Stage) };
+        self.journal(&j)?;
+        fault_point("journal-begin");
+        let staging = format!("{}/staging", self.state);
+        let mut bytes = ko.to_vec();
+        if corrupt && !bytes.is_empty() {
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0xff;
+        }
+        self.sh("clear staging", &format!("rm -rf {s}; mkdir -p {s}", s = q(&staging)), None)?;
+        self.put("upload", &format!("{staging}/{}.ko", self.module), &bytes)?;
+        fault_point("upload");
+        let meta = if self.dry_run {
+            Meta { sha256: sha.into(), variant: variant.into(), build: build.into(), time: now(), ..Default::default() }
+        } else {
+            let got = self.sha256_of(&format!("{staging}/{}.ko", self.module))?.unwrap_or_default();
+            if got != sha {
+                return Err(BenchError::env(format!(
+                    "the module's sha256 on target `{}` is {got}, not {sha}: the copy is damaged",
+                    self.name
+                ))
+                .hint("nothing was activated; stage again"));
+            }
+            let srcv = self
+                .sh_read(&format!("modinfo -F srcversion {}", q(&format!("{staging}/{}.ko", self.module))), None)?
+                .trim()
+                .to_string();
+            Meta { sha256: sha.into(), srcversion: srcv, variant: variant.into(), build: build.into(), time: now() }
+        };
+        self.put("staging meta", &format!("{staging}/meta"), meta.render().as_bytes())?;
+        j.step = Step::Prepared;
+        j.srcversion = meta.srcversion.clone();
+        self.journal(&j)?;
+        fault_point("prepared");
+        self.stage_forward(&mut j)?;
+        Ok(meta)
+    }
+
+    /// Undoes a stage whose module was not verified yet: no slot had changed, so only the
+    /// staging copy and the journal go, then the lock.
+    fn undo_unverified_stage(&mut self) -> Result<()> {
+        let undo =
+            format!("rm -rf {} {}", q(&format!("{}/staging", self.state)), q(&format!("{}/journal", self.state)));
+        self.sh("undo", &undo, None)?;
+        self.unlock()
+    }
+
+    /// The steps after `prepared`, each idempotent.
+    fn stage_forward(&mut self, j: &mut Journal) -> Result<()> {
+        let failed = j.failed;
+        if j.step < Step::RollbackDisplaced {
+            if !failed {
+                let rb = self.slot("rollback");
+                self.retire("displace rollback", &rb)?;
+            }
+            fault_point("rollback-displaced");
+            j.step = Step::RollbackDisplaced;
+            self.journal(j)?;
+        }
+        if j.step < Step::ActiveDemoted {
+            let active = self.slot("active");
+            if failed {
+                self.retire("retire failed active", &active)?;
+            } else {
+                let script = format!(
+                    "set -e; if [ -d {a} ] && [ ! -d {r} ]; then mkdir -p {s}; mv {a} {r}; sync; fi",
+                    a = q(&active),
+                    r = q(&self.slot("rollback")),
+                    s = q(&format!("{}/slots", self.state))
+                );
+                self.sh("demote active", &script, None)?;
+            }
+            fault_point("active-demoted");
+            j.step = Step::ActiveDemoted;
+            self.journal(j)?;
+        }
+        if j.step < Step::Promoted {
+            let script = format!(
+                "set -e; if [ -d {st} ] && [ ! -d {a} ]; then mkdir -p {s}; mv {st} {a}; sync; fi",
+                st = q(&format!("{}/staging", self.state)),
+                a = q(&self.slot("active")),
+                s = q(&format!("{}/slots", self.state))
+            );
+            self.sh("promote staged", &script, None)?;
+            fault_point("promoted");
+            j.step = Step::Promoted;
+            self.journal(j)?;
+        }
+        self.install_active()?;
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.sh("finish", &format!("rm -f {}; sync", q(&format!("{}/journal", self.state))), None)?;
+        self.unlock()
+    }
+
+    /// Restores the rollback slot; the replaced module is kept in forensics.
+    pub fn rollback(&mut self) -> Result<Meta> {
+        if !self.dry_run && !self.exists(&self.slot("rollback"))? {
+            return Err(BenchError::usage(format!("target `{}` has no rollback module", self.name))
+                .hint("stage a module first; the one it replaces becomes the rollback"));
+        }
+        self.lock("bench rollback")?;
+        let mut j = Journal::new(Op::Rollback);
+        let r = self.journal(&j).and_then(|_| {
+            fault_point("rollback-begin");
+            self.rollback_forward(&mut j)
+        });
+        // On an error the journal and lock stay: `recover` completes the rollback.
+        r?;
+        Ok(self.read_meta(&self.slot("active"))?.unwrap_or_default())
+    }
+
+    fn rollback_forward(&mut self, j: &mut Journal) -> Result<()> {
+        if j.step == Step::Begin {
+            let (a, r) = (self.slot("active"), self.slot("rollback"));
+            // Retire active only while the rollback is still waiting to be promoted.
+            if self.dry_run || (self.exists(&a)? && self.exists(&r)?) {
+                self.retire("retire active", &a)?;
+            }
+            fault_point("active-retired");
+            j.step = Step::ActiveRetired;
+            self.journal(j)?;
+        }
+        if j.step == Step::ActiveRetired {
+            let script = format!(
+                "set -e; if [ -d {r} ] && [ ! -d {a} ]; then mv {r} {a}; sync; fi",
+                r = q(&self.slot("rollback")),
+                a = q(&self.slot("active"))
+            );
+            self.sh("promote rollback", &script, None)?;
+            fault_point("rollback-promoted");
+            j.step = Step::Promoted;
+            self.journal(j)?;
+        }
+        self.install_active()?;
+        self.finish()
+    }
+
+    /// Completes or undoes an interrupted operation. Returns what was done.
+    pub fn recover(&mut self) -> Result<String> {
+        let Some(mut j) = self.read_journal()? else {
+            let lock = format!("{}/lock", self.state);
+            if self.exists(&lock)? {
+                self.unlock()?;
+                return Ok("no interrupted operation; removed a stale lock".into());
+            }
+            return Ok("nothing to recover".into());
+        };
+        let step = j.step;
+        match (j.op, step) {
+            (Op::Stage, Step::Begin) => {
+                self.undo_unverified_stage()?;
+                Ok("undid an interrupted stage (the module was not verified yet; nothing had changed)".into())
+            }
+            (Op::Stage, _) => {
+                self.stage_forward(&mut j)?;
+                Ok(format!("completed an interrupted stage of {} (from step {step})", j.variant))
+            }
+            (Op::Rollback, _) => {
+                self.rollback_forward(&mut j)?;
+                Ok(format!("completed an interrupted rollback (from step {step})"))
+            }
+        }
+    }
+
+    /// Slots and the loaded module.
+    pub fn status(&self) -> Result<Status> {
+        let mut slots = Vec::new();
+        for s in ["active", "rollback"] {
+            if let Some(m) = self.read_meta(&self.slot(s))? {
+                let ok = self.sha256_of(&format!("{}/{}.ko", self.slot(s), self.module))?.as_deref()
+                    == Some(m.sha256.as_str());
+                slots.push((s.to_string(), m, ok));
+            }
+        }
+        let list =
+            self.sh_read(&format!("ls {} 2>/dev/null || true", q(&format!("{}/forensics", self.state))), None)?;
+        for d in list.lines().filter(|l| !l.is_empty()) {
+            let dir = format!("{}/forensics/{d}", self.state);
+            if let Some(m) = self.read_meta(&dir)? {
+                let ok = self.sha256_of(&format!("{dir}/{}.ko", self.module))?.as_deref() == Some(m.sha256.as_str());
+                slots.push((format!("forensics/{d}"), m, ok));
+            }
+        }
+        let loaded = self
+            .sh_read(
+                &format!(
+                    "cat {} 2>/dev/null || true",
+                    q(&format!("{}/sys/module/{}/srcversion", self.root, self.module))
+                ),
+                None,
+            )?
+            .trim()
+            .to_string();
+        let installed = self.sha256_of(&format!("{}/{}.ko", self.moddir, self.module))?;
+        Ok(Status {
+            slots,
+            loaded_srcversion: if loaded.is_empty() { None } else { Some(loaded) },
+            installed_sha256: installed,
+            journal: self.read_journal()?,
+        })
+    }
+
+    /// `rmmod` then `modprobe`, and the loaded srcversion.
+    pub fn reload(&mut self) -> Result<String> {
+        if !self.root.is_empty() {
+            return Err(BenchError::usage(format!(
+                "--reload needs a live kernel: target `{}` is a root directory",
+                self.name
+            )));
+        }
+        self.sh("reload", &format!("rmmod {m} 2>/dev/null || true; modprobe {m}", m = self.module), None)?;
+        Ok(self.sh_read(&format!("cat /sys/module/{}/srcversion", self.module), None)?.trim().to_string())
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if self.cfg.transport == Transport::Ssh {
+            let _ = Command::new("ssh")
+                .args(["-o", &format!("ControlPath={}", self.control_path()), "-O", "exit", "x"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+pub struct Status {
+    pub slots: Vec<(String, Meta, bool)>,
+    pub loaded_srcversion: Option<String>,
+    pub installed_sha256: Option<String>,
+    pub journal: Option<Journal>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(toml_text: &str) -> Result<BenchToml> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bench.toml"), toml_text).unwrap();
+        load_config(dir.path())
+    }
+
+    #[test]
+    fn values_that_reach_ssh_or_paths_are_validated() {
+        for (text, needle) in [
+            ("[targets.t]\ntransport = \"ssh\"\nhost = \"-V\"\n", "bench.toml:3: host `-V` is not allowed"),
+            ("[targets.t]\ntransport = \"ssh\"\nhost = \"-oProxyCommand=x\"\n", "host `-oProxyCommand=x`"),
+            ("[targets.t]\ntransport = \"ssh\"\nhost = \"a b\"\n", "host `a b`"),
+            ("module = \"../../evil\"\n", "bench.toml:1: module `../../evil` is not allowed"),
+            ("module = \"-x\"\n", "module `-x`"),
+            ("[targets.t]\ntransport = \"ssh\"\nhost = \"h\"\nuser = \"-l\"\n", "user `-l`"),
+            ("[targets.t]\ntransport = \"ssh\"\nhost = \"h\"\nmodule_dir = \"../x\"\n", "module_dir `../x`"),
+            ("[targets.t]\ntransport = \"ssh\"\nhost = \"h\"\noptions = [\"-F/tmp/x\"]\n", "ssh option `-F/tmp/x`"),
+            ("[targets.t]\ntransport = \"ssh\"\nhost = \"h\"\nkernel = \"6.1;rm\"\n", "kernel `6.1;rm`"),
+        ] {
+            let e = check(text).unwrap_err();
+            assert!(e.message.contains(needle), "{text}: {}", e.message);
+            assert!(e.hint.is_some(), "{text}: says what would be right");
+        }
+        let ok = check("module = \"bes2600\"\n[targets.ohm]\ntransport = \"ssh\"\nhost = \"ohm.local\"\nuser = \"root\"\nmodule_dir = \"updates/dkms\"\nkernel = \"6.19.10\"\n");
+        assert!(ok.is_ok(), "{:?}", ok.err().map(|e| e.message));
+    }
+}

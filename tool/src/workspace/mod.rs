@@ -1,0 +1,47 @@
+//! Finding the bench workspace: the nearest directory, from `--workspace`, `BENCH_WORKSPACE`
+//! or the current directory upwards, that holds `driver/Cargo.toml`.
+
+pub mod git;
+pub mod ledger;
+pub mod notes;
+pub mod variant;
+
+use crate::error::{BenchError, Result};
+use std::path::{Path, PathBuf};
+
+/// The `--workspace` option every command takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct WorkspaceArg {
+    /// The bench workspace (default: found from the current directory).
+    #[arg(long)]
+    pub workspace: Option<PathBuf>,
+}
+
+impl WorkspaceArg {
+    pub fn root(&self) -> Result<PathBuf> {
+        find(self.workspace.as_deref())
+    }
+}
+
+pub fn find(explicit: Option<&Path>) -> Result<PathBuf> {
+    let start = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => match std::env::var_os("BENCH_WORKSPACE") {
+            Some(p) => PathBuf::from(p),
+            None => std::env::current_dir()
+                .map_err(|e| BenchError::env("cannot read the current directory").cause(e.to_string()))?,
+        },
+    };
+    let mut dir = start.as_path();
+    loop {
+        if dir.join("driver").join("Cargo.toml").is_file() {
+            return Ok(dir.to_path_buf());
+        }
+        match dir.parent() {
+            Some(p) => dir = p,
+            None => return Err(BenchError::usage(format!("no bench workspace at or above {}", start.display())).hint(
+                "run bench inside the repository (the directory holding driver/ and tool/), or pass --workspace DIR",
+            )),
+        }
+    }
+}
