@@ -3,9 +3,9 @@
 //! [`super::run`] drives it.
 
 use super::air::TcpAir;
-use crate::chip::Chip;
 use super::cost::CostModel;
 use super::rng::Rng;
+use crate::chip::Chip;
 use crate::platform::{LockId, Warning};
 use corosensei::Yielder;
 use std::cell::{Cell, RefCell};
