@@ -4,21 +4,10 @@
 
 use crate::device::{Bes2600, TxDesc, TxKind, WSM_MAX_INPUT_BUFFERS};
 use crate::platform::{Event, Frame, Ordering, Platform, Warning, Work};
-use crate::wsm::{self, RxMsg};
+use crate::wsm::{self, RxError, RxMsg};
 
 /// The BH declares a missed interrupt after waiting this long with buffers outstanding.
 pub const BH_MISSED_IRQ_TIMEOUT_MS: u32 = 5_000;
-
-/// Why handling one received message failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RxError {
-    /// `wsm_release_tx_buffer` returned -1.
-    Release,
-    /// The sequence number was not the expected one.
-    Sequence,
-    /// The startup indication carried an impossible buffer count.
-    Startup,
-}
 
 impl<P: Platform> Bes2600<P> {
     /// The BH loop. Runs until `bh_term` or an error; each pass handles RX (when `bh_rx`

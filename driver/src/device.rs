@@ -8,6 +8,12 @@ use crate::shared::{Owned, SpinLock};
 use crate::wsm::{self, RxMsg};
 use core::mem::MaybeUninit;
 
+/// Most frames `sdio_tx_work` writes in one transfer.
+pub const TX_XFER_MAX_FRAMES: usize = 16;
+/// Largest TX frame of the model (a TCP ACK or a WSM command, with headers).
+pub const TX_FRAME_MAX_BYTES: usize = 128;
+pub const TX_XFER_MAX_BYTES: usize = TX_XFER_MAX_FRAMES * TX_FRAME_MAX_BYTES;
+
 /// The features this build of the driver was compiled with.
 pub const FEATURES: &[&str] = &[
     #[cfg(feature = "patch-b")]
@@ -141,7 +147,7 @@ pub struct Bes2600<P: Platform> {
     pub rx_batch_buf: Owned<[u8; wsm::BATCH_MAX_BYTES]>,
     /// DMA buffer for one TX transfer.
     /// contract: owner(tx_work)
-    pub tx_xfer_buf: Owned<[u8; crate::sdio::TX_XFER_MAX_BYTES]>,
+    pub tx_xfer_buf: Owned<[u8; TX_XFER_MAX_BYTES]>,
 }
 
 impl<P: Platform> Bes2600<P> {

@@ -1,15 +1,10 @@
 //! The SDIO side: the interrupt handler, `sdio_rx_work` (control byte, batch read,
 //! `extract_packets`) and `sdio_tx_work` (up to 16 frames per transfer).
 
-use crate::device::{Bes2600, TxKind};
+use crate::device::{Bes2600, TxKind, TX_FRAME_MAX_BYTES, TX_XFER_MAX_FRAMES};
 use crate::platform::{CpuOp, Frame, Platform, Warning, Work};
 use crate::wsm;
 
-/// Most frames `sdio_tx_work` writes in one transfer.
-pub const TX_XFER_MAX_FRAMES: usize = 16;
-/// Largest TX frame of the model (a TCP ACK or a WSM command, with headers).
-pub const TX_FRAME_MAX_BYTES: usize = 128;
-pub const TX_XFER_MAX_BYTES: usize = TX_XFER_MAX_FRAMES * TX_FRAME_MAX_BYTES;
 /// Most batches one run of `sdio_rx_work` reads before it yields the workqueue. The chip
 /// reports one batch per control-byte read; a well-behaved chip runs dry long before this,
 /// and the bound keeps a stuck control register from pinning the work item forever.
@@ -88,7 +83,7 @@ impl<P: Platform> Bes2600<P> {
             match self.handle_rx_skb(msg) {
                 Ok(true) => self.bh_wakeup_tx(),
                 Ok(false) => {}
-                Err(crate::bh::RxError::Release) => p.event(crate::platform::Event::ReleaseFailed { ret: -1 }),
+                Err(crate::wsm::RxError::Release) => p.event(crate::platform::Event::ReleaseFailed { ret: -1 }),
                 Err(_) => {}
             }
         });

@@ -1,10 +1,9 @@
 //! Message dispatch (`wsm_handle_rx`), TX confirms, and the two producers of TX frames:
 //! the network stack's transmit and WSM commands.
 
-use crate::bh::RxError;
 use crate::device::{Bes2600, TxDesc, TxKind, WSM_MAX_INPUT_BUFFERS, WSM_MAX_VIFS};
 use crate::platform::{CpuOp, Event, Frame, Ordering, Platform};
-use crate::wsm::{self, RxMsg};
+use crate::wsm::{self, RxError, RxMsg};
 
 impl<P: Platform> Bes2600<P> {
     /// `wsm_handle_rx`: dispatch by message id. Returns whether TX must restart.

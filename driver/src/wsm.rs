@@ -6,6 +6,17 @@
 //! sequence number; there are two sequence spaces (vendor messages use the second).
 
 /// `HI_STARTUP_IND`: firmware is up; the body starts with `numInpChBufs` (u16 LE).
+/// Why handling one received message failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RxError {
+    /// `wsm_release_tx_buffer` returned -1.
+    Release,
+    /// The sequence number was not the expected one.
+    Sequence,
+    /// The startup indication carried an impossible buffer count.
+    Startup,
+}
+
 pub const WSM_STARTUP_IND_ID: u16 = 0x0801;
 /// `WSM_RECEIVE_IND`: a received data frame. Body: 4-byte status, then the frame.
 pub const WSM_RECEIVE_IND_ID: u16 = 0x0804;

@@ -4,6 +4,7 @@
 //! cost model, and kernel-like failures. One `u64` seed gives one byte-identical report.
 
 pub mod air;
+pub mod config;
 pub mod core;
 pub mod cost;
 pub mod json;
@@ -12,7 +13,8 @@ pub mod report;
 pub mod rng;
 pub mod run;
 
+pub use config::{default_ramp, Config, Stage};
 pub use core::FailureKind;
 pub use cost::{CostModel, FAULTS};
 pub use report::{ContractLine, Report};
-pub use run::{default_ramp, run, Config, Stage};
+pub use run::run;

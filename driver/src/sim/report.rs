@@ -3,10 +3,10 @@
 //! offered rate in MB/s (10^6 bytes), work dispatches per second and per 1000 RX packets,
 //! BH redispatches, lock acquisitions, wake-ups per RX batch, modelled CPU shares, WARNs.
 
+use super::config::{Config, Stage, WARMUP_NS};
 use super::core::{Counters, Ctx, FailureKind, SimCore, NCTX};
 use super::cost::CostModel;
 use super::json::Json;
-use super::run::{Config, Stage, WARMUP_NS};
 use crate::platform::{LockId, Warning};
 
 const MIB: f64 = 1024.0 * 1024.0;

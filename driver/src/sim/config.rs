@@ -1,0 +1,32 @@
+//! What a simulator run is given: the seed, the ramp's stages and the cost model.
+
+use super::cost::CostModel;
+
+/// One stage of the ramp: an offered rate for a duration.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stage {
+    /// Offered over the air, in MB/s (10^6 bytes per second).
+    pub offered_mb_per_s: f64,
+    pub duration_s: u64,
+}
+
+/// The seed's Phase 7 ramp: 5 min at 1 MB/s, 10 at 2, 30 at 4, 30 at 8.
+pub fn default_ramp() -> Vec<Stage> {
+    vec![
+        Stage { offered_mb_per_s: 1.0, duration_s: 300 },
+        Stage { offered_mb_per_s: 2.0, duration_s: 600 },
+        Stage { offered_mb_per_s: 4.0, duration_s: 1800 },
+        Stage { offered_mb_per_s: 8.0, duration_s: 1800 },
+    ]
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub seed: u64,
+    pub stages: Vec<Stage>,
+    pub cost: CostModel,
+}
+
+/// Virtual time before the first stage: the chip boots and the firmware starts.
+pub const WARMUP_NS: u64 = 1_000_000_000;
