@@ -6,6 +6,7 @@
 
 use crate::error::{BenchError, Result};
 use crate::sim::ramp::{self, Stage};
+use crate::sim::report::SimReport;
 use crate::source::materialise::{self, CfgSet};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -219,23 +220,26 @@ impl Runner {
             cmd.arg("--stage").arg(format!("{}:{}", st.offered_mb_per_s, st.duration_s));
         }
         let out = cmd.output().map_err(|e| BenchError::env("cannot run the simulator").cause(e.to_string()))?;
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .map_err(|e| BenchError::env("simulator report is not JSON").cause(e.to_string()))?;
-        if report["clean"] != true {
-            let first = report["warns"][0]["message"]
-                .as_str()
-                .map(String::from)
-                .or_else(|| report["failures"][0]["detail"].as_str().map(String::from))
+        let report = match SimReport::parse(&out.stdout, &format!("the simulator of {}", s.label)) {
+            Ok(r) => r.data,
+            Err(e) => return Ok((Outcome::Skip, e.message)),
+        };
+        if !report.clean {
+            let first = report
+                .warns
+                .first()
+                .map(|w| w.message.clone())
+                .or_else(|| report.failures.first().map(|f| f.detail.clone()))
                 .unwrap_or_default();
             return Ok((Outcome::Bad, format!("seed {seed}: {first}")));
         }
         if let Some(min) = min {
-            for st in report["stages"].as_array().into_iter().flatten() {
-                let got = st["observed_mib_per_s"].as_f64().unwrap_or(0.0);
-                if got < min {
+            for st in &report.stages {
+                if st.observed_mib_per_s < min {
+                    let got = st.observed_mib_per_s;
                     return Ok((
                         Outcome::Bad,
-                        format!("seed {seed}: stage {} observed {got:.3} MiB/s < {min}", st["stage"]),
+                        format!("seed {seed}: stage {} observed {got:.3} MiB/s < {min}", st.stage),
                     ));
                 }
             }

@@ -5,6 +5,7 @@
 use crate::error::{BenchError, Result};
 use crate::sim;
 use crate::sim::ramp::{self, DEFAULT_RAMP};
+use crate::sim::report::SimReport;
 use crate::ui::Ui;
 use crate::workspace::variant;
 use clap::Args;
@@ -55,11 +56,9 @@ pub fn run(args: &BenchSimArgs, ui: &Ui) -> Result<()> {
             .map_err(|e| BenchError::env(format!("cannot start {}", exe.display())).cause(e.to_string()))?;
         let wall_s = start.elapsed().as_secs_f64();
         spinner.finish_and_clear();
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .map_err(|e| BenchError::env("the simulator's report is not JSON").cause(e.to_string()))?;
-        let packets: u64 =
-            report["stages"].as_array().into_iter().flatten().map(|s| s["rx_packets"].as_u64().unwrap_or(0)).sum();
-        let virtual_s = report["virtual_s"].as_f64().unwrap_or(0.0);
+        let report = SimReport::parse(&out.stdout, &format!("the simulator for `{}`", v.name))?.data;
+        let packets: u64 = report.stages.iter().map(|s| s.rx_packets).sum();
+        let virtual_s = report.virtual_s;
         rows.push((v.name.as_str(), wall_s, virtual_s, packets));
     }
     if args.json {

@@ -4,12 +4,11 @@
 use crate::error::{BenchError, Kind, Result};
 use crate::sim;
 use crate::sim::ramp::{self, DEFAULT_RAMP};
+use crate::sim::report::SimReport;
+use crate::sim::stress::{Runner, Swarm};
 use crate::ui::Ui;
 use crate::workspace::variant;
 use clap::Args;
-use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Exit status: 0 clean, 1 a WARN, TX wedge, dead link or BUG was recorded (usable as a \
@@ -66,36 +65,54 @@ pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
     let exe = sim::build::build(&root, variant);
     spinner.finish_and_clear();
     let exe = exe?;
+    let runner = Runner { exe: &exe, variant: &variant.name, stages: &stages, reps: args.reps, faults: &args.faults };
 
     if let Some(range) = args.seeds {
-        return swarm(args, ui, &exe, &stages, &variant.name, range);
+        let jobs = args
+            .jobs
+            .map(|j| j as usize)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let n = range.1 - range.0 + 1;
+        let bar = ui.bar(
+            n,
+            format!("swarm {} seeds {}..{} ({} at once)", variant.name, range.0, range.1, jobs.min(n as usize)),
+        );
+        let swarm = runner.swarm(range, jobs, &|| bar.inc(1));
+        bar.finish_and_clear();
+        let swarm = swarm?;
+        print_swarm(ui, args, &swarm);
+        if swarm.failed == 0 {
+            return Ok(());
+        }
+        return Err(BenchError::new(
+            Kind::Failed,
+            format!("variant `{}` failed on {} of {} seeds", variant.name, swarm.failed, swarm.runs.len()),
+        ));
     }
-    let faults = &args.faults;
-    let total_s: u64 = stages.iter().map(|s| s.duration_s).sum::<u64>() * args.reps as u64;
-    let bar = ui.bar(total_s, format!("stress {} seed {}", variant.name, args.seed));
-    let mut report = simulate(&exe, &variant.name, args.seed, &stages, args.reps, faults, Some(&bar))?;
+    let bar = ui.bar(runner.total_s(), format!("stress {} seed {}", variant.name, args.seed));
+    let report = runner.run(args.seed, &|s| bar.set_position(s));
     bar.finish_and_clear();
-    if let Value::Object(map) = &mut report {
-        map.insert("variant".into(), Value::String(variant.name.clone()));
-        map.insert("ramp".into(), Value::String(args.ramp.clone()));
-        map.insert("reps".into(), Value::from(args.reps));
-    }
-    let clean = report["clean"].as_bool().unwrap_or(false);
+    let mut report = report?;
+    report.annotate(&[
+        ("variant", variant.name.clone().into()),
+        ("ramp", args.ramp.clone().into()),
+        ("reps", args.reps.into()),
+    ]);
     // Kept for `bench pr` (the last run per variant).
     let stress_dir = crate::workspace::ledger::state_dir(&root).join("stress");
     if std::fs::create_dir_all(&stress_dir).is_ok() {
         let _ = crate::fsutil::write_synced(
             &stress_dir.join(format!("{}.json", variant.name)),
-            serde_json::to_string_pretty(&report).expect("a Value serialises").as_bytes(),
+            serde_json::to_string_pretty(&report.raw).expect("a Value serialises").as_bytes(),
             false,
         );
     }
     if args.json {
-        ui.out(serde_json::to_string_pretty(&report).expect("a Value serialises"));
+        ui.out(serde_json::to_string_pretty(&report.raw).expect("a Value serialises"));
     } else {
         render(ui, &report, args);
     }
-    if clean {
+    if report.data.clean {
         Ok(())
     } else {
         Err(BenchError::new(
@@ -127,131 +144,12 @@ fn parse_seeds(text: &str) -> std::result::Result<(u64, u64), String> {
     Ok((a, b))
 }
 
-/// Runs the simulator once; `bar` follows its progress.
-fn simulate(
-    exe: &std::path::Path,
-    variant: &str,
-    seed: u64,
-    stages: &[ramp::Stage],
-    reps: u32,
-    faults: &[String],
-    bar: Option<&indicatif::ProgressBar>,
-) -> Result<Value> {
-    let mut cmd = Command::new(exe);
-    cmd.arg("--seed").arg(seed.to_string()).arg("--progress");
-    for f in faults {
-        cmd.arg("--fault").arg(f);
-    }
-    for _ in 0..reps {
-        for s in stages {
-            cmd.arg("--stage").arg(format!("{}:{}", s.offered_mb_per_s, s.duration_s));
-        }
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| BenchError::env(format!("cannot start {}", exe.display())).cause(e.to_string()))?;
-    let mut sim_stderr = String::new();
-    if let Some(err) = child.stderr.take() {
-        for line in BufReader::new(err).lines().map_while(std::result::Result::ok) {
-            match line.strip_prefix("progress ").and_then(|r| r.split_once(' ')) {
-                Some((done_ms, _)) => {
-                    if let Some(bar) = bar {
-                        bar.set_position(done_ms.parse::<u64>().unwrap_or(0).saturating_sub(1000) / 1000)
-                    }
-                }
-                None => {
-                    sim_stderr.push_str(&line);
-                    sim_stderr.push('\n');
-                }
-            }
-        }
-    }
-    let output =
-        child.wait_with_output().map_err(|e| BenchError::env("the simulator did not finish").cause(e.to_string()))?;
-    let code = output.status.code();
-    if !matches!(code, Some(0) | Some(1)) {
-        return Err(BenchError::env(format!("the simulator for `{variant}` failed (status {code:?}, seed {seed})"))
-            .cause(sim_stderr.trim().to_string()));
-    }
-    serde_json::from_slice(&output.stdout)
-        .map_err(|e| BenchError::env("the simulator's report is not JSON").cause(e.to_string()))
-}
-
-/// The 95% Wilson score interval of `k` failures in `n` runs, as fractions.
-pub fn wilson(k: u64, n: u64) -> (f64, f64) {
-    if n == 0 {
-        return (0.0, 1.0);
-    }
-    let (k, n, z) = (k as f64, n as f64, 1.96f64);
-    let p = k / n;
-    let den = 1.0 + z * z / n;
-    let center = (p + z * z / (2.0 * n)) / den;
-    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / den;
-    ((center - half).max(0.0), (center + half).min(1.0))
-}
-
-fn swarm(
-    args: &StressArgs,
-    ui: &Ui,
-    exe: &std::path::Path,
-    stages: &[ramp::Stage],
-    variant: &str,
-    (first, last): (u64, u64),
-) -> Result<()> {
-    let seeds: Vec<u64> = (first..=last).collect();
-    let jobs = args
-        .jobs
-        .map(|j| j as usize)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .min(seeds.len());
-    let bar = ui.bar(seeds.len() as u64, format!("swarm {variant} seeds {first}..{last} ({jobs} at once)"));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: std::sync::Mutex<Vec<(u64, Result<Value>)>> = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(&seed) = seeds.get(i) else { break };
-                let r = simulate(exe, variant, seed, stages, args.reps, &args.faults, None);
-                results.lock().expect("no worker panics holding it").push((seed, r));
-                bar.inc(1);
-            });
-        }
-    });
-    bar.finish_and_clear();
-    let mut results = results.into_inner().expect("workers joined");
-    // The summary does not depend on the order the workers finished in.
-    results.sort_by_key(|r| r.0);
-    let mut runs = Vec::new();
-    for (seed, r) in results {
-        runs.push((seed, r?));
-    }
-    let failed: Vec<&(u64, Value)> = runs.iter().filter(|(_, r)| r["clean"].as_bool() != Some(true)).collect();
-    let n = runs.len() as u64;
-    let k = failed.len() as u64;
-    let (lo, hi) = wilson(k, n);
-    let first_failure = |r: &Value| -> String {
-        r["failures"]
-            .as_array()
-            .and_then(|a| a.first())
-            .map(|x| format!("{}: {}", x["kind"].as_str().unwrap_or(""), x["detail"].as_str().unwrap_or("")))
-            .or_else(|| {
-                r["warns"].as_array().and_then(|a| a.first()).map(|w| w["message"].as_str().unwrap_or("").to_string())
-            })
-            .unwrap_or_default()
-    };
-    let replay = |seed: u64| replay_command(args, variant, seed);
-    let mut kinds: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
-    for (_, r) in &failed {
-        for x in r["failures"].as_array().into_iter().flatten() {
-            *kinds.entry(x["kind"].as_str().unwrap_or("").to_string()).or_default() += 1;
-        }
-        if r["failures"].as_array().is_none_or(|a| a.is_empty()) {
-            *kinds.entry("warn".into()).or_default() += 1;
-        }
-    }
+fn print_swarm(ui: &Ui, args: &StressArgs, swarm: &Swarm) {
+    let (first, last) = swarm.seeds;
+    let (n, k) = (swarm.runs.len() as u64, swarm.failed);
+    let (lo, hi) = swarm.ci95;
+    let variant = &args.variant;
+    let first_failing = swarm.first_failing();
     if args.json {
         let j = serde_json::json!({
             "variant": variant,
@@ -261,63 +159,46 @@ fn swarm(
             "seeds": [first, last],
             "runs": n,
             "failed": k,
-            "failure_probability": k as f64 / n as f64,
+            "failure_probability": swarm.probability(),
             "ci95": [lo, hi],
-            "failure_kinds": kinds,
-            "first_failing_seed": failed.first().map(|f| f.0),
-            "replay": failed.first().map(|f| replay(f.0)),
-            "per_seed": runs.iter().map(|(seed, r)| serde_json::json!({
-                "seed": seed, "clean": r["clean"], "first_failure": first_failure(r),
-                "contract_violations": r["contract_violations"],
-            })).collect::<Vec<_>>(),
+            "failure_kinds": swarm.kinds,
+            "first_failing_seed": first_failing.map(|f| f.seed),
+            "replay": first_failing.map(|f| replay_command(args, variant, f.seed)),
+            "per_seed": swarm.runs,
         });
         ui.out(serde_json::to_string_pretty(&j).expect("serialises"));
-    } else {
-        ui.out(format!(
-            "swarm variant {variant}  seeds {first}..{last}  ramp {} x{}{}",
-            args.ramp,
-            args.reps,
-            if args.faults.is_empty() { String::new() } else { format!("  faults {}", args.faults.join(",")) }
-        ));
-        ui.out(format!(
-            "  failed {k} of {n} seeds: failure probability {:.1}% (95% Wilson interval {:.1}%-{:.1}%)",
-            100.0 * k as f64 / n as f64,
-            100.0 * lo,
-            100.0 * hi
-        ));
-        if !kinds.is_empty() {
-            ui.out(format!(
-                "  failure kinds: {}",
-                kinds.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
-            ));
-        }
-        if let Some((seed, r)) = failed.first() {
-            ui.out(format!("  first failing seed {seed}: {}", first_failure(r)));
-            ui.out(format!("  replay: {}", replay(*seed)));
-        }
+        return;
     }
-    if k == 0 {
-        Ok(())
-    } else {
-        Err(BenchError::new(Kind::Failed, format!("variant `{variant}` failed on {k} of {n} seeds")))
+    ui.out(format!(
+        "swarm variant {variant}  seeds {first}..{last}  ramp {} x{}{}",
+        args.ramp,
+        args.reps,
+        if args.faults.is_empty() { String::new() } else { format!("  faults {}", args.faults.join(",")) }
+    ));
+    ui.out(format!(
+        "  failed {k} of {n} seeds: failure probability {:.1}% (95% Wilson interval {:.1}%-{:.1}%)",
+        100.0 * swarm.probability(),
+        100.0 * lo,
+        100.0 * hi
+    ));
+    if !swarm.kinds.is_empty() {
+        ui.out(format!(
+            "  failure kinds: {}",
+            swarm.kinds.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if let Some(f) = first_failing {
+        ui.out(format!("  first failing seed {}: {}", f.seed, f.first_failure));
+        ui.out(format!("  replay: {}", replay_command(args, variant, f.seed)));
     }
 }
 
-fn f(v: &Value, key: &str) -> f64 {
-    v[key].as_f64().unwrap_or(f64::NAN)
-}
-
-fn u(v: &Value, key: &str) -> u64 {
-    v[key].as_u64().unwrap_or(0)
-}
-
-fn render(ui: &Ui, r: &Value, args: &StressArgs) {
-    let features: Vec<&str> =
-        r["features"].as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect()).unwrap_or_default();
+fn render(ui: &Ui, report: &SimReport, args: &StressArgs) {
+    let r = &report.data;
     ui.out(format!(
         "variant {}  features [{}]  seed {}  ramp {} x{}{}",
         args.variant,
-        features.join(", "),
+        r.features.join(", "),
         args.seed,
         args.ramp,
         args.reps,
@@ -341,60 +222,47 @@ fn render(ui: &Ui, r: &Value, args: &StressArgs) {
         "bh_cpu",
         "warns"
     ));
-    for s in r["stages"].as_array().into_iter().flatten() {
-        let secs = s["cut_short_at_s"].as_f64().unwrap_or(f(s, "duration_s"));
+    for s in &r.stages {
         ui.out(format!(
             "{:>5} {:>7.1} {:>6.0} {:>10} {:>8.1} {:>9.3} {:>9.1} {:>9.1} {:>8.1} {:>10.1} {:>10.3} {:>8.3} {:>5.1}% {:>5}",
-            u(s, "stage"),
-            f(s, "offered_mb_per_s"),
-            secs,
-            u(s, "rx_packets"),
-            f(s, "rx_mb"),
-            f(s, "observed_mib_per_s"),
-            f(s, "rx_work_per_s"),
-            f(s, "rx_work_per_1000_rx_packets"),
-            f(s, "tx_work_per_s"),
-            f(s, "rx_queue_lock_per_s"),
-            f(s, "rx_queue_lock_per_rx_packet"),
-            f(s, "bh_rx_wakeups_per_rx_batch"),
-            f(&s["cpu_pct_of_one_cpu"], "bh"),
-            u(s, "warns"),
+            s.stage,
+            s.offered_mb_per_s,
+            s.ran_s(),
+            s.rx_packets,
+            s.rx_mb,
+            s.observed_mib_per_s,
+            s.rx_work_per_s,
+            s.rx_work_per_1000_rx_packets,
+            s.tx_work_per_s,
+            s.rx_queue_lock_per_s,
+            s.rx_queue_lock_per_rx_packet,
+            s.bh_rx_wakeups_per_rx_batch,
+            s.cpu_pct_of_one_cpu.get("bh").copied().unwrap_or(f64::NAN),
+            s.warns,
         ));
     }
-    let warn_count = u(r, "warn_count");
-    if warn_count > 0 {
-        ui.out(format!("WARNs: {warn_count} (first {} shown)", r["warns"].as_array().map_or(0, |a| a.len().min(3))));
-        for w in r["warns"].as_array().into_iter().flatten().take(3) {
-            let path: Vec<&str> = w["call_path"].as_array().into_iter().flatten().filter_map(|x| x.as_str()).collect();
+    if r.warn_count > 0 {
+        ui.out(format!("WARNs: {} (first {} shown)", r.warn_count, r.warns.len().min(3)));
+        for w in r.warns.iter().take(3) {
             ui.out(format!(
                 "  [{:>10.6}] {} (context {})\n               call path: {}",
-                f(w, "time_s"),
-                w["message"].as_str().unwrap_or(""),
-                w["context"].as_str().unwrap_or(""),
-                path.join(" -> ")
+                w.time_s,
+                w.message,
+                w.context,
+                w.call_path.join(" -> ")
             ));
         }
     }
-    for x in r["failures"].as_array().into_iter().flatten() {
-        ui.out(format!(
-            "FAILURE [{:>10.3}] {}: {}",
-            f(x, "time_s"),
-            x["kind"].as_str().unwrap_or(""),
-            x["detail"].as_str().unwrap_or("")
-        ));
+    for x in &r.failures {
+        ui.out(format!("FAILURE [{:>10.3}] {}: {}", x.time_s, x.kind, x.detail));
     }
-    if let Some(cov) = r["coverage"].as_object() {
-        let ran: Vec<String> =
-            cov.iter().filter(|(_, v)| v.as_u64() > Some(0)).map(|(k, v)| format!("{k} {v}")).collect();
-        let never: Vec<&str> = cov.iter().filter(|(_, v)| v.as_u64() == Some(0)).map(|(k, _)| k.as_str()).collect();
+    if !r.coverage.is_empty() {
+        let ran: Vec<String> = r.coverage.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k} {v}")).collect();
+        let never: Vec<&str> = r.coverage.iter().filter(|(_, v)| **v == 0).map(|(k, _)| k.as_str()).collect();
         ui.out(format!("coverage: {}", if ran.is_empty() { "(none)".into() } else { ran.join(", ") }));
         if !never.is_empty() {
             ui.out(format!("never reached: {}", never.join(", ")));
         }
     }
-    ui.out(format!(
-        "verdict: {} ({} virtual s simulated)",
-        if r["clean"].as_bool() == Some(true) { "clean" } else { "FAILED" },
-        f(r, "virtual_s")
-    ));
+    ui.out(format!("verdict: {} ({} virtual s simulated)", if r.clean { "clean" } else { "FAILED" }, r.virtual_s));
 }

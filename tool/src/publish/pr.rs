@@ -130,9 +130,9 @@ pub fn context(
 
 fn read_stress(root: &Path, variant: &str) -> Option<minijinja::Value> {
     let p = crate::workspace::ledger::state_dir(root).join("stress").join(format!("{variant}.json"));
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).ok()?).ok()?;
+    let r = crate::sim::report::SimReport::parse(&std::fs::read(&p).ok()?, &p.display().to_string()).ok()?;
     Some(minijinja::Value::from_serialize(&serde_json::json!({
-        "seed": v["seed"], "verdict": if v["clean"] == true { "clean" } else { "FAILED" }, "stages": v["stages"],
+        "seed": r.data.seed, "verdict": if r.data.clean { "clean" } else { "FAILED" }, "stages": r.raw["stages"],
     })))
 }
 

@@ -2,3 +2,5 @@
 
 pub mod build;
 pub mod ramp;
+pub mod report;
+pub mod stress;

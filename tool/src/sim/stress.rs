@@ -1,0 +1,171 @@
+//! Running the simulator: one seed with a progress bar, or a swarm of seeds on all cores
+//! with the failure probability and its 95% Wilson interval.
+
+use super::ramp::Stage;
+use super::report::SimReport;
+use crate::error::{BenchError, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// One way to run a variant's simulator: its program, the ramp (repeated `reps` times) and
+/// the faults switched on.
+pub struct Runner<'a> {
+    pub exe: &'a Path,
+    pub variant: &'a str,
+    pub stages: &'a [Stage],
+    pub reps: u32,
+    pub faults: &'a [String],
+}
+
+impl Runner<'_> {
+    /// Virtual seconds of one run.
+    pub fn total_s(&self) -> u64 {
+        self.stages.iter().map(|s| s.duration_s).sum::<u64>() * self.reps as u64
+    }
+
+    /// Runs one seed; `progress(virtual_s)` follows the run.
+    pub fn run(&self, seed: u64, progress: &dyn Fn(u64)) -> Result<SimReport> {
+        let mut cmd = Command::new(self.exe);
+        cmd.arg("--seed").arg(seed.to_string()).arg("--progress");
+        for f in self.faults {
+            cmd.arg("--fault").arg(f);
+        }
+        for _ in 0..self.reps {
+            for s in self.stages {
+                cmd.arg("--stage").arg(format!("{}:{}", s.offered_mb_per_s, s.duration_s));
+            }
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| BenchError::env(format!("cannot start {}", self.exe.display())).cause(e.to_string()))?;
+        let mut sim_stderr = String::new();
+        if let Some(err) = child.stderr.take() {
+            for line in BufReader::new(err).lines().map_while(std::result::Result::ok) {
+                match line.strip_prefix("progress ").and_then(|r| r.split_once(' ')) {
+                    // The simulator counts the warm-up second; the ramp starts after it.
+                    Some((done_ms, _)) => progress(done_ms.parse::<u64>().unwrap_or(0).saturating_sub(1000) / 1000),
+                    None => {
+                        sim_stderr.push_str(&line);
+                        sim_stderr.push('\n');
+                    }
+                }
+            }
+        }
+        let output = child
+            .wait_with_output()
+            .map_err(|e| BenchError::env("the simulator did not finish").cause(e.to_string()))?;
+        let code = output.status.code();
+        if !matches!(code, Some(0) | Some(1)) {
+            return Err(BenchError::env(format!(
+                "the simulator for `{}` failed (status {code:?}, seed {seed})",
+                self.variant
+            ))
+            .cause(sim_stderr.trim().to_string()));
+        }
+        SimReport::parse(&output.stdout, &format!("the simulator for `{}` (seed {seed})", self.variant))
+    }
+
+    /// Runs every seed of `first..=last`, `jobs` at once; `tick` after each run. The result
+    /// does not depend on the order the runs finished in.
+    pub fn swarm(&self, (first, last): (u64, u64), jobs: usize, tick: &(dyn Fn() + Sync)) -> Result<Swarm> {
+        let seeds: Vec<u64> = (first..=last).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results: std::sync::Mutex<Vec<(u64, Result<SimReport>)>> = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..jobs.clamp(1, seeds.len().max(1)) {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&seed) = seeds.get(i) else { break };
+                    let r = self.run(seed, &|_| {});
+                    results.lock().expect("no worker panics holding it").push((seed, r));
+                    tick();
+                });
+            }
+        });
+        let mut results = results.into_inner().expect("workers joined");
+        results.sort_by_key(|r| r.0);
+        let mut runs = Vec::new();
+        for (seed, r) in results {
+            runs.push(SeedOutcome::of(seed, &r?));
+        }
+        Ok(Swarm::of(first, last, runs))
+    }
+}
+
+/// One seed of a swarm.
+#[derive(Clone, Debug, Serialize)]
+pub struct SeedOutcome {
+    pub seed: u64,
+    pub clean: bool,
+    pub first_failure: String,
+    pub contract_violations: u64,
+    /// Kinds of failure, `warn` when the run only WARNed.
+    #[serde(skip)]
+    pub kinds: Vec<String>,
+}
+
+impl SeedOutcome {
+    fn of(seed: u64, r: &SimReport) -> Self {
+        let mut kinds: Vec<String> = r.data.failures.iter().map(|f| f.kind.clone()).collect();
+        if kinds.is_empty() && !r.data.clean {
+            kinds.push("warn".into());
+        }
+        SeedOutcome {
+            seed,
+            clean: r.data.clean,
+            first_failure: r.first_failure(),
+            contract_violations: r.data.contract_violations,
+            kinds,
+        }
+    }
+}
+
+/// A swarm's summary.
+#[derive(Clone, Debug)]
+pub struct Swarm {
+    pub seeds: (u64, u64),
+    pub runs: Vec<SeedOutcome>,
+    pub failed: u64,
+    /// The 95% Wilson interval of the failure probability, as fractions.
+    pub ci95: (f64, f64),
+    /// How many failures of each kind, over the failing seeds.
+    pub kinds: BTreeMap<String, u64>,
+}
+
+impl Swarm {
+    fn of(first: u64, last: u64, runs: Vec<SeedOutcome>) -> Self {
+        let failed = runs.iter().filter(|r| !r.clean).count() as u64;
+        let mut kinds = BTreeMap::new();
+        for k in runs.iter().filter(|r| !r.clean).flat_map(|r| &r.kinds) {
+            *kinds.entry(k.clone()).or_default() += 1;
+        }
+        let ci95 = wilson(failed, runs.len() as u64);
+        Swarm { seeds: (first, last), runs, failed, ci95, kinds }
+    }
+
+    pub fn first_failing(&self) -> Option<&SeedOutcome> {
+        self.runs.iter().find(|r| !r.clean)
+    }
+
+    pub fn probability(&self) -> f64 {
+        self.failed as f64 / self.runs.len().max(1) as f64
+    }
+}
+
+/// The 95% Wilson score interval of `k` failures in `n` runs, as fractions.
+pub fn wilson(k: u64, n: u64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let (k, n, z) = (k as f64, n as f64, 1.96f64);
+    let p = k / n;
+    let den = 1.0 + z * z / n;
+    let center = (p + z * z / (2.0 * n)) / den;
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / den;
+    ((center - half).max(0.0), (center + half).min(1.0))
+}
