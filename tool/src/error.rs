@@ -12,6 +12,9 @@ pub enum Kind {
     Usage,
     /// The tool could not do its job (a build failed, a file is unreadable): exit 3.
     Environment,
+    /// A check used as a bisect oracle could not test this candidate: exit 125, which
+    /// `git bisect run` and `bench bisect --oracle cmd:` read as "skip".
+    CouldNotTest,
 }
 
 impl Kind {
@@ -20,6 +23,7 @@ impl Kind {
             Kind::Failed => 1,
             Kind::Usage => 2,
             Kind::Environment => 3,
+            Kind::CouldNotTest => 125,
         }
     }
 }

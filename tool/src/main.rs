@@ -21,7 +21,8 @@ use std::process::ExitCode;
 /// Patch-series workbench for the bes2600 SDIO WiFi driver: build each variant into a
 /// signed DKMS package, audit its shared state, run the stress ramp in a simulator, write
 /// PR descriptions and patches from lab notes, stage and roll back modules on boards, and
-/// bisect regressions. Exit status: 0 ok, 1 the check failed, 2 bad input, 3 environment.
+/// bisect regressions. Exit status: 0 ok, 1 the check failed, 2 bad input, 3 environment,
+/// 125 could not test (`bench lab run`, for `git bisect run`).
 #[derive(Parser, Debug)]
 #[command(name = "bench", version, propagate_version = true)]
 struct Cli {

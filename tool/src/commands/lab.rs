@@ -5,6 +5,7 @@
 //! target installed) and reports the loaded module.
 
 use crate::error::{BenchError, Kind, Result};
+use crate::lab::console::Outcome;
 use crate::lab::{self, Lab};
 use crate::ui::Ui;
 use clap::{Args, Subcommand};
@@ -84,10 +85,7 @@ pub fn run(args: &LabArgs, ui: &Ui) -> Result<()> {
         LabCmd::Run(a) => match run_variant(a, ui) {
             Ok(()) => Ok(()),
             // Could not test: 125, as `git bisect run` reads it.
-            Err(e) if e.kind == Kind::Environment => {
-                ui.error(&e);
-                std::process::exit(125)
-            }
+            Err(e) if e.kind == Kind::Environment => Err(BenchError { kind: Kind::CouldNotTest, ..e }),
             Err(e) => Err(e),
         },
         LabCmd::Boot(a) => boot(a, ui),
@@ -184,38 +182,8 @@ fn run_variant(args: &RunArgs, ui: &Ui) -> Result<()> {
     let boot = lab::boot(&lab, &files, 120 + secs as u64 * 3, &format!("run-{}", args.variant));
     spinner.finish_and_clear();
     let boot = boot?;
-    let o = lab::parse_console(&boot.console);
-    let mut problems = Vec::new();
-    if o.srcversion.as_deref() != Some(module.srcversion.as_str()) {
-        problems.push(format!(
-            "loaded srcversion {} is not the built module's {}",
-            o.srcversion.as_deref().unwrap_or("(none)"),
-            module.srcversion
-        ));
-    }
-    if args.tamper && o.tampered_refused != Some(true) {
-        problems.push("the lab kernel did not refuse the module with one byte changed".to_string());
-    }
-    if o.panic {
-        problems.push("kernel panic".into());
-    }
-    if o.insmod_rc.is_some_and(|rc| rc != 0) {
-        problems.push(format!("insmod exited {}", o.insmod_rc.unwrap_or(0)));
-    }
-    if !o.warnings.is_empty() {
-        problems.push(format!("{} WARN line(s) in dmesg, first: {}", o.warnings.len(), o.warnings[0]));
-    }
-    if o.verdict.as_deref() == Some("failed") && o.warnings.is_empty() {
-        problems.push("the module's verdict is failed (see the result counters)".into());
-    }
-    let could_not_test = boot.timed_out || o.verdict.is_none() && !o.panic && problems.is_empty();
-    let outcome = if could_not_test {
-        "could-not-test"
-    } else if problems.is_empty() {
-        "clean"
-    } else {
-        "failed"
-    };
+    let o = lab::console::parse_console(&boot.console);
+    let (outcome, problems) = lab::console::judge(&o, &module.srcversion, args.tamper, boot.timed_out);
     if args.json {
         let v = serde_json::json!({
             "variant": args.variant, "outcome": outcome, "module": module, "stress": {"mb_per_s": mb_per_s, "secs": secs},
@@ -224,7 +192,8 @@ fn run_variant(args: &RunArgs, ui: &Ui) -> Result<()> {
         });
         ui.out(serde_json::to_string_pretty(&v).expect("serialises"));
     } else {
-        ui.out(format!("lab run of {}: {outcome}", args.variant));
+        let word = serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        ui.out(format!("lab run of {}: {word}", args.variant));
         ui.out(format!(
             "  module      {} srcversion {} (kernel {})",
             module.ko.display(),
@@ -243,19 +212,22 @@ fn run_variant(args: &RunArgs, ui: &Ui) -> Result<()> {
         if let Some(refused) = o.tampered_refused {
             ui.out(format!("  tampered    {}", if refused { "refused by the kernel" } else { "LOADED" }));
         }
-        let keys = ["rx_packets", "rx_bytes", "warns", "underflows", "hw_bufs_used", "stalls"];
-        let shown: Vec<String> = keys.iter().filter_map(|k| o.result.get(*k).map(|v| format!("{k}={v}"))).collect();
-        ui.out(format!("  counters    {}", shown.join(" ")));
+        if let Some(r) = &o.result {
+            ui.out(format!(
+                "  counters    rx_packets={} rx_bytes={} warns={} underflows={} hw_bufs_used={} stalls={}",
+                r.rx_packets, r.rx_bytes, r.warns, r.underflows, r.hw_bufs_used, r.stalls
+            ));
+        }
         for p in &problems {
             ui.out(format!("  problem     {p}"));
         }
     }
     match outcome {
-        "clean" => Ok(()),
-        "failed" => Err(BenchError::new(Kind::Failed, format!("the lab run of {} failed", args.variant))
+        Outcome::Clean => Ok(()),
+        Outcome::Failed => Err(BenchError::new(Kind::Failed, format!("the lab run of {} failed", args.variant))
             .cause(problems.join("; "))
             .hint(format!("console log: {}", boot.log.display()))),
-        _ => Err(BenchError::env(format!("the lab run of {} gave no result", args.variant))
+        Outcome::CouldNotTest => Err(BenchError::env(format!("the lab run of {} gave no result", args.variant))
             .hint(format!("console log: {}", boot.log.display()))),
     }
 }
@@ -267,7 +239,7 @@ fn boot(args: &BootArgs, ui: &Ui) -> Result<()> {
     let boot = lab::boot(&lab, &[], 120, "boot");
     spinner.finish_and_clear();
     let boot = boot?;
-    let o = lab::parse_console(&boot.console);
+    let o = lab::console::parse_console(&boot.console);
     if args.json {
         let v = serde_json::json!({"srcversion": o.srcversion, "insmod_rc": o.insmod_rc, "boot_s": boot.seconds,
             "console_log": boot.log});

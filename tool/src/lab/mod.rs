@@ -8,17 +8,14 @@
 //! VM's module tree, a `lab` target's root, packed into the initramfs at every boot),
 //! `runs/` (console logs).
 
+pub mod console;
+pub mod mirror;
 use crate::error::{BenchError, Kind, Result};
 use crate::ui::Ui;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
-
-/// Where the packages come from (Debian's registry; `BENCH_LAB_MIRROR` overrides).
-fn mirror() -> String {
-    std::env::var("BENCH_LAB_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into())
-}
 
 const PACKAGES: &str = "linux-source-7.2 rustc rust-src bindgen libclang-dev clang lld llvm gcc make bc flex bison \
 libelf-dev libssl-dev dwarves python3 kmod cpio xz-utils busybox-static dkms openssl qemu-system-x86";
@@ -224,7 +221,7 @@ pub fn setup(lab: &Lab, ui: &Ui) -> Result<Vec<StepReport>> {
     need_root()?;
     std::fs::create_dir_all(lab.dir.join("stamps"))
         .map_err(|e| BenchError::env(format!("cannot create {}", lab.dir.display())).cause(e.to_string()))?;
-    let mirror = mirror();
+    let mirror = mirror::mirror()?;
     let steps: [(&'static str, String); 4] = [
         ("chroot", hash(&["debootstrap --variant=minbase sid", &mirror])),
         ("packages", hash(&[PACKAGES])),
@@ -448,82 +445,9 @@ pub fn boot(lab: &Lab, extra: &[(&str, Vec<u8>)], timeout_s: u64, name: &str) ->
     Ok(Boot { console, log, seconds, timed_out })
 }
 
-/// What a stress boot showed.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct RunOutcome {
-    pub cpus: u32,
-    pub insmod_rc: Option<i32>,
-    pub srcversion: Option<String>,
-    pub tampered_refused: Option<bool>,
-    pub warnings: Vec<String>,
-    pub result: std::collections::BTreeMap<String, i64>,
-    pub verdict: Option<String>,
-    pub panic: bool,
-}
-
-pub fn parse_console(console: &str) -> RunOutcome {
-    let mut o = RunOutcome::default();
-    for line in console.lines() {
-        let line = line.trim_end_matches('\r');
-        let text = match line.find("] ") {
-            Some(i) if line.starts_with('[') => &line[i + 2..],
-            _ => line,
-        };
-        if let Some(rest) = text.strip_prefix("bench-lab: booted ") {
-            o.cpus = rest.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
-        } else if let Some(rc) = text.strip_prefix("bench-lab: insmod rc=") {
-            o.insmod_rc = rc.trim().parse().ok();
-        } else if let Some(s) = text.strip_prefix("bench-lab: srcversion ") {
-            o.srcversion = Some(s.trim().to_string());
-        } else if text == "bench-lab: tampered refused" {
-            o.tampered_refused = Some(true);
-        } else if text == "bench-lab: tampered loaded" {
-            o.tampered_refused = Some(false);
-        } else if text.starts_with("WARNING: ")
-            || text.starts_with("bes2600: wsm_release_tx_buffer: ")
-            || text.starts_with("bes2600: contract: ")
-            || text.starts_with("bes2600: tx pending count error")
-            || text.starts_with("bes2600: link break")
-        {
-            o.warnings.push(text.to_string());
-        } else if text.starts_with("Kernel panic") {
-            o.panic = true;
-        } else if let Some(rest) = text.strip_prefix("bes2600: result ") {
-            for kv in rest.split_whitespace() {
-                if let Some((k, v)) = kv.split_once('=') {
-                    if let Ok(n) = v.parse() {
-                        o.result.insert(k.to_string(), n);
-                    }
-                }
-            }
-        } else if let Some(v) = text.strip_prefix("bes2600: verdict ") {
-            o.verdict = Some(v.trim().to_string());
-        }
-    }
-    o
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn console_of_a_failed_run_is_read_with_its_warn_and_counters() {
-        let console = "[    0.5] Run /init as init process\r\nbench-lab: booted 7.2.13 cpus 2\n\
-            [    1.2] bes2600: wsm_release_tx_buffer: hw_bufs_used underflow (-2)\n\
-            [    1.2] WARNING: kmod.rs:316 at 0xffffffffa0002c5b, CPU#0: kworker/0:1H/36\n\
-            [   11.0] bes2600: result rx_packets=7137 warns=3 hw_bufs_used=-4\n\
-            [   11.0] bes2600: verdict failed\nbench-lab: insmod rc=0\nbench-lab: srcversion ABC\nbench-lab: done\n";
-        let o = parse_console(console);
-        assert_eq!(o.cpus, 2);
-        assert_eq!(o.insmod_rc, Some(0));
-        assert_eq!(o.srcversion.as_deref(), Some("ABC"));
-        assert_eq!(o.warnings.len(), 2);
-        assert_eq!(o.result["rx_packets"], 7137);
-        assert_eq!(o.result["hw_bufs_used"], -4);
-        assert_eq!(o.verdict.as_deref(), Some("failed"));
-        assert!(!o.panic);
-    }
 
     #[test]
     fn an_appended_signature_is_stripped_and_an_unsigned_module_kept() {
@@ -534,13 +458,5 @@ mod tests {
         ko.extend_from_slice(b"~Module signature appended~\n");
         assert_eq!(strip_signature(&ko), &body[..]);
         assert_eq!(strip_signature(&body), &body[..]);
-    }
-
-    #[test]
-    fn a_refused_tampered_module_and_a_panic_are_seen() {
-        let o = parse_console("bench-lab: tampered: insmod: can't insert 'x': Key was rejected by service\nbench-lab: tampered refused\nKernel panic - not syncing: x\n");
-        assert_eq!(o.tampered_refused, Some(true));
-        assert!(o.panic);
-        assert_eq!(o.verdict, None);
     }
 }
