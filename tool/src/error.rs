@@ -58,6 +58,26 @@ impl BenchError {
     }
 }
 
+/// Turns any error into a [`BenchError`] of a kind, with what was being done as the
+/// message and the error itself as the cause: `fs::read(&p).or_env(format!("cannot read
+/// {}", p.display()))?`. The kind says whose fault it is; [`Kind::exit_code`] alone maps
+/// it to the exit status.
+pub trait ResultExt<T> {
+    /// The environment failed (exit 3): a build, a file bench keeps, a program it runs.
+    fn or_env(self, what: impl Into<String>) -> Result<T>;
+    /// The user's input is wrong (exit 2): a file or value they named.
+    fn or_usage(self, what: impl Into<String>) -> Result<T>;
+}
+
+impl<T, E: fmt::Display> ResultExt<T> for std::result::Result<T, E> {
+    fn or_env(self, what: impl Into<String>) -> Result<T> {
+        self.map_err(|e| BenchError::env(what).cause(e.to_string()))
+    }
+    fn or_usage(self, what: impl Into<String>) -> Result<T> {
+        self.map_err(|e| BenchError::usage(what).cause(e.to_string()))
+    }
+}
+
 impl fmt::Display for BenchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "Error: {}", self.message)?;

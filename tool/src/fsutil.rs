@@ -1,7 +1,8 @@
 //! Small file and digest helpers every room uses: a write that reaches the disk before it
 //! returns, and a sha256 as lowercase hex.
 
-use crate::error::{BenchError, Result};
+use crate::error::Result;
+use crate::error::ResultExt;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
@@ -15,10 +16,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub fn write_synced(p: &Path, bytes: &[u8], executable: bool) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
-    let mut f = std::fs::File::create(p)
-        .map_err(|e| BenchError::env(format!("cannot write {}", p.display())).cause(e.to_string()))?;
+    let mut f = std::fs::File::create(p).or_env(format!("cannot write {}", p.display()))?;
     f.write_all(bytes)
         .and_then(|_| f.set_permissions(std::fs::Permissions::from_mode(if executable { 0o755 } else { 0o644 })))
         .and_then(|_| f.sync_all())
-        .map_err(|e| BenchError::env(format!("cannot write {}", p.display())).cause(e.to_string()))
+        .or_env(format!("cannot write {}", p.display()))
 }

@@ -5,6 +5,7 @@ mod commands;
 mod error;
 mod fsutil;
 mod lab;
+mod lab_run;
 mod modsign;
 mod package;
 mod publish;

@@ -5,6 +5,7 @@
 //! RustCrypto's `cms` builder always adds signed attributes, which the kernel rejects, so
 //! the structures are assembled here.
 
+use crate::error::ResultExt;
 use crate::error::{BenchError, Result};
 use der::{Decode, DecodePem, Encode};
 use rsa::pkcs1::DecodeRsaPrivateKey;
@@ -46,27 +47,18 @@ pub fn sign(module: &[u8], key_pem: &str, cert_bytes: &[u8]) -> Result<Vec<u8>> 
     }
     let key = rsa::RsaPrivateKey::from_pkcs8_pem(key_pem)
         .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(key_pem))
-        .map_err(|e| BenchError::usage("the key is not an unencrypted RSA private key in PEM").cause(e.to_string()))?;
+        .or_usage("the key is not an unencrypted RSA private key in PEM")?;
     let cert = if cert_bytes.starts_with(b"-----BEGIN") {
         x509_cert::Certificate::from_pem(cert_bytes)
     } else {
         x509_cert::Certificate::from_der(cert_bytes)
     }
-    .map_err(|e| BenchError::usage("the certificate is not X.509 (PEM or DER)").cause(e.to_string()))?;
-    let issuer = cert
-        .tbs_certificate
-        .issuer
-        .to_der()
-        .map_err(|e| BenchError::env("cannot encode the issuer").cause(e.to_string()))?;
-    let serial = cert
-        .tbs_certificate
-        .serial_number
-        .to_der()
-        .map_err(|e| BenchError::env("cannot encode the serial").cause(e.to_string()))?;
+    .or_usage("the certificate is not X.509 (PEM or DER)")?;
+    let issuer = cert.tbs_certificate.issuer.to_der().or_env("cannot encode the issuer")?;
+    let serial = cert.tbs_certificate.serial_number.to_der().or_env("cannot encode the serial")?;
 
     let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key);
-    let signature =
-        signer.try_sign(module).map_err(|e| BenchError::env("RSA signing failed").cause(e.to_string()))?.to_vec();
+    let signature = signer.try_sign(module).or_env("RSA signing failed")?.to_vec();
 
     let sha256_alg = seq(&[&tlv(0x06, OID_SHA256)]);
     let rsa_alg = seq(&[&tlv(0x06, OID_RSA), &[0x05, 0x00]]);
@@ -86,9 +78,7 @@ pub fn sign(module: &[u8], key_pem: &str, cert_bytes: &[u8]) -> Result<Vec<u8>> 
 
 /// Reads the inputs of `bench sign-module`.
 pub fn sign_files(module: &Path, key: &Path, cert: &Path) -> Result<Vec<u8>> {
-    let read = |p: &Path| {
-        std::fs::read(p).map_err(|e| BenchError::usage(format!("cannot read {}", p.display())).cause(e.to_string()))
-    };
+    let read = |p: &Path| std::fs::read(p).or_usage(format!("cannot read {}", p.display()));
     let module_bytes = read(module)?;
     if !module_bytes.starts_with(b"\x7fELF") {
         return Err(BenchError::usage(format!("{} is not an ELF kernel module", module.display())));

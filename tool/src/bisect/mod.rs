@@ -3,6 +3,7 @@
 //! (ddmin) for a minimal failing set of changes.
 
 pub mod oracle;
+pub mod run;
 
 use crate::bisect::oracle::Outcome;
 use crate::error::Result;

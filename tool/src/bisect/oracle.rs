@@ -4,6 +4,7 @@
 //! skip, 1-127 bad, as with `git bisect run`; `{variant}`, `{srcversion}`, `{tree}` and
 //! `{package}` are replaced). Results are cached by srcversion and oracle.
 
+use crate::error::ResultExt;
 use crate::error::{BenchError, Result};
 use crate::sim::ramp::{self, Stage};
 use crate::sim::report::SimReport;
@@ -210,7 +211,7 @@ impl Runner {
             .current_dir(&dir)
             .env("CARGO_TARGET_DIR", &target)
             .output()
-            .map_err(|e| BenchError::env("cannot run cargo").cause(e.to_string()))?;
+            .or_env("cannot run cargo")?;
         if !build.status.success() {
             return Ok((Outcome::Skip, "the simulator does not build".into()));
         }
@@ -219,7 +220,7 @@ impl Runner {
         for st in stages {
             cmd.arg("--stage").arg(format!("{}:{}", st.offered_mb_per_s, st.duration_s));
         }
-        let out = cmd.output().map_err(|e| BenchError::env("cannot run the simulator").cause(e.to_string()))?;
+        let out = cmd.output().or_env("cannot run the simulator")?;
         let report = match SimReport::parse(&out.stdout, &format!("the simulator of {}", s.label)) {
             Ok(r) => r.data,
             Err(e) => return Ok((Outcome::Skip, e.message)),
@@ -256,8 +257,7 @@ impl Runner {
     ) -> Result<(Outcome, String)> {
         let tree_dir = self.workdir.join(format!("tree-{srcversion}"));
         let _ = std::fs::remove_dir_all(&tree_dir);
-        std::fs::create_dir_all(&tree_dir)
-            .map_err(|e| BenchError::env(format!("cannot create {}", tree_dir.display())).cause(e.to_string()))?;
+        std::fs::create_dir_all(&tree_dir).or_env(format!("cannot create {}", tree_dir.display()))?;
         for f in flat {
             crate::fsutil::write_synced(&tree_dir.join(&f.path), &f.bytes, false)?;
         }

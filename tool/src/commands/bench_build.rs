@@ -2,6 +2,7 @@
 //! variant into a scratch output and state directory: first a fresh build, then unchanged
 //! rebuilds, and prints the wall times side by side. No kernel compile is involved.
 
+use crate::error::ResultExt;
 use crate::error::{BenchError, Result};
 use crate::ui::Ui;
 use clap::Args;
@@ -27,8 +28,7 @@ pub struct BenchBuildArgs {
 pub fn run(args: &BenchBuildArgs, ui: &Ui) -> Result<()> {
     let root = args.ws.root()?;
     let scratch = tempdir()?;
-    let exe =
-        std::env::current_exe().map_err(|e| BenchError::env("cannot find the bench binary").cause(e.to_string()))?;
+    let exe = std::env::current_exe().or_env("cannot find the bench binary")?;
     let once = || -> Result<f64> {
         let start = Instant::now();
         let out = Command::new(&exe)
@@ -38,7 +38,7 @@ pub fn run(args: &BenchBuildArgs, ui: &Ui) -> Result<()> {
             .arg(&root)
             .env("BENCH_STATE_DIR", scratch.join("state"))
             .output()
-            .map_err(|e| BenchError::env("cannot run bench build").cause(e.to_string()))?;
+            .or_env("cannot run bench build")?;
         let secs = start.elapsed().as_secs_f64();
         if !out.status.success() {
             return Err(BenchError::env("bench build failed").cause(String::from_utf8_lossy(&out.stderr).into_owned()));
@@ -94,8 +94,7 @@ pub fn run(args: &BenchBuildArgs, ui: &Ui) -> Result<()> {
 
 fn tempdir() -> Result<PathBuf> {
     let p = std::env::temp_dir().join(format!("bench-bench-build-{}", std::process::id()));
-    std::fs::create_dir_all(&p)
-        .map_err(|e| BenchError::env(format!("cannot create {}", p.display())).cause(e.to_string()))?;
+    std::fs::create_dir_all(&p).or_env(format!("cannot create {}", p.display()))?;
     Ok(p)
 }
 

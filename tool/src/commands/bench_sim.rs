@@ -2,7 +2,8 @@
 //! variant in release mode, side by side in one invocation, and prints wall time,
 //! simulated packets per wall second and the speed-up over the ramp's real duration.
 
-use crate::error::{BenchError, Result};
+use crate::error::Result;
+use crate::error::ResultExt;
 use crate::sim;
 use crate::sim::ramp::{self, DEFAULT_RAMP};
 use crate::sim::report::SimReport;
@@ -53,7 +54,7 @@ pub fn run(args: &BenchSimArgs, ui: &Ui) -> Result<()> {
         let out = Command::new(exe)
             .args(["--seed", &args.seed.to_string()])
             .output()
-            .map_err(|e| BenchError::env(format!("cannot start {}", exe.display())).cause(e.to_string()))?;
+            .or_env(format!("cannot start {}", exe.display()))?;
         let wall_s = start.elapsed().as_secs_f64();
         spinner.finish_and_clear();
         let report = SimReport::parse(&out.stdout, &format!("the simulator for `{}`", v.name))?.data;

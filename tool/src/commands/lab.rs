@@ -140,50 +140,16 @@ fn run_variant(args: &RunArgs, ui: &Ui) -> Result<()> {
     }
     let root = args.ws.root()?;
     let lab = Lab::at(args.dir.as_deref(), &root);
-    lab.kernel_release()?;
-    let req = crate::package::build::BuildRequest {
-        variants: Some(vec![args.variant.clone()]),
-        out: std::path::Path::new("dist"),
-        key: None,
-        allow_violations: true,
-        lab: Some(crate::package::build::LabKernel { dir: Some(&lab.dir) }),
+    let req = crate::lab_run::RunRequest {
+        variant: &args.variant,
+        mb_per_s,
+        secs,
+        stall_every: stall_every as u64,
+        stall_us: stall_us as u64,
+        tamper: args.tamper,
     };
-    let built = crate::package::build::build(&root, &req, ui)
-        .map_err(|e| {
-            if e.kind == Kind::Usage {
-                e
-            } else {
-                BenchError::env(format!("could not build {} for the lab", args.variant)).cause(e.message)
-            }
-        })?
-        .built;
-    let module =
-        built.into_iter().next().and_then(|b| b.lab).ok_or_else(|| BenchError::env("no lab module was built"))?;
-    let ko = std::fs::read(&module.ko)
-        .map_err(|e| BenchError::env(format!("cannot read {}", module.ko.display())).cause(e.to_string()))?;
-    let stress_ms = (secs * 1000.0).round() as u64;
-    let rate_kbps = (mb_per_s * 1_000_000.0 / 1024.0).round() as u64;
-    let mut conf = format!(
-        "MODULE=/lab/bes2600.ko\nPARAMS=\"stress_ms={stress_ms} rate_kbps={rate_kbps} stall_every={} stall_us={}\"\n",
-        stall_every as u64, stall_us as u64
-    );
-    let mut files = vec![("/lab/bes2600.ko", ko.clone())];
-    if args.tamper {
-        let mut t = ko.clone();
-        // One byte of the module's code (not of the signature): the signature no longer holds.
-        let at = t.len() / 3;
-        t[at] ^= 0x01;
-        files.push(("/lab/tampered.ko", t));
-        conf.push_str("TAMPERED=/lab/tampered.ko\n");
-    }
-    files.push(("/lab.conf", conf.into_bytes()));
-    let spinner =
-        ui.spinner(format!("booting the lab kernel with {} ({} MB/s for {} s)", args.variant, mb_per_s, secs));
-    let boot = lab::boot(&lab, &files, 120 + secs as u64 * 3, &format!("run-{}", args.variant));
-    spinner.finish_and_clear();
-    let boot = boot?;
-    let o = lab::console::parse_console(&boot.console);
-    let (outcome, problems) = lab::console::judge(&o, &module.srcversion, args.tamper, boot.timed_out);
+    let run = crate::lab_run::run_variant(&root, &lab, &req, ui)?;
+    let (module, boot, o, outcome, problems) = (&run.module, &run.boot, &run.console, run.outcome, &run.problems);
     if args.json {
         let v = serde_json::json!({
             "variant": args.variant, "outcome": outcome, "module": module, "stress": {"mb_per_s": mb_per_s, "secs": secs},
@@ -218,7 +184,7 @@ fn run_variant(args: &RunArgs, ui: &Ui) -> Result<()> {
                 r.rx_packets, r.rx_bytes, r.warns, r.underflows, r.hw_bufs_used, r.stalls
             ));
         }
-        for p in &problems {
+        for p in problems {
             ui.out(format!("  problem     {p}"));
         }
     }

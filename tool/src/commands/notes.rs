@@ -1,5 +1,6 @@
 //! `bench notes`: lists and validates the lab notes; `bench notes new` starts one.
 
+use crate::error::ResultExt;
 use crate::error::{BenchError, Result};
 use crate::ui::Ui;
 use crate::workspace::notes::{self, KINDS};
@@ -70,8 +71,7 @@ pub fn run(args: &NotesArgs, ui: &Ui) -> Result<()> {
             return Err(BenchError::usage(format!("{} exists", path.display()))
                 .hint("pass --title and --date to start another, or edit that one"));
         }
-        std::fs::create_dir_all(root.join("notes"))
-            .map_err(|e| BenchError::env("cannot create notes/").cause(e.to_string()))?;
+        std::fs::create_dir_all(root.join("notes")).or_env("cannot create notes/")?;
         crate::fsutil::write_synced(&path, text.as_bytes(), false)?;
         ui.out(format!("{}", path.display()));
         return Ok(());

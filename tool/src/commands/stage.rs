@@ -1,6 +1,7 @@
 //! `bench stage`: puts a module on a target, keeping the one it replaces in the rollback
 //! slot (or in forensics with --failed). Never reboots.
 
+use crate::error::ResultExt;
 use crate::error::{BenchError, Result};
 use crate::target::Target;
 use crate::ui::Ui;
@@ -51,15 +52,14 @@ pub fn run(args: &StageArgs, ui: &Ui) -> Result<()> {
     let root = args.ws.root()?;
     let ko = match (&args.ko, &args.variant) {
         (Some(ko), _) => ko.clone(),
-        (None, Some(v)) => newest_lab_module(&root, v)?,
+        (None, Some(v)) => crate::lab::newest_module(&root, v)?,
         (None, None) => {
             return Err(BenchError::usage("give --ko FILE, or --variant V to stage V's newest lab build")
                 .hint("bench build --variant V --kernel lab builds the module for the kernel lab"))
         }
     };
     let ko = &ko;
-    let bytes = std::fs::read(ko)
-        .map_err(|e| BenchError::usage(format!("cannot read {}", ko.display())).cause(e.to_string()))?;
+    let bytes = std::fs::read(ko).or_usage(format!("cannot read {}", ko.display()))?;
     if !bytes.starts_with(b"\x7fELF") {
         return Err(BenchError::usage(format!("{} is not a kernel module (no ELF header)", ko.display())));
     }
@@ -113,28 +113,4 @@ pub fn run(args: &StageArgs, ui: &Ui) -> Result<()> {
         ui.out(format!("  not loaded: reboot the board, or `rmmod {m}; modprobe {m}` (or --reload)", m = t.module));
     }
     Ok(())
-}
-
-/// The newest `dist/bes2600-*+VARIANT.*.lab/bes2600.ko` (written by `bench build --kernel lab`).
-fn newest_lab_module(root: &std::path::Path, variant: &str) -> Result<std::path::PathBuf> {
-    let dist = root.join("dist");
-    let prefix = "bes2600-";
-    let mut best: Option<(std::time::SystemTime, std::path::PathBuf)> = None;
-    for entry in std::fs::read_dir(&dist).into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(prefix).and_then(|n| n.strip_suffix(".lab")) else { continue };
-        if rest.split_once('+').map(|(_, r)| r.starts_with(&format!("{variant}."))) != Some(true) {
-            continue;
-        }
-        let ko = entry.path().join("bes2600.ko");
-        if let Ok(m) = std::fs::metadata(&ko).and_then(|m| m.modified()) {
-            if best.as_ref().is_none_or(|(t, _)| m > *t) {
-                best = Some((m, ko));
-            }
-        }
-    }
-    best.map(|(_, p)| p).ok_or_else(|| {
-        BenchError::usage(format!("no lab build of `{variant}` in {}", dist.display()))
-            .hint(format!("bench build --variant {variant} --kernel lab, or give --ko FILE"))
-    })
 }

@@ -10,6 +10,7 @@
 
 pub mod console;
 pub mod mirror;
+use crate::error::ResultExt;
 use crate::error::{BenchError, Kind, Result};
 use crate::ui::Ui;
 use sha2::{Digest, Sha256};
@@ -175,9 +176,8 @@ impl Lab {
         if let Some(parent) = log.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
-        let out = std::fs::File::create(log)
-            .map_err(|e| BenchError::env(format!("cannot write {}", log.display())).cause(e.to_string()))?;
-        let err = out.try_clone().map_err(|e| BenchError::env("cannot duplicate a log handle").cause(e.to_string()))?;
+        let out = std::fs::File::create(log).or_env(format!("cannot write {}", log.display()))?;
+        let err = out.try_clone().or_env("cannot duplicate a log handle")?;
         let status = Command::new("chroot")
             .arg(&self.chroot)
             .args(["/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LC_ALL=C.UTF-8"])
@@ -200,14 +200,12 @@ impl Lab {
     pub fn sh_out(&self, script: &str) -> Result<String> {
         let log = self.dir.join("runs/last-command.log");
         self.sh(&format!("{{ {script}\n}} > /lab/.out"), &log)?;
-        std::fs::read_to_string(self.chroot.join("lab/.out"))
-            .map_err(|e| BenchError::env("cannot read a lab command's output").cause(e.to_string()))
+        std::fs::read_to_string(self.chroot.join("lab/.out")).or_env("cannot read a lab command's output")
     }
 }
 
 fn need_root() -> Result<()> {
-    let out =
-        Command::new("id").arg("-u").output().map_err(|e| BenchError::env("cannot run id").cause(e.to_string()))?;
+    let out = Command::new("id").arg("-u").output().or_env("cannot run id")?;
     if String::from_utf8_lossy(&out.stdout).trim() != "0" {
         return Err(BenchError::env("the kernel lab needs root (debootstrap, chroot, mount)")
             .hint("run bench lab as root, e.g. with sudo"));
@@ -219,8 +217,7 @@ fn need_root() -> Result<()> {
 /// and the previous step's stamp, so a changed step redoes what depends on it.
 pub fn setup(lab: &Lab, ui: &Ui) -> Result<Vec<StepReport>> {
     need_root()?;
-    std::fs::create_dir_all(lab.dir.join("stamps"))
-        .map_err(|e| BenchError::env(format!("cannot create {}", lab.dir.display())).cause(e.to_string()))?;
+    std::fs::create_dir_all(lab.dir.join("stamps")).or_env(format!("cannot create {}", lab.dir.display()))?;
     let mirror = mirror::mirror()?;
     let steps: [(&'static str, String); 4] = [
         ("chroot", hash(&["debootstrap --variant=minbase sid", &mirror])),
@@ -255,19 +252,17 @@ pub fn setup(lab: &Lab, ui: &Ui) -> Result<Vec<StepReport>> {
             ),
             "kernel" => lab.sh(KERNEL_SCRIPT, &log),
             _ => std::fs::write(lab.chroot.join("lab/init"), INIT_SCRIPT)
-                .map_err(|e| BenchError::env("cannot write the lab's /init").cause(e.to_string()))
+                .or_env("cannot write the lab's /init")
                 .and_then(|()| lab.sh(INITRAMFS_SCRIPT, &log)),
         };
         spinner.finish_and_clear();
         result?;
-        std::fs::write(&stamp, &chain)
-            .map_err(|e| BenchError::env(format!("cannot write {}", stamp.display())).cause(e.to_string()))?;
+        std::fs::write(&stamp, &chain).or_env(format!("cannot write {}", stamp.display()))?;
         let seconds = started.elapsed().as_secs_f64();
         ui.status(format!("lab setup: {step:<10} {seconds:.1} s"));
         reports.push(StepReport { step, seconds, cached: false });
     }
-    std::fs::create_dir_all(lab.disk().join("lib/modules"))
-        .map_err(|e| BenchError::env("cannot create the lab disk").cause(e.to_string()))?;
+    std::fs::create_dir_all(lab.disk().join("lib/modules")).or_env("cannot create the lab disk")?;
     Ok(reports)
 }
 
@@ -278,9 +273,8 @@ fn debootstrap(lab: &Lab, mirror: &str, log: &Path) -> Result<()> {
     // A half-made chroot from an interrupted run is started over.
     let _ = std::fs::remove_dir_all(&lab.chroot);
     let _ = std::fs::create_dir_all(lab.dir.join("runs"));
-    let out = std::fs::File::create(log)
-        .map_err(|e| BenchError::env(format!("cannot write {}", log.display())).cause(e.to_string()))?;
-    let err = out.try_clone().map_err(|e| BenchError::env("cannot duplicate a log handle").cause(e.to_string()))?;
+    let out = std::fs::File::create(log).or_env(format!("cannot write {}", log.display()))?;
+    let err = out.try_clone().or_env("cannot duplicate a log handle")?;
     let status = Command::new("debootstrap")
         .args(["--variant=minbase", "sid"])
         .arg(&lab.chroot)
@@ -288,13 +282,12 @@ fn debootstrap(lab: &Lab, mirror: &str, log: &Path) -> Result<()> {
         .stdout(out)
         .stderr(err)
         .status()
-        .map_err(|e| BenchError::env("cannot run debootstrap").cause(e.to_string()))?;
+        .or_env("cannot run debootstrap")?;
     if !status.success() {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         return Err(BenchError::env(format!("debootstrap failed; log: {}", log.display())).cause(tail(&text, 8)));
     }
-    std::fs::create_dir_all(lab.chroot.join("lab"))
-        .map_err(|e| BenchError::env("cannot create /lab in the chroot").cause(e.to_string()))
+    std::fs::create_dir_all(lab.chroot.join("lab")).or_env("cannot create /lab in the chroot")
 }
 
 /// A package built into a module for the lab kernel.
@@ -317,9 +310,8 @@ pub fn build_module(lab: &Lab, tarball: &Path, version: &str, predicted: &str, o
     let kver = lab.kernel_release()?;
     let work = lab.chroot.join("lab/pkg");
     let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).map_err(|e| BenchError::env("cannot create /lab/pkg").cause(e.to_string()))?;
-    std::fs::copy(tarball, work.join("package.dkms.tar.gz"))
-        .map_err(|e| BenchError::env(format!("cannot copy {}", tarball.display())).cause(e.to_string()))?;
+    std::fs::create_dir_all(&work).or_env("cannot create /lab/pkg")?;
+    std::fs::copy(tarball, work.join("package.dkms.tar.gz")).or_env(format!("cannot copy {}", tarball.display()))?;
     let q = crate::shell::q;
     let script = format!(
         "dkms remove -m bes2600 -v {v} --all >/dev/null 2>&1 || true\n\
@@ -339,22 +331,19 @@ pub fn build_module(lab: &Lab, tarball: &Path, version: &str, predicted: &str, o
     })?;
     // dkms signs modules itself when it finds a key and sign-file; the lab's signature
     // replaces any it appended.
-    let built = std::fs::read(work.join("bes2600.built.ko"))
-        .map_err(|e| BenchError::env("cannot read the module dkms built").cause(e.to_string()))?;
+    let built = std::fs::read(work.join("bes2600.built.ko")).or_env("cannot read the module dkms built")?;
     std::fs::write(work.join("bes2600.unsigned.ko"), strip_signature(&built))
-        .map_err(|e| BenchError::env("cannot write the unsigned module").cause(e.to_string()))?;
+        .or_env("cannot write the unsigned module")?;
     let certs = lab.chroot.join("build/linux/certs");
     let signed = crate::modsign::sign_files(
         &work.join("bes2600.unsigned.ko"),
         &certs.join("lab_key.pem"),
         &certs.join("lab_key.x509.pem"),
     )?;
-    std::fs::create_dir_all(out_dir)
-        .map_err(|e| BenchError::env(format!("cannot create {}", out_dir.display())).cause(e.to_string()))?;
+    std::fs::create_dir_all(out_dir).or_env(format!("cannot create {}", out_dir.display()))?;
     let ko = out_dir.join("bes2600.ko");
     crate::fsutil::write_synced(&ko, &signed, false)?;
-    std::fs::copy(&ko, work.join("bes2600.ko"))
-        .map_err(|e| BenchError::env("cannot copy the signed module into the lab").cause(e.to_string()))?;
+    std::fs::copy(&ko, work.join("bes2600.ko")).or_env("cannot copy the signed module into the lab")?;
     let info = lab.sh_out("modinfo -F srcversion /lab/pkg/bes2600.ko; modinfo -F signer /lab/pkg/bes2600.ko")?;
     let mut lines = info.lines();
     let srcversion = lines.next().unwrap_or("").trim().to_string();
@@ -410,8 +399,7 @@ pub fn boot(lab: &Lab, extra: &[(&str, Vec<u8>)], timeout_s: u64, name: &str) ->
     lab.kernel_release()?;
     let seg = lab.chroot.join(format!("lab/boot-{name}"));
     let _ = std::fs::remove_dir_all(&seg);
-    std::fs::create_dir_all(seg.join("lib"))
-        .map_err(|e| BenchError::env("cannot stage the boot files").cause(e.to_string()))?;
+    std::fs::create_dir_all(seg.join("lib")).or_env("cannot stage the boot files")?;
     let disk_modules = lab.disk().join("lib/modules");
     if disk_modules.is_dir() {
         let st = Command::new("cp").arg("-a").arg(&disk_modules).arg(seg.join("lib/")).status();
@@ -424,8 +412,7 @@ pub fn boot(lab: &Lab, extra: &[(&str, Vec<u8>)], timeout_s: u64, name: &str) ->
         if let Some(parent) = p.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
-        std::fs::write(&p, bytes)
-            .map_err(|e| BenchError::env(format!("cannot write {}", p.display())).cause(e.to_string()))?;
+        std::fs::write(&p, bytes).or_env(format!("cannot write {}", p.display()))?;
     }
     let log = lab.dir.join("runs").join(format!("{name}.console.log"));
     let script = format!(
@@ -443,6 +430,21 @@ pub fn boot(lab: &Lab, extra: &[(&str, Vec<u8>)], timeout_s: u64, name: &str) ->
         return Err(result.expect_err("checked"));
     }
     Ok(Boot { console, log, seconds, timed_out })
+}
+
+/// The lab module of `variant`'s newest build that has one: the build ledger names each
+/// package's directory (wherever `--out` put it), and `bench build --kernel lab` writes
+/// the module beside it in `DIR.lab/`.
+pub fn newest_module(root: &Path, variant: &str) -> Result<PathBuf> {
+    let records = crate::workspace::ledger::read(root)?;
+    let found = records.iter().rev().filter(|r| r.variant == variant).find_map(|r| {
+        let ko = PathBuf::from(format!("{}.lab", r.path)).join("bes2600.ko");
+        ko.is_file().then_some(ko)
+    });
+    found.ok_or_else(|| {
+        BenchError::usage(format!("no lab build of `{variant}` in the build ledger"))
+            .hint(format!("bench build --variant {variant} --kernel lab, or give --ko FILE"))
+    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! for the kernel lab, a signed module). `bench build`, `bench lab run` and whatever else
 //! needs a package call [`build`]; commands never call commands.
 
-use crate::error::{BenchError, Result};
+use crate::error::Result;
+use crate::error::ResultExt;
 use crate::package::{self, cache, signing, PkgFile};
 use crate::ui::Ui;
 use crate::workspace::git::{self, GitInfo};
@@ -145,11 +146,7 @@ fn fresh(
     let mut p = package::assemble(root, variants, variant, git, allow_violations)?;
     let manifest = serde_json::to_string_pretty(&p.manifest).expect("a manifest serialises") + "\n";
     let signature = signing::sign(&signer.key, manifest.as_bytes())?;
-    let public = signer
-        .key
-        .public_key()
-        .to_openssh()
-        .map_err(|e| BenchError::env("cannot encode the key").cause(e.to_string()))?;
+    let public = signer.key.public_key().to_openssh().or_env("cannot encode the key")?;
     p.files.push(PkgFile { path: package::MANIFEST.into(), bytes: manifest.clone().into_bytes(), executable: false });
     p.files.push(PkgFile { path: package::SIGNATURE.into(), bytes: signature.into_bytes(), executable: false });
     p.files.push(PkgFile {

@@ -7,6 +7,7 @@ pub mod cache;
 pub mod signing;
 pub mod srcversion;
 
+use crate::error::ResultExt;
 use crate::error::{BenchError, Result};
 use crate::fsutil::{sha256_hex, write_synced};
 use crate::source::materialise::{self, CfgSet};
@@ -159,8 +160,7 @@ pub fn assemble(
         files.push(PkgFile { path: out.into(), bytes: render(root, template, &ctx)?.into_bytes(), executable: false });
     }
     let hook = root.join("dkms").join("bench-slots.sh");
-    let hook_bytes = std::fs::read(&hook)
-        .map_err(|e| BenchError::env(format!("cannot read {}", hook.display())).cause(e.to_string()))?;
+    let hook_bytes = std::fs::read(&hook).or_env(format!("cannot read {}", hook.display()))?;
     files.push(PkgFile { path: "bench-slots.sh".into(), bytes: hook_bytes, executable: true });
     files.push(PkgFile {
         path: "RATIONALE.md".into(),
@@ -202,8 +202,7 @@ pub fn assemble(
 
 fn render(root: &Path, template: &str, ctx: &minijinja::Value) -> Result<String> {
     let path = root.join("dkms").join(template);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| BenchError::env(format!("cannot read template {}", path.display())).cause(e.to_string()))?;
+    let text = std::fs::read_to_string(&path).or_env(format!("cannot read template {}", path.display()))?;
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     let fail = |e: minijinja::Error| {
@@ -251,8 +250,7 @@ fn rationale(root: &Path, v: &Variant, srcv: &str, violations: &[String]) -> Res
     if !v.rationale.notes.is_empty() {
         s += "\n## Notes\n\n";
         for n in &v.rationale.notes {
-            let text = std::fs::read_to_string(root.join(n))
-                .map_err(|e| BenchError::usage(format!("cannot read note {n}")).cause(e.to_string()))?;
+            let text = std::fs::read_to_string(root.join(n)).or_usage(format!("cannot read note {n}"))?;
             s += &format!("### {n}\n\n{}\n", text.trim());
         }
     }

@@ -2,6 +2,7 @@
 //! MANIFEST.json, namespace [`NAMESPACE`]. Without a configured key a workspace key is
 //! made on first use in `.bench/keys/` (git-ignored).
 
+use crate::error::ResultExt;
 use crate::error::{BenchError, Result};
 use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
 use std::path::{Path, PathBuf};
@@ -22,18 +23,14 @@ pub fn load_or_create(root: &Path, explicit: Option<&Path>) -> Result<(PrivateKe
     if p.is_file() {
         return Ok((load_private(&p)?, p, false));
     }
-    let key = PrivateKey::random(&mut rand_core::OsRng, Algorithm::Ed25519)
-        .map_err(|e| BenchError::env("cannot generate a signing key").cause(e.to_string()))?;
+    let key = PrivateKey::random(&mut rand_core::OsRng, Algorithm::Ed25519).or_env("cannot generate a signing key")?;
     let dir = p.parent().expect("has a parent");
-    std::fs::create_dir_all(dir)
-        .map_err(|e| BenchError::env(format!("cannot create {}", dir.display())).cause(e.to_string()))?;
-    let pem =
-        key.to_openssh(LineEnding::LF).map_err(|e| BenchError::env("cannot encode the key").cause(e.to_string()))?;
+    std::fs::create_dir_all(dir).or_env(format!("cannot create {}", dir.display()))?;
+    let pem = key.to_openssh(LineEnding::LF).or_env("cannot encode the key")?;
     write_private(&p, pem.as_bytes())?;
-    let public =
-        key.public_key().to_openssh().map_err(|e| BenchError::env("cannot encode the key").cause(e.to_string()))?;
+    let public = key.public_key().to_openssh().or_env("cannot encode the key")?;
     std::fs::write(p.with_extension("pub"), format!("{public} bench-workspace\n"))
-        .map_err(|e| BenchError::env(format!("cannot write {}.pub", p.display())).cause(e.to_string()))?;
+        .or_env(format!("cannot write {}.pub", p.display()))?;
     Ok((key, p, true))
 }
 
@@ -45,15 +42,12 @@ fn write_private(p: &Path, bytes: &[u8]) -> Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(p)
-        .map_err(|e| BenchError::env(format!("cannot create {}", p.display())).cause(e.to_string()))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| BenchError::env(format!("cannot write {}", p.display())).cause(e.to_string()))
+        .or_env(format!("cannot create {}", p.display()))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).or_env(format!("cannot write {}", p.display()))
 }
 
 pub fn load_private(p: &Path) -> Result<PrivateKey> {
-    let text = std::fs::read_to_string(p)
-        .map_err(|e| BenchError::usage(format!("cannot read signing key {}", p.display())).cause(e.to_string()))?;
+    let text = std::fs::read_to_string(p).or_usage(format!("cannot read signing key {}", p.display()))?;
     let key = PrivateKey::from_openssh(&text).map_err(|e| {
         BenchError::usage(format!("{} is not an OpenSSH private key", p.display()))
             .cause(e.to_string())
@@ -68,8 +62,7 @@ pub fn load_private(p: &Path) -> Result<PrivateKey> {
 
 /// A public key from an OpenSSH `.pub` file or a private key file.
 pub fn load_public(p: &Path) -> Result<PublicKey> {
-    let text = std::fs::read_to_string(p)
-        .map_err(|e| BenchError::usage(format!("cannot read key {}", p.display())).cause(e.to_string()))?;
+    let text = std::fs::read_to_string(p).or_usage(format!("cannot read key {}", p.display()))?;
     if let Ok(k) = PublicKey::from_openssh(text.trim()) {
         return Ok(k);
     }
@@ -81,10 +74,8 @@ pub fn fingerprint(key: &PublicKey) -> String {
 }
 
 pub fn sign(key: &PrivateKey, message: &[u8]) -> Result<String> {
-    let sig = key
-        .sign(NAMESPACE, HashAlg::Sha512, message)
-        .map_err(|e| BenchError::env("signing failed").cause(e.to_string()))?;
-    sig.to_pem(LineEnding::LF).map_err(|e| BenchError::env("cannot encode the signature").cause(e.to_string()))
+    let sig = key.sign(NAMESPACE, HashAlg::Sha512, message).or_env("signing failed")?;
+    sig.to_pem(LineEnding::LF).or_env("cannot encode the signature")
 }
 
 /// Checks an armoured SSHSIG over `message` against `key`.

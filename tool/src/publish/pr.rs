@@ -2,6 +2,7 @@
 //! its parent's latest baseline note, its notes, its audit, and (for local use) its build
 //! record and simulated stress figures.
 
+use crate::error::ResultExt;
 use crate::error::{BenchError, Result};
 use crate::workspace::notes::{self, Note};
 use crate::workspace::variant::{Variant, Variants};
@@ -138,8 +139,7 @@ fn read_stress(root: &Path, variant: &str) -> Option<minijinja::Value> {
 
 /// Renders `template` (a file) with `ctx`; errors name the template and line.
 pub fn render_file(path: &Path, ctx: &minijinja::Value) -> Result<String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| BenchError::usage(format!("cannot read template {}", path.display())).cause(e.to_string()))?;
+    let text = std::fs::read_to_string(path).or_usage(format!("cannot read template {}", path.display()))?;
     render(&path.display().to_string(), &text, ctx)
 }
 

@@ -2,6 +2,7 @@
 //! the stress oracle of `bench bisect`, `bench bench-sim` and `bench pr` share. The JSON
 //! itself is kept as it came (`raw`): `--json` passes it on unchanged, keys in order.
 
+use crate::error::ResultExt;
 use crate::error::{BenchError, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -104,8 +105,7 @@ fn u64_in_string<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<
 impl SimReport {
     /// Reads a report; `what` names it in the error (the simulator, a file).
     pub fn parse(bytes: &[u8], what: &str) -> Result<SimReport> {
-        let raw: serde_json::Value = serde_json::from_slice(bytes)
-            .map_err(|e| BenchError::env(format!("{what}: the report is not JSON")).cause(e.to_string()))?;
+        let raw: serde_json::Value = serde_json::from_slice(bytes).or_env(format!("{what}: the report is not JSON"))?;
         let data = ReportData::deserialize(&raw).map_err(|e| {
             BenchError::env(format!("{what}: the report is not one bes2600-sim writes")).cause(e.to_string())
         })?;

@@ -3,6 +3,7 @@
 
 use super::ramp::Stage;
 use super::report::SimReport;
+use crate::error::ResultExt;
 use crate::error::{BenchError, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -42,7 +43,7 @@ impl Runner<'_> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| BenchError::env(format!("cannot start {}", self.exe.display())).cause(e.to_string()))?;
+            .or_env(format!("cannot start {}", self.exe.display()))?;
         let mut sim_stderr = String::new();
         if let Some(err) = child.stderr.take() {
             for line in BufReader::new(err).lines().map_while(std::result::Result::ok) {
@@ -56,9 +57,7 @@ impl Runner<'_> {
                 }
             }
         }
-        let output = child
-            .wait_with_output()
-            .map_err(|e| BenchError::env("the simulator did not finish").cause(e.to_string()))?;
+        let output = child.wait_with_output().or_env("the simulator did not finish")?;
         let code = output.status.code();
         if !matches!(code, Some(0) | Some(1)) {
             return Err(BenchError::env(format!(

@@ -6,6 +6,7 @@
 //! `test` (false: tests are not part of a package), `not`, `all`, `any`; anything else is
 //! rejected with the file, line and column.
 
+use crate::error::ResultExt;
 use crate::error::{BenchError, Result};
 use proc_macro2::Span;
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,8 +44,7 @@ pub fn crate_tree(src_dir: &Path, cfg: &CfgSet) -> Result<Vec<Output>> {
 
 fn walk(src_dir: &Path, rel: &Path, cfg: &CfgSet, kernel_only: bool, out: &mut Vec<Output>) -> Result<()> {
     let path = src_dir.join(rel);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| BenchError::env(format!("cannot read {}", path.display())).cause(e.to_string()))?;
+    let text = std::fs::read_to_string(&path).or_env(format!("cannot read {}", path.display()))?;
     let (resolved, modules) = file(&path, &text, cfg)?;
     out.push(Output { rel_path: rel.to_path_buf(), text: resolved, kernel_only });
     // Child modules of lib.rs or mod.rs live beside it; of x.rs, in x/.

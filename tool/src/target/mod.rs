@@ -16,6 +16,7 @@
 //! (or, before the staged module was verified, undo) an interrupted operation.
 
 pub mod journal;
+use crate::error::ResultExt;
 use crate::error::{BenchError, Kind, Result};
 use crate::shell::q;
 use journal::{Journal, Op, Step};
@@ -231,8 +232,7 @@ impl Target {
             let lab = crate::lab::Lab::at(cfg.root.as_deref().map(Path::new), root);
             cfg.kernel = Some(lab.kernel_release()?);
             let disk = lab.disk();
-            std::fs::create_dir_all(&disk)
-                .map_err(|e| BenchError::env(format!("cannot create {}", disk.display())).cause(e.to_string()))?;
+            std::fs::create_dir_all(&disk).or_env(format!("cannot create {}", disk.display()))?;
             cfg.root = Some(disk.display().to_string());
             cfg.transport = Transport::Local;
         }
@@ -388,9 +388,7 @@ impl Target {
         if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
             let _ = pipe.write_all(data);
         }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| BenchError::env("the target command did not finish").cause(e.to_string()))?;
+        let out = child.wait_with_output().or_env("the target command did not finish")?;
         let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
         if out.status.success() {
             return Ok(String::from_utf8_lossy(&out.stdout).into_owned());

@@ -2,6 +2,7 @@
 //! single `write` and an fsync, so a crash leaves at most a torn last line, which reading
 //! skips.
 
+use crate::error::ResultExt;
 use crate::error::{BenchError, Result};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -62,18 +63,15 @@ pub fn append(root: &Path, mut record: BuildRecord) -> Result<BuildRecord> {
     let p = path(root);
     let existing = read(root)?;
     record.id = existing.last().map_or(1, |r| r.id + 1);
-    std::fs::create_dir_all(p.parent().expect("has a parent"))
-        .map_err(|e| BenchError::env(format!("cannot create {}", p.display())).cause(e.to_string()))?;
+    std::fs::create_dir_all(p.parent().expect("has a parent")).or_env(format!("cannot create {}", p.display()))?;
     let mut line = serde_json::to_string(&record).expect("a record serialises");
     line.push('\n');
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&p)
-        .map_err(|e| BenchError::env(format!("cannot open {}", p.display())).cause(e.to_string()))?;
-    f.write_all(line.as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(|e| BenchError::env(format!("cannot append to {}", p.display())).cause(e.to_string()))?;
+        .or_env(format!("cannot open {}", p.display()))?;
+    f.write_all(line.as_bytes()).and_then(|_| f.sync_all()).or_env(format!("cannot append to {}", p.display()))?;
     Ok(record)
 }
 

@@ -6,6 +6,7 @@ pub mod ledger;
 pub mod notes;
 pub mod variant;
 
+use crate::error::ResultExt;
 use crate::error::{BenchError, Result};
 use std::path::{Path, PathBuf};
 
@@ -28,8 +29,7 @@ pub fn find(explicit: Option<&Path>) -> Result<PathBuf> {
         Some(p) => p.to_path_buf(),
         None => match std::env::var_os("BENCH_WORKSPACE") {
             Some(p) => PathBuf::from(p),
-            None => std::env::current_dir()
-                .map_err(|e| BenchError::env("cannot read the current directory").cause(e.to_string()))?,
+            None => std::env::current_dir().or_env("cannot read the current directory")?,
         },
     };
     let mut dir = start.as_path();

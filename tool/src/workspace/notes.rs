@@ -2,6 +2,7 @@
 //! measurements carry units; rates, per-1000 ratios and percentages are derived here, never
 //! typed in.
 
+use crate::error::ResultExt;
 use crate::error::{BenchError, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -176,8 +177,7 @@ pub fn load_all(root: &Path, variants: &crate::workspace::variant::Variants) -> 
     files.sort();
     let mut notes = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(&f)
-            .map_err(|e| BenchError::usage(format!("cannot read {}", f.display())).cause(e.to_string()))?;
+        let text = std::fs::read_to_string(&f).or_usage(format!("cannot read {}", f.display()))?;
         let rel = f.strip_prefix(root).unwrap_or(&f).to_path_buf();
         let note = parse(&rel, &text)?;
         for v in &note.front.variants {

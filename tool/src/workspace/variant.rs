@@ -1,6 +1,7 @@
 //! Variants of the patch series: `variants/<name>.toml`, validated against the driver
 //! crate's features (read with cargo_metadata), the parent chain, and the notes.
 
+use crate::error::ResultExt;
 use crate::error::{BenchError, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -176,8 +177,7 @@ impl Variants {
 }
 
 fn parse_file(path: &Path) -> Result<Variant> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| BenchError::usage(format!("cannot read {}", path.display())).cause(e.to_string()))?;
+    let text = std::fs::read_to_string(path).or_usage(format!("cannot read {}", path.display()))?;
     let mut v: Variant = toml::from_str(&text).map_err(|e| {
         let (line, col) = e.span().map_or((0, 0), |s| line_col(&text, s.start));
         BenchError::usage(format!("{}:{line}:{col}: {}", path.display(), e.message()))

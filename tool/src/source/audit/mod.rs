@@ -28,6 +28,7 @@ pub mod analyse;
 pub mod mir;
 pub mod model;
 
+use crate::error::ResultExt;
 use crate::error::{BenchError, Kind, Result};
 use analyse::{Engine, Op};
 use serde::{Deserialize, Serialize};
@@ -222,8 +223,7 @@ fn cache_key(c: &CrateRef) -> Result<String> {
     let mut files = Vec::new();
     let mut stack = vec![c.dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let rd = std::fs::read_dir(&d)
-            .map_err(|e| BenchError::env(format!("cannot read {}", d.display())).cause(e.to_string()))?;
+        let rd = std::fs::read_dir(&d).or_env(format!("cannot read {}", d.display()))?;
         for ent in rd.flatten() {
             let p = ent.path();
             let name = ent.file_name().to_string_lossy().to_string();
@@ -239,10 +239,7 @@ fn cache_key(c: &CrateRef) -> Result<String> {
     files.sort();
     for f in files {
         h.update(f.strip_prefix(c.dir).unwrap_or(&f).to_string_lossy().as_bytes());
-        h.update(
-            std::fs::read(&f)
-                .map_err(|e| BenchError::env(format!("cannot read {}", f.display())).cause(e.to_string()))?,
-        );
+        h.update(std::fs::read(&f).or_env(format!("cannot read {}", f.display()))?);
     }
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
@@ -252,8 +249,7 @@ const AUDIT_FORMAT: u32 = 2;
 
 fn lib_name(dir: &Path) -> Result<String> {
     let manifest = dir.join("Cargo.toml");
-    let text = std::fs::read_to_string(&manifest)
-        .map_err(|e| BenchError::env(format!("cannot read {}", manifest.display())).cause(e.to_string()))?;
+    let text = std::fs::read_to_string(&manifest).or_env(format!("cannot read {}", manifest.display()))?;
     let v: toml::Value =
         toml::from_str(&text).map_err(|e| BenchError::usage(format!("{}: {}", manifest.display(), e.message())))?;
     let name = v
@@ -283,8 +279,7 @@ fn cargo(dir: &Path, target: &Path, features: &[String], sub: &str, extra: &[&st
         cmd.arg("--features").arg(features.join(","));
     }
     cmd.arg("--").args(extra);
-    let out =
-        cmd.output().map_err(|e| BenchError::env("cannot run cargo for the contract audit").cause(e.to_string()))?;
+    let out = cmd.output().or_env("cannot run cargo for the contract audit")?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let first: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).take(12).collect();
@@ -335,8 +330,7 @@ pub fn audit_uncached(c: &CrateRef) -> Result<Report> {
         &["-Zunstable-options", "--output-format", "json", "--document-private-items"],
     )?;
     let json_path = target.join("doc").join(format!("{}.json", lib_name(c.dir)?));
-    let json = std::fs::read(&json_path)
-        .map_err(|e| BenchError::env(format!("rustdoc wrote no {}", json_path.display())).cause(e.to_string()))?;
+    let json = std::fs::read(&json_path).or_env(format!("rustdoc wrote no {}", json_path.display()))?;
     let model = model::from_json(&json, &c.dir.display().to_string())?;
     let mir = mir::parse(&String::from_utf8_lossy(&mir_text));
     Ok(analyse_crate(&mir, &model))

@@ -1,0 +1,83 @@
+//! A lab run: a variant built with dkms for the lab kernel (the one build pipeline,
+//! `package::build`), booted in QEMU with the module loaded under stress (and a tampered
+//! copy offered when asked), its console read and judged. It sits above `package` and
+//! `lab`, which it joins.
+
+use crate::error::ResultExt;
+use crate::error::{BenchError, Kind, Result};
+use crate::lab::console::{self, Outcome, RunOutcome};
+use crate::lab::{self, Boot, Lab, LabModule};
+use crate::ui::Ui;
+use std::path::Path;
+
+/// What to run.
+pub struct RunRequest<'a> {
+    pub variant: &'a str,
+    /// Offered RX rate over the air, MB/s (10^6 B/s), and the stress's length.
+    pub mb_per_s: f64,
+    pub secs: f64,
+    /// Stall one plain load in `stall_every` for `stall_us` (0: never).
+    pub stall_every: u64,
+    pub stall_us: u64,
+    /// Also offer a copy with one byte changed: the kernel must refuse it.
+    pub tamper: bool,
+}
+
+/// What a run gave.
+pub struct LabRun {
+    pub module: LabModule,
+    pub boot: Boot,
+    pub console: RunOutcome,
+    pub outcome: Outcome,
+    /// One line per problem found (empty when clean).
+    pub problems: Vec<String>,
+}
+
+/// Builds, boots and judges. A build or boot that fails is an environment error (the
+/// command turns it into "could not test").
+pub fn run_variant(root: &Path, lab: &Lab, r: &RunRequest, ui: &Ui) -> Result<LabRun> {
+    lab.kernel_release()?;
+    let req = crate::package::build::BuildRequest {
+        variants: Some(vec![r.variant.to_string()]),
+        out: Path::new("dist"),
+        key: None,
+        allow_violations: true,
+        lab: Some(crate::package::build::LabKernel { dir: Some(&lab.dir) }),
+    };
+    let built = crate::package::build::build(root, &req, ui)
+        .map_err(|e| {
+            if e.kind == Kind::Usage {
+                e
+            } else {
+                BenchError::env(format!("could not build {} for the lab", r.variant)).cause(e.message)
+            }
+        })?
+        .built;
+    let module =
+        built.into_iter().next().and_then(|b| b.lab).ok_or_else(|| BenchError::env("no lab module was built"))?;
+    let ko = std::fs::read(&module.ko).or_env(format!("cannot read {}", module.ko.display()))?;
+    let stress_ms = (r.secs * 1000.0).round() as u64;
+    let rate_kbps = (r.mb_per_s * 1_000_000.0 / 1024.0).round() as u64;
+    let mut conf = format!(
+        "MODULE=/lab/bes2600.ko\nPARAMS=\"stress_ms={stress_ms} rate_kbps={rate_kbps} stall_every={} stall_us={}\"\n",
+        r.stall_every, r.stall_us
+    );
+    let mut files = vec![("/lab/bes2600.ko", ko.clone())];
+    if r.tamper {
+        let mut t = ko.clone();
+        // One byte of the module's code (not of the signature): the signature no longer holds.
+        let at = t.len() / 3;
+        t[at] ^= 0x01;
+        files.push(("/lab/tampered.ko", t));
+        conf.push_str("TAMPERED=/lab/tampered.ko\n");
+    }
+    files.push(("/lab.conf", conf.into_bytes()));
+    let spinner =
+        ui.spinner(format!("booting the lab kernel with {} ({} MB/s for {} s)", r.variant, r.mb_per_s, r.secs));
+    let boot = lab::boot(lab, &files, 120 + r.secs as u64 * 3, &format!("run-{}", r.variant));
+    spinner.finish_and_clear();
+    let boot = boot?;
+    let console = console::parse_console(&boot.console);
+    let (outcome, problems) = console::judge(&console, &module.srcversion, r.tamper, boot.timed_out);
+    Ok(LabRun { module, boot, console, outcome, problems })
+}
