@@ -96,3 +96,22 @@ impl fmt::Display for BenchError {
         Ok(())
     }
 }
+
+/// For tests: each input fails with an error of `kind` whose message contains its needle.
+/// Returns the errors, for further checks.
+#[cfg(test)]
+pub fn assert_each_fails<T: fmt::Debug>(
+    cases: &[(&str, &str)],
+    kind: Kind,
+    f: impl Fn(&str) -> Result<T>,
+) -> Vec<BenchError> {
+    cases
+        .iter()
+        .map(|(input, needle)| {
+            let e = f(input).expect_err(input);
+            assert!(e.message.contains(needle), "{input}: `{}` lacks `{needle}`", e.message);
+            assert_eq!(e.kind, kind, "{input}");
+            e
+        })
+        .collect()
+}

@@ -318,48 +318,9 @@ fn across_commits(
         return Err(BenchError::usage(format!("`{bad}` does not descend from `{good}`: unrelated commits"))
             .hint("--good must be an ancestor of --bad"));
     }
-    let mut walk = repo.revwalk().map_err(|e| BenchError::env(e.message().to_string()))?;
-    walk.push(bad_id).and_then(|_| walk.hide(good_id)).map_err(|e| BenchError::env(e.message().to_string()))?;
-    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)
-        .map_err(|e| BenchError::env(e.message().to_string()))?;
-    if a.first_parent {
-        walk.simplify_first_parent().map_err(|e| BenchError::env(e.message().to_string()))?;
-    }
-    let commits: Vec<git2::Oid> = walk.filter_map(|c| c.ok()).collect();
+    let commits = commits_between(&repo, good_id, bad_id, a.first_parent)?;
     let scratch = root.join("target").join("bench-bisect").join("trees");
-    let extract = |id: git2::Oid| -> Result<PathBuf> {
-        let dir = scratch.join(id.to_string());
-        let _ = std::fs::remove_dir_all(&dir);
-        let tree = repo.find_commit(id).and_then(|c| c.tree()).map_err(|e| BenchError::env(e.message().to_string()))?;
-        let mut failed = None;
-        tree.walk(git2::TreeWalkMode::PreOrder, |prefix, entry| {
-            let path = format!("{prefix}{}", entry.name().unwrap_or(""));
-            if !path.starts_with("driver/") {
-                return if "driver/".starts_with(&path) || path == "driver" {
-                    git2::TreeWalkResult::Ok
-                } else {
-                    git2::TreeWalkResult::Skip
-                };
-            }
-            if entry.kind() == Some(git2::ObjectType::Blob) {
-                if let Ok(blob) = repo.find_blob(entry.id()) {
-                    let p = dir.join(&path);
-                    if let Err(e) = std::fs::create_dir_all(p.parent().expect("has a parent"))
-                        .and_then(|_| std::fs::write(&p, blob.content()))
-                    {
-                        failed = Some(e.to_string());
-                        return git2::TreeWalkResult::Abort;
-                    }
-                }
-            }
-            git2::TreeWalkResult::Ok
-        })
-        .map_err(|e| BenchError::env(e.message().to_string()))?;
-        if let Some(e) = failed {
-            return Err(BenchError::env(format!("cannot write {}", dir.display())).cause(e));
-        }
-        Ok(dir.join("driver").join("src"))
-    };
+    let extract = |id: git2::Oid| extract_driver(&repo, id, &scratch);
     let short = |id: git2::Oid| id.to_string()[..10].to_string();
     let found = {
         let mut test = |i: usize| -> Result<Outcome> {
@@ -405,4 +366,56 @@ fn across_commits(
             (false, format!("nothing between {good} and {bad} is bad"))
         }
     })
+}
+
+/// The commits after `good` up to `bad`, oldest first (first parents only when asked).
+fn commits_between(
+    repo: &git2::Repository,
+    good: git2::Oid,
+    bad: git2::Oid,
+    first_parent: bool,
+) -> Result<Vec<git2::Oid>> {
+    let git = |e: git2::Error| BenchError::env(e.message().to_string());
+    let mut walk = repo.revwalk().map_err(git)?;
+    walk.push(bad).and_then(|_| walk.hide(good)).map_err(git)?;
+    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE).map_err(git)?;
+    if first_parent {
+        walk.simplify_first_parent().map_err(git)?;
+    }
+    Ok(walk.filter_map(|c| c.ok()).collect())
+}
+
+/// Writes the `driver/` tree of commit `id` under `scratch/ID/` and returns its `src/`.
+fn extract_driver(repo: &git2::Repository, id: git2::Oid, scratch: &Path) -> Result<PathBuf> {
+    let dir = scratch.join(id.to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+    let tree = repo.find_commit(id).and_then(|c| c.tree()).map_err(|e| BenchError::env(e.message().to_string()))?;
+    let mut failed = None;
+    tree.walk(git2::TreeWalkMode::PreOrder, |prefix, entry| {
+        let path = format!("{prefix}{}", entry.name().unwrap_or(""));
+        if !path.starts_with("driver/") {
+            return if "driver/".starts_with(&path) || path == "driver" {
+                git2::TreeWalkResult::Ok
+            } else {
+                git2::TreeWalkResult::Skip
+            };
+        }
+        if entry.kind() == Some(git2::ObjectType::Blob) {
+            if let Ok(blob) = repo.find_blob(entry.id()) {
+                let p = dir.join(&path);
+                if let Err(e) = std::fs::create_dir_all(p.parent().expect("has a parent"))
+                    .and_then(|_| std::fs::write(&p, blob.content()))
+                {
+                    failed = Some(e.to_string());
+                    return git2::TreeWalkResult::Abort;
+                }
+            }
+        }
+        git2::TreeWalkResult::Ok
+    })
+    .map_err(|e| BenchError::env(e.message().to_string()))?;
+    if let Some(e) = failed {
+        return Err(BenchError::env(format!("cannot write {}", dir.display())).cause(e));
+    }
+    Ok(dir.join("driver").join("src"))
 }

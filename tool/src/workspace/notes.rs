@@ -47,19 +47,12 @@ pub struct Front {
     pub variants: Vec<String>,
     pub kind: String,
     pub title: String,
-    #[serde(default)]
     pub srcversion: Option<String>,
-    #[serde(default)]
     pub board: Option<String>,
-    #[serde(default)]
     pub kernel: Option<String>,
-    #[serde(default)]
     pub verdict: Option<String>,
-    #[serde(default)]
     pub rollback: Option<String>,
-    #[serde(default)]
     pub forensics: Option<String>,
-    #[serde(default)]
     pub offered: Option<Quantity>,
     #[serde(default)]
     pub measurements: BTreeMap<String, Quantity>,

@@ -998,53 +998,14 @@ impl<'a> Engine<'a> {
                     targets.push(Target::External(callee.clone()));
                 }
                 let cas_dest_unused = !local_used_after(body, dest.base(), b);
+                let site = CallSite { args, argv: &argv, vals, body, dest, at: &at, cas_dest_unused };
                 for t in targets {
                     match t {
                         Target::Body(f, why) => {
-                            let callee_body = &mir.bodies[f];
-                            let mut bind = BTreeMap::new();
-                            for (i, a) in args.iter().enumerate() {
-                                if let Operand::Copy(p) | Operand::Move(p) = a {
-                                    let (_, _, aty) = self.eval_place(p, vals, body);
-                                    let aty = subst(&aty, bindings);
-                                    if let Some(pty) = callee_body.locals.get(i + 1) {
-                                        unify(pty, &aty, &mut bind, self);
-                                    }
-                                }
-                            }
-                            let callee_args: Vec<Val> =
-                                if callee_body.closure_ty.is_some() && argv.len() == 2 && callee_body.arg_count > 1 {
-                                    // `call(env, (a, b))`: the tuple's fields are the closure's arguments.
-                                    let mut v = vec![argv[0].clone()];
-                                    for k in 0..callee_body.arg_count - 1 {
-                                        v.push(argv[1].fields.get(&k).cloned().unwrap_or_default());
-                                    }
-                                    v
-                                } else {
-                                    argv.clone()
-                                };
-                            let s = self.analyse(f, &locks, &callee_args, &bind);
-                            if let Some(r) = rec.as_deref_mut() {
-                                let callee_label = match &why {
-                                    Some(w) => format!("{} {w}", self.labels[f]),
-                                    None => self.labels[f].clone(),
-                                };
-                                r.merge(&s, &at, &callee_label);
-                                if cas_dest_unused {
-                                    for c in &s.returned_cas {
-                                        r.ignored_cas(c, &at, &callee_label);
-                                    }
-                                }
-                                if dest.base() == 0 {
-                                    r.returned_cas.extend(s.returned_cas.iter().cloned().map(|mut c| {
-                                        c.pos = at.pos;
-                                        c
-                                    }));
-                                }
-                            }
-                            ret.join(&s.ret, 0);
-                            if let Some(l) = &s.exit_locks {
-                                merge(&mut out, l.clone());
+                            let (r, l) = self.call_body(f, why, &site, &locks, bindings, &mut rec);
+                            ret.join(&r, 0);
+                            if let Some(l) = l {
+                                merge(&mut out, l);
                             }
                         }
                         Target::Prim(p, receiver) => {
@@ -1084,74 +1045,9 @@ impl<'a> Engine<'a> {
                             }
                         }
                         Target::External(text) => {
-                            // An external function may call any callable it is handed, with
-                            // the locks held here; its result may point into its arguments.
-                            let mut cs = BTreeSet::new();
-                            for a in &argv {
-                                a.all_callables(&mut cs, 0);
-                            }
-                            let cb_ctx = self.callback_context(&text);
-                            let mut now = locks.clone();
-                            for f in cs {
-                                if let Some(ctx) = &cb_ctx {
-                                    if let Some(r) = rec.as_deref_mut() {
-                                        r.callbacks.insert((ctx.clone(), f));
-                                    }
-                                    continue;
-                                }
-                                let fa: Vec<Val> = vec![Val::default(); mir.bodies[f].arg_count];
-                                let s = self.analyse(f, &now, &fa, &BTreeMap::new());
-                                if let Some(r) = rec.as_deref_mut() {
-                                    r.merge(&s, &at, &format!("{} [called by {}]", self.labels[f], short(&text)));
-                                }
-                                if let Some(l) = &s.exit_locks {
-                                    now = l.clone();
-                                }
-                            }
-                            let mut shared = BTreeSet::new();
-                            for a in &argv {
-                                a.all_locs(&mut shared, 0);
-                                ret.join(a, 0);
-                            }
-                            // What it returns may point anywhere its arguments reach (an
-                            // iterator's next item, a slice of a field).
-                            ret.join(&Val { locs: shared.clone(), ..Default::default() }, 0);
-                            // What it may do with shared memory it is handed: read it, and
-                            // write it too when the pointer is mutable.
-                            if let Some(r) = rec.as_deref_mut() {
-                                for (o, v) in args.iter().zip(&argv) {
-                                    let (Operand::Copy(p) | Operand::Move(p)) = o else { continue };
-                                    let ty = self.eval_place(p, vals, body).2;
-                                    for l in &v.locs {
-                                        r.access(l.clone(), Op::Load, &at);
-                                        if ty.starts_with("&mut ") || ty.starts_with("*mut ") {
-                                            r.access(l.clone(), Op::Store, &at);
-                                        }
-                                    }
-                                }
-                            }
-                            if let Some(r) = rec.as_deref_mut() {
-                                // A call through a pointer or trait object the audit found no
-                                // target for is listed whatever it is handed.
-                                let dynamic =
-                                    text.starts_with("move ") || text.starts_with("copy ") || text.starts_with("<dyn ");
-                                if (!shared.is_empty() || dynamic) && cb_ctx.is_none() {
-                                    r.unfollowed.push(Unfollowed {
-                                        call: short(&text),
-                                        site: at.site.clone(),
-                                        function: me.clone(),
-                                        why: if shared.is_empty() {
-                                            "no target found for this pointer or trait object".to_string()
-                                        } else {
-                                            format!(
-                                                "defined outside the audited crate; handed {}",
-                                                shared.iter().cloned().collect::<Vec<_>>().join(", ")
-                                            )
-                                        },
-                                    });
-                                }
-                            }
-                            merge(&mut out, now);
+                            let (r, l) = self.call_external(&text, &site, &locks, &mut rec);
+                            ret.join(&r, 0);
+                            merge(&mut out, l);
                         }
                     }
                 }
@@ -1163,6 +1059,146 @@ impl<'a> Engine<'a> {
             }
             _ => term.successors().into_iter().map(|t| (t, locks.clone())).collect(),
         }
+    }
+
+    /// A call into a body of the crate: the arguments bound to the callee's parameters
+    /// (generic bindings unified from their types; a closure's tuple of arguments spread),
+    /// the callee analysed with the locks held here, and what it records merged into this
+    /// record. Returns what it returns and the locks it leaves held.
+    fn call_body(
+        &mut self,
+        f: usize,
+        why: Option<String>,
+        c: &CallSite,
+        locks: &BTreeSet<String>,
+        bindings: &BTreeMap<String, String>,
+        rec: &mut Option<&mut Recorder>,
+    ) -> (Val, Option<BTreeSet<String>>) {
+        let mir = self.mir;
+        let callee_body = &mir.bodies[f];
+        let mut bind = BTreeMap::new();
+        for (i, a) in c.args.iter().enumerate() {
+            if let Operand::Copy(p) | Operand::Move(p) = a {
+                let (_, _, aty) = self.eval_place(p, c.vals, c.body);
+                let aty = subst(&aty, bindings);
+                if let Some(pty) = callee_body.locals.get(i + 1) {
+                    unify(pty, &aty, &mut bind, self);
+                }
+            }
+        }
+        let callee_args: Vec<Val> =
+            if callee_body.closure_ty.is_some() && c.argv.len() == 2 && callee_body.arg_count > 1 {
+                // `call(env, (a, b))`: the tuple's fields are the closure's arguments.
+                let mut v = vec![c.argv[0].clone()];
+                for k in 0..callee_body.arg_count - 1 {
+                    v.push(c.argv[1].fields.get(&k).cloned().unwrap_or_default());
+                }
+                v
+            } else {
+                c.argv.to_vec()
+            };
+        let s = self.analyse(f, locks, &callee_args, &bind);
+        if let Some(r) = rec.as_deref_mut() {
+            let callee_label = match &why {
+                Some(w) => format!("{} {w}", self.labels[f]),
+                None => self.labels[f].clone(),
+            };
+            r.merge(&s, c.at, &callee_label);
+            if c.cas_dest_unused {
+                for cas in &s.returned_cas {
+                    r.ignored_cas(cas, c.at, &callee_label);
+                }
+            }
+            if c.dest.base() == 0 {
+                let at_pos = c.at.pos;
+                r.returned_cas.extend(s.returned_cas.iter().cloned().map(|mut c| {
+                    c.pos = at_pos;
+                    c
+                }));
+            }
+        }
+        (s.ret.clone(), s.exit_locks.clone())
+    }
+
+    /// A call out of the crate (or through a pointer nobody could resolve): it may call any
+    /// callable it is handed with the locks held here, read (and through `&mut`, write)
+    /// what it is handed, and return a pointer into it. Returns that value and the locks.
+    fn call_external(
+        &mut self,
+        text: &str,
+        c: &CallSite,
+        locks: &BTreeSet<String>,
+        rec: &mut Option<&mut Recorder>,
+    ) -> (Val, BTreeSet<String>) {
+        // An external function may call any callable it is handed, with
+        // the locks held here; its result may point into its arguments.
+        let mut cs = BTreeSet::new();
+        for a in c.argv {
+            a.all_callables(&mut cs, 0);
+        }
+        let cb_ctx = self.callback_context(text);
+        let mut now = locks.clone();
+        let mut ret = Val::default();
+        let mir = self.mir;
+        for f in cs {
+            if let Some(ctx) = &cb_ctx {
+                if let Some(r) = rec.as_deref_mut() {
+                    r.callbacks.insert((ctx.clone(), f));
+                }
+                continue;
+            }
+            let fa: Vec<Val> = vec![Val::default(); mir.bodies[f].arg_count];
+            let s = self.analyse(f, &now, &fa, &BTreeMap::new());
+            if let Some(r) = rec.as_deref_mut() {
+                r.merge(&s, c.at, &format!("{} [called by {}]", self.labels[f], short(text)));
+            }
+            if let Some(l) = &s.exit_locks {
+                now = l.clone();
+            }
+        }
+        let mut shared = BTreeSet::new();
+        for a in c.argv {
+            a.all_locs(&mut shared, 0);
+            ret.join(a, 0);
+        }
+        // What it returns may point anywhere its arguments reach (an
+        // iterator's next item, a slice of a field).
+        ret.join(&Val { locs: shared.clone(), ..Default::default() }, 0);
+        // What it may do with shared memory it is handed: read it, and
+        // write it too when the pointer is mutable.
+        if let Some(r) = rec.as_deref_mut() {
+            for (o, v) in c.args.iter().zip(c.argv) {
+                let (Operand::Copy(p) | Operand::Move(p)) = o else { continue };
+                let ty = self.eval_place(p, c.vals, c.body).2;
+                for l in &v.locs {
+                    r.access(l.clone(), Op::Load, c.at);
+                    if ty.starts_with("&mut ") || ty.starts_with("*mut ") {
+                        r.access(l.clone(), Op::Store, c.at);
+                    }
+                }
+            }
+        }
+        if let Some(r) = rec.as_deref_mut() {
+            // A call through a pointer or trait object the audit found no
+            // target for is listed whatever it is handed.
+            let dynamic = text.starts_with("move ") || text.starts_with("copy ") || text.starts_with("<dyn ");
+            if (!shared.is_empty() || dynamic) && cb_ctx.is_none() {
+                r.unfollowed.push(Unfollowed {
+                    call: short(text),
+                    site: c.at.site.clone(),
+                    function: c.at.me.clone(),
+                    why: if shared.is_empty() {
+                        "no target found for this pointer or trait object".to_string()
+                    } else {
+                        format!(
+                            "defined outside the audited crate; handed {}",
+                            shared.iter().cloned().collect::<Vec<_>>().join(", ")
+                        )
+                    },
+                });
+            }
+        }
+        (ret, now)
     }
 
     fn callback_context(&self, callee: &str) -> Option<String> {
@@ -1409,6 +1445,18 @@ fn label(b: &Body, impl_for: Option<&str>) -> String {
         }
         None => segs.join("::"),
     }
+}
+
+/// One call's operands as the caller sees them.
+struct CallSite<'c> {
+    args: &'c [Operand],
+    argv: &'c [Val],
+    vals: &'c [Val],
+    body: &'c Body,
+    dest: &'c Place,
+    at: &'c Ctx,
+    /// The call's result is never read (a compare-exchange's failure then goes unseen).
+    cas_dest_unused: bool,
 }
 
 #[derive(Clone)]

@@ -541,6 +541,26 @@ fn disjoint(a: &[String], b: &[String]) -> bool {
     !a.iter().any(|x| b.contains(x))
 }
 
+/// One field's reaches from every context, split the ways the rules look at them.
+struct FieldReaches<'a> {
+    name: &'a str,
+    contract: Option<Contract>,
+    /// Reaches from contexts other than probe.
+    live: Vec<&'a Reach>,
+    writes: Vec<&'a Reach>,
+    rmws: Vec<&'a Reach>,
+}
+
+fn violation(f: &FieldReaches, rule: &str, message: String, ev: Vec<&Reach>) -> Violation {
+    Violation {
+        field: f.name.to_string(),
+        rule: rule.into(),
+        message,
+        contexts: ctxs(ev.iter().copied()),
+        evidence: evidence(&ev),
+    }
+}
+
 fn judge(model: &model::Model, reaches: &[Reach]) -> (Vec<FieldSummary>, Vec<Violation>) {
     let mut names: BTreeSet<String> = BTreeSet::new();
     for s in model.structs.values().filter(|s| s.contract_bearing) {
@@ -554,9 +574,9 @@ fn judge(model: &model::Model, reaches: &[Reach]) -> (Vec<FieldSummary>, Vec<Vio
     names.extend(reaches.iter().map(|r| r.field.clone()));
     let mut out = Vec::new();
     let mut vs = Vec::new();
-    for name in names {
-        let def = contract_of(model, &name);
-        let all: Vec<&Reach> = reaches.iter().filter(|r| r.field == name).collect();
+    for name in &names {
+        let def = contract_of(model, name);
+        let all: Vec<&Reach> = reaches.iter().filter(|r| &r.field == name).collect();
         let live: Vec<&Reach> = all.iter().copied().filter(|r| r.context != INIT_CONTEXT).collect();
         if def.is_none_or(|d| d.contract.is_none()) && live.is_empty() {
             // Declared without a contract but touched by no context (or only at probe).
@@ -566,152 +586,149 @@ fn judge(model: &model::Model, reaches: &[Reach]) -> (Vec<FieldSummary>, Vec<Vio
                 }
             }
         }
-        let writes: Vec<&Reach> = live.iter().copied().filter(|r| r.access.writes()).collect();
-        let readers: BTreeSet<String> = live.iter().filter(|r| !r.access.writes()).map(|r| r.context.clone()).collect();
-        let rmws: Vec<&Reach> = live.iter().copied().filter(|r| r.access.rmw()).collect();
-        let contract = def.and_then(|d| d.contract.clone());
-        let mut v = |rule: &str, message: String, ev: Vec<&Reach>| {
-            vs.push(Violation {
-                field: name.clone(),
-                rule: rule.into(),
-                message,
-                contexts: ctxs(ev.iter().copied()),
-                evidence: evidence(&ev),
-            });
+        let f = FieldReaches {
+            name,
+            contract: def.and_then(|d| d.contract.clone()),
+            writes: live.iter().copied().filter(|r| r.access.writes()).collect(),
+            rmws: live.iter().copied().filter(|r| r.access.rmw()).collect(),
+            live,
         };
-        // Plain writes from two contexts that share no lock.
-        let plain_w: Vec<&Reach> = writes.iter().copied().filter(|r| r.access.plain()).collect();
-        let racing: Vec<&Reach> = plain_w
-            .iter()
-            .copied()
-            .filter(|a| plain_w.iter().any(|b| b.context != a.context && disjoint(&a.locks_held, &b.locks_held)))
-            .collect();
-        if !racing.is_empty() && !matches!(contract, Some(Contract::Lock(_))) {
-            let cs = ctxs(racing.iter().copied());
-            v(
-                "multi-context-write",
-                format!(
-                    "`{name}` is written from {} contexts ({}) without a common lock or atomic",
-                    cs.len(),
-                    cs.join(", ")
-                ),
-                racing,
-            );
-        }
-        // A read-modify-write in one context while another writes: a lost update.
-        let lost: Vec<&Reach> = rmws
-            .iter()
-            .copied()
-            .filter(|r| writes.iter().any(|w| w.context != r.context && disjoint(&r.locks_held, &w.locks_held)))
-            .collect();
-        if !lost.is_empty() {
-            let mut others: Vec<&Reach> = lost.clone();
-            for w in &writes {
-                if lost.iter().any(|r| r.context != w.context) && !others.iter().any(|o| o.context == w.context) {
-                    others.push(w);
-                }
-            }
-            let plain = lost.iter().any(|r| r.access == AccessKind::PlainRmw);
-            let cs = ctxs(others.iter().copied());
-            let shape = if plain {
-                "a plain read-modify-write"
-            } else if lost.iter().any(|r| r.access == AccessKind::IgnoredCas) {
-                "a compare-exchange whose failure is ignored"
-            } else {
-                "an atomic load followed by an atomic store"
-            };
-            v(
-                if plain { "shared-plain-rmw" } else { "lost-update" },
-                format!(
-                    "{shape} of `{name}` in {} while {} also writes it: a lost update",
-                    ctxs(lost.iter().copied()).join(", "),
-                    cs.join(" and ")
-                ),
-                others,
-            );
-        }
-        match &contract {
-            Some(Contract::Writers(declared)) => {
-                let extra: Vec<&Reach> = writes.iter().copied().filter(|r| !declared.contains(&r.context)).collect();
-                if !extra.is_empty() {
-                    let cs = ctxs(extra.iter().copied());
-                    v(
-                        "contract-contradicted",
-                        format!(
-                            "contract says writers({}) but {} also writes `{name}`",
-                            declared.iter().cloned().collect::<Vec<_>>().join(", "),
-                            cs.join(", ")
-                        ),
-                        extra,
-                    );
-                }
-            }
-            Some(Contract::Atomic) => {
-                let plain: Vec<&Reach> = live.iter().copied().filter(|r| r.access.plain()).collect();
-                if !plain.is_empty() {
-                    v("contract-contradicted", format!("contract says atomic but `{name}` has plain accesses"), plain);
-                }
-            }
-            Some(Contract::Owner(owner)) => {
-                let others: Vec<&Reach> = live.iter().copied().filter(|r| &r.context != owner).collect();
-                if !others.is_empty() {
-                    v(
-                        "contract-contradicted",
-                        format!("contract says owner({owner}) but other contexts use `{name}`"),
-                        others,
-                    );
-                }
-            }
-            Some(Contract::Init) => {
-                if !writes.is_empty() {
-                    v(
-                        "contract-contradicted",
-                        format!("contract says init but `{name}` is written after {INIT_CONTEXT}"),
-                        writes.clone(),
-                    );
-                }
-            }
-            Some(Contract::Lock(l)) => {
-                let id = lock_id(model, &name, l);
-                let bypass: Vec<&Reach> = live.iter().copied().filter(|r| !r.locks_held.contains(&id)).collect();
-                if !bypass.is_empty() {
-                    v("lock-bypass", format!("`{name}` is protected by `{id}` but accessed without it"), bypass);
-                }
-            }
-            None => {
-                if !live.is_empty() {
-                    v(
-                        "missing-contract",
-                        format!(
-                            "`{name}` is shared state (reached from {}) but states no contract: add a `contract:` line",
-                            ctxs(live.iter().copied()).join(", ")
-                        ),
-                        live.clone(),
-                    );
-                }
-            }
-        }
-        // The summary's writers: contexts that write without the field's lock or an atomic
-        // operation (what "single-writer" is about).
-        let guard = match &contract {
-            Some(Contract::Lock(l)) => Some(lock_id(model, &name, l)),
-            _ => None,
-        };
-        let plain_writers: BTreeSet<String> = writes
-            .iter()
-            .filter(|r| r.access.plain() && guard.as_ref().is_none_or(|g| !r.locks_held.contains(g)))
-            .map(|r| r.context.clone())
-            .collect();
-        out.push(FieldSummary {
-            field: name.clone(),
-            contract,
-            declared_at: def.map(|d| d.site.to_string()).unwrap_or_default(),
-            writers: plain_writers,
-            readers,
-            rmw_contexts: rmws.iter().map(|r| r.context.clone()).collect(),
-        });
+        vs.extend(racing_writes(&f));
+        vs.extend(lost_update(&f));
+        vs.extend(contract_kept(model, &f));
+        out.push(summary(model, &f, def.map(|d| d.site.to_string()).unwrap_or_default()));
     }
     (out, vs)
+}
+
+/// Plain writes from two contexts that share no lock (a field behind a lock is the lock
+/// rule's business).
+fn racing_writes(f: &FieldReaches) -> Option<Violation> {
+    let plain_w: Vec<&Reach> = f.writes.iter().copied().filter(|r| r.access.plain()).collect();
+    let racing: Vec<&Reach> = plain_w
+        .iter()
+        .copied()
+        .filter(|a| plain_w.iter().any(|b| b.context != a.context && disjoint(&a.locks_held, &b.locks_held)))
+        .collect();
+    if racing.is_empty() || matches!(f.contract, Some(Contract::Lock(_))) {
+        return None;
+    }
+    let cs = ctxs(racing.iter().copied());
+    let message = format!(
+        "`{}` is written from {} contexts ({}) without a common lock or atomic",
+        f.name,
+        cs.len(),
+        cs.join(", ")
+    );
+    Some(violation(f, "multi-context-write", message, racing))
+}
+
+/// A read-modify-write in one context while another writes: a lost update.
+fn lost_update(f: &FieldReaches) -> Option<Violation> {
+    let lost: Vec<&Reach> = f
+        .rmws
+        .iter()
+        .copied()
+        .filter(|r| f.writes.iter().any(|w| w.context != r.context && disjoint(&r.locks_held, &w.locks_held)))
+        .collect();
+    if lost.is_empty() {
+        return None;
+    }
+    let mut others: Vec<&Reach> = lost.clone();
+    for w in &f.writes {
+        if lost.iter().any(|r| r.context != w.context) && !others.iter().any(|o| o.context == w.context) {
+            others.push(w);
+        }
+    }
+    let plain = lost.iter().any(|r| r.access == AccessKind::PlainRmw);
+    let shape = if plain {
+        "a plain read-modify-write"
+    } else if lost.iter().any(|r| r.access == AccessKind::IgnoredCas) {
+        "a compare-exchange whose failure is ignored"
+    } else {
+        "an atomic load followed by an atomic store"
+    };
+    let message = format!(
+        "{shape} of `{}` in {} while {} also writes it: a lost update",
+        f.name,
+        ctxs(lost.iter().copied()).join(", "),
+        ctxs(others.iter().copied()).join(" and ")
+    );
+    Some(violation(f, if plain { "shared-plain-rmw" } else { "lost-update" }, message, others))
+}
+
+/// What the declared contract promises, against what the contexts do.
+fn contract_kept(model: &model::Model, f: &FieldReaches) -> Option<Violation> {
+    let name = f.name;
+    match &f.contract {
+        Some(Contract::Writers(declared)) => {
+            let extra: Vec<&Reach> = f.writes.iter().copied().filter(|r| !declared.contains(&r.context)).collect();
+            (!extra.is_empty()).then(|| {
+                let message = format!(
+                    "contract says writers({}) but {} also writes `{name}`",
+                    declared.iter().cloned().collect::<Vec<_>>().join(", "),
+                    ctxs(extra.iter().copied()).join(", ")
+                );
+                violation(f, "contract-contradicted", message, extra)
+            })
+        }
+        Some(Contract::Atomic) => {
+            let plain: Vec<&Reach> = f.live.iter().copied().filter(|r| r.access.plain()).collect();
+            (!plain.is_empty()).then(|| {
+                let message = format!("contract says atomic but `{name}` has plain accesses");
+                violation(f, "contract-contradicted", message, plain)
+            })
+        }
+        Some(Contract::Owner(owner)) => {
+            let others: Vec<&Reach> = f.live.iter().copied().filter(|r| &r.context != owner).collect();
+            (!others.is_empty()).then(|| {
+                let message = format!("contract says owner({owner}) but other contexts use `{name}`");
+                violation(f, "contract-contradicted", message, others)
+            })
+        }
+        Some(Contract::Init) => (!f.writes.is_empty()).then(|| {
+            let message = format!("contract says init but `{name}` is written after {INIT_CONTEXT}");
+            violation(f, "contract-contradicted", message, f.writes.clone())
+        }),
+        Some(Contract::Lock(l)) => {
+            let id = lock_id(model, name, l);
+            let bypass: Vec<&Reach> = f.live.iter().copied().filter(|r| !r.locks_held.contains(&id)).collect();
+            (!bypass.is_empty()).then(|| {
+                let message = format!("`{name}` is protected by `{id}` but accessed without it");
+                violation(f, "lock-bypass", message, bypass)
+            })
+        }
+        None => (!f.live.is_empty()).then(|| {
+            let message = format!(
+                "`{name}` is shared state (reached from {}) but states no contract: add a `contract:` line",
+                ctxs(f.live.iter().copied()).join(", ")
+            );
+            violation(f, "missing-contract", message, f.live.clone())
+        }),
+    }
+}
+
+/// The field's line in the summary. Its writers are the contexts that write without the
+/// field's lock or an atomic operation (what "single-writer" is about).
+fn summary(model: &model::Model, f: &FieldReaches, declared_at: String) -> FieldSummary {
+    let guard = match &f.contract {
+        Some(Contract::Lock(l)) => Some(lock_id(model, f.name, l)),
+        _ => None,
+    };
+    let plain_writers: BTreeSet<String> = f
+        .writes
+        .iter()
+        .filter(|r| r.access.plain() && guard.as_ref().is_none_or(|g| !r.locks_held.contains(g)))
+        .map(|r| r.context.clone())
+        .collect();
+    FieldSummary {
+        field: f.name.to_string(),
+        contract: f.contract.clone(),
+        declared_at,
+        writers: plain_writers,
+        readers: f.live.iter().filter(|r| !r.access.writes()).map(|r| r.context.clone()).collect(),
+        rmw_contexts: f.rmws.iter().map(|r| r.context.clone()).collect(),
+    }
 }
 
 /// What a feature changes against the parent variant.
