@@ -7,8 +7,9 @@
 //! `//! expect: clean` or `//! expect: Owner.field` (a violation naming that field).
 //! Runs the real `bench audit --crate DIR --json`; prints precision and recall.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const PRELUDE: &str = "#![no_std]\n#![allow(dead_code, unused, clippy::all)]\npub mod platform;\npub mod shared;\n\
 pub use platform::{LockId, Memory, Ordering};\npub use shared::{Atomic, Owned, SingleWriter, SpinLock, SpinLockGuard};\n\
@@ -49,13 +50,8 @@ fn run_case(path: &PathBuf, scratch: &Path) -> Outcome {
         .to_string();
     let dir = scratch.join(&name);
     make_crate(&dir, &text);
-    let out = Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(["audit", "--crate"])
-        .arg(&dir)
-        .arg("--json")
-        .env("HOME", scratch)
-        .output()
-        .unwrap();
+    let out =
+        common::bench_command(scratch, scratch).args(["audit", "--crate"]).arg(&dir).arg("--json").output().unwrap();
     let code = out.status.code().unwrap_or(-1);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let fields = serde_json::from_str::<serde_json::Value>(&stdout)

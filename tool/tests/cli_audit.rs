@@ -1,16 +1,10 @@
 //! `bench audit` as a user runs it on the repository's driver.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
 fn bench(args: &[&str]) -> (i32, String, String) {
     let home = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap())
-        .env("HOME", home.path())
-        .output()
-        .unwrap();
+    let out = common::bench_command(&common::repo(), home.path()).args(args).output().unwrap();
     (out.status.code().unwrap(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
 }
 

@@ -332,8 +332,7 @@ fn sign_module_is_byte_identical_to_sign_file() {
         .output()
         .unwrap();
     assert!(theirs.status.success(), "{}", String::from_utf8_lossy(&theirs.stderr));
-    let out = Command::new(env!("CARGO_BIN_EXE_bench"))
-        .current_dir(d)
+    let out = common::bench_command(d, d)
         .args(["sign-module", "m.ko", "--key", "key.pem", "--cert", "cert.pem", "--out", "ours.ko"])
         .output()
         .unwrap();
@@ -347,8 +346,7 @@ fn sign_module_is_byte_identical_to_sign_file() {
     assert!(info.contains("sig_key:"));
     assert!(info.contains("sig_hashalgo:   sha256"));
     // Signing twice is refused.
-    let again = Command::new(env!("CARGO_BIN_EXE_bench"))
-        .current_dir(d)
+    let again = common::bench_command(d, d)
         .args(["sign-module", "ours.ko", "--key", "key.pem", "--cert", "cert.pem"])
         .output()
         .unwrap();

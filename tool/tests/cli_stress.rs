@@ -1,8 +1,9 @@
 //! `bench stress` as a user runs it: the real binary, a temporary HOME, fixed seeds, the
 //! repository as the workspace; what it prints is snapshotted.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tool/ has a parent").to_path_buf()
@@ -16,13 +17,7 @@ struct Run {
 
 fn bench(args: &[&str]) -> Run {
     let home = tempfile::tempdir().expect("temp HOME");
-    let out = Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(args)
-        .current_dir(workspace())
-        .env("HOME", home.path())
-        .env_remove("BENCH_WORKSPACE")
-        .output()
-        .expect("bench runs");
+    let out = common::bench_command(&workspace(), home.path()).args(args).output().expect("bench runs");
     Run {
         code: out.status.code().expect("exit code"),
         stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),

@@ -136,9 +136,8 @@ impl Env {
         self.ws.bench(args)
     }
     fn bench_env(&self, args: &[&str], key: &str, val: &str) -> i32 {
-        Command::new(env!("CARGO_BIN_EXE_bench"))
+        common::bench_command(&self.ws.root, self.ws.home.path())
             .args(args)
-            .current_dir(&self.ws.root)
             .env("BENCH_STATE_DIR", self.ws.root.join(".bench"))
             .env(key, val)
             .output()
@@ -328,9 +327,8 @@ fn bad_input_and_faults_change_nothing() {
             let _ = std::os::unix::fs::symlink(p, bin.join(tool));
         }
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_bench"))
+    let out = common::bench_command(&e.ws.root, e.ws.home.path())
         .args(["stage", "--target", "lab", "--ko", &ko("b"), "--variant", "b"])
-        .current_dir(&e.ws.root)
         .env("PATH", &bin)
         .env("BENCH_STATE_DIR", e.ws.root.join(".bench"))
         .output()

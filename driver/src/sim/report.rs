@@ -315,6 +315,7 @@ impl Report {
         self.warns.iter().find(|w| matches!(w.warning, Warning::TxBufferUnderflow { .. }))
     }
 
+    /// The report as JSON. Long because it lists every figure of the report, in order.
     pub fn to_json(&self) -> String {
         let kind = |k: &FailureKind| match k {
             FailureKind::TxWedge => "tx_wedge",

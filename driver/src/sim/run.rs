@@ -19,6 +19,8 @@ const TX_LOCK_EVERY_CMDS: u64 = 50;
 type Co = Coroutine<(), Yield, ()>;
 
 /// Runs the configuration; `progress(done_ns, total_ns)` is called once per virtual second.
+/// Long because it is the scheduler's event loop: one branch per kind of event (a
+/// context, the chip's interrupt, a stage boundary, a monitor timer, a command, a check).
 pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
     let core = Rc::new(SimCore::new(config.cost.clone(), config.seed));
     let drv = Rc::new(Bes2600::new(SimPlatform { core: core.clone() }));

@@ -176,6 +176,8 @@ impl Runner {
         Ok((v, false))
     }
 
+    /// The stress oracle: builds the candidate tree's simulator and runs the ramp. Long
+    /// because a tree from another commit needs its own manifest and lock file.
     fn stress(
         &self,
         s: &Subject,

@@ -217,6 +217,8 @@ fn across_variants(root: &Path, variants: &Variants, good: &str, bad: &str, ctx:
     })
 }
 
+/// Delta debugging between two feature sets, then which absent features would have
+/// prevented the failure. Long because both searches and the conclusion share the sets.
 fn across_features(root: &Path, variants: &Variants, good: &str, bad: &str, ctx: &mut Ctx) -> Result<(bool, String)> {
     let src = root.join("driver").join("src");
     let g: BTreeSet<String> = variants.get(good)?.features.iter().cloned().collect();
@@ -295,6 +297,9 @@ fn across_features(root: &Path, variants: &Variants, good: &str, bad: &str, ctx:
     ))
 }
 
+/// Binary search over the commits between the ends, each commit's driver tree tested with
+/// the variant's features. Long because the search, the good-end check and the
+/// conclusion's wording share the commit list.
 fn across_commits(
     root: &Path,
     variants: &Variants,

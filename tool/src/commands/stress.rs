@@ -193,6 +193,7 @@ fn print_swarm(ui: &Ui, args: &StressArgs, swarm: &Swarm) {
     }
 }
 
+/// The report as the seed's table. Long because it prints every column and section.
 fn render(ui: &Ui, report: &SimReport, args: &StressArgs) {
     let r = &report.data;
     ui.out(format!(

@@ -29,6 +29,7 @@ pub struct TargetArgs {
     pub ws: crate::workspace::WorkspaceArg,
 }
 
+/// Long because it prints both subcommands' results, text and JSON.
 pub fn run(args: &TargetArgs, ui: &Ui) -> Result<()> {
     let root = args.ws.root()?;
     match &args.sub {

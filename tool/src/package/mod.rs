@@ -109,7 +109,9 @@ pub fn flat_sources(tree: &[materialise::Output]) -> Result<(Vec<PkgFile>, Strin
     Ok((sources, srcversion::kernel_md4_hex(&stream)))
 }
 
-/// Assembles the package of `variant` (unsigned: the manifest is the last file).
+/// Assembles the package of `variant` (unsigned: the manifest is the last file). Long
+/// because it lists the package's files in order: sources, dkms.conf, Kbuild, the hook,
+/// RATIONALE.md, AUDIT.md, the manifest.
 pub fn assemble(
     root: &Path,
     variants: &Variants,

@@ -18,7 +18,8 @@ struct NoteRef {
 }
 
 /// What goes into a rendered PR. `local` adds the build ledger and the last stress run of
-/// this workspace (not committed, so patches/ leaves them out).
+/// this workspace (not committed, so patches/ leaves them out). Long because it gathers
+/// one template context from notes, predictions, the audit, the build and the stress run.
 pub fn context(
     root: &Path,
     variants: &Variants,

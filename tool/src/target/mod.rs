@@ -201,6 +201,8 @@ fn fault_point(step: &str) {
 }
 
 impl Target {
+    /// Opens a target from bench.toml, checks its tools and reads its kernel and module
+    /// directory. Long because each check names what is wrong and how to fix it.
     pub fn open(root: &Path, name: &str, dry_run: bool) -> Result<Target> {
         let conf = load_config(root)?;
         let Some(cfg) = conf.targets.get(name).cloned() else {

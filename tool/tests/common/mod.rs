@@ -21,6 +21,22 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// `bench` as every CLI test runs it: a cleared environment holding only what cargo and
+/// rustup need to find the toolchain (the tool runs cargo for the audit and the
+/// simulator), PATH, a fixed locale and time zone, no colour, and the given HOME (ssh and
+/// the workspace key look there). Add `.env(..)` for what a test sets on purpose.
+pub fn bench_command(cwd: &Path, home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bench"));
+    c.current_dir(cwd).env_clear();
+    for k in ["PATH", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "CARGO", "TMPDIR"] {
+        if let Some(v) = std::env::var_os(k) {
+            c.env(k, v);
+        }
+    }
+    c.env("HOME", home).env("LANG", "C.UTF-8").env("TZ", "UTC").env("NO_COLOR", "1");
+    c
+}
+
 pub fn sh(dir: &Path, cmd: &str, args: &[&str]) -> std::process::Output {
     let out = Command::new(cmd).args(args).current_dir(dir).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
     out
@@ -75,12 +91,9 @@ impl Ws {
     }
 
     pub fn bench(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_bench"))
+        let out = bench_command(&self.root, self.home.path())
             .args(args)
-            .current_dir(&self.root)
-            .env("HOME", self.home.path())
             .env("BENCH_STATE_DIR", self.root.join(".bench"))
-            .env_remove("BENCH_WORKSPACE")
             .output()
             .unwrap();
         (out.status.code().unwrap(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())

@@ -273,6 +273,9 @@ fn elem_ty(ty: &str) -> String {
 }
 
 impl<'a> Engine<'a> {
+    /// The engine over one crate: indexes of bodies by closure, label, impl and trait
+    /// method, the address-taken functions, the platform's primitives. Long because it
+    /// builds every index in one pass over the bodies.
     pub fn new(mir: &'a Mir, model: &'a Model) -> Engine<'a> {
         let mut e = Engine {
             mir,
@@ -400,6 +403,9 @@ impl<'a> Engine<'a> {
                 && !self.model.structs.contains_key(t))
     }
 
+    /// The bodies (or primitives) a call names. Long because it is one match over the
+    /// shapes of a MIR callee (trait method by receiver type, inherent method, generic
+    /// parameter, closure, core atomic or cell method, drop glue), each a few lines.
     fn resolve(&self, callee: &str, args: &[Val], bindings: &BTreeMap<String, String>) -> Vec<Target> {
         let c = callee.trim();
         // A call through a function pointer held in a local: the caller resolves it from
@@ -572,6 +578,9 @@ impl<'a> Engine<'a> {
         s
     }
 
+    /// One function instance to a fixpoint over its basic blocks (values and held locks
+    /// joined at block entries), then a last pass that records. Long because the fixpoint
+    /// loop, the recording pass and the exit summary share the per-block state.
     fn analyse_body(
         &mut self,
         id: usize,
@@ -690,7 +699,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Evaluates a place: the shared locations it is in (None: a stack place), its value
-    /// and its type.
+    /// and its type. Long because it is one match over MIR's projection kinds.
     fn eval_place(&self, p: &Place, vals: &[Val], body: &Body) -> (Option<BTreeSet<String>>, Val, String) {
         match p {
             Place::Local(n) => {
@@ -879,6 +888,10 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// The transfer function of one basic block: every statement, then the terminator.
+    /// Long because it is one match over MIR's statement and terminator kinds sharing the
+    /// block's state (values, held locks, record); the two large call arms are
+    /// `call_body` and `call_external`.
     #[allow(clippy::too_many_arguments)]
     fn step_block(
         &mut self,

@@ -306,6 +306,7 @@ fn consts_in(s: &str) -> Vec<String> {
     out
 }
 
+/// One right-hand side. Long because it is one match over MIR's rvalue forms.
 pub fn parse_rvalue(s: &str) -> Rvalue {
     let s = s.trim();
     for pre in ["&raw const ", "&raw mut ", "&mut ", "&"] {
@@ -560,7 +561,8 @@ pub fn split_path(path: &str) -> Vec<String> {
     out.into_iter().filter(|s| !s.is_empty()).collect()
 }
 
-/// Parses the whole MIR dump.
+/// Parses the whole MIR dump. Long because it is one line-oriented state machine (item
+/// header, locals, basic blocks, statements, terminators, scopes) over rustc's text.
 pub fn parse(text: &str) -> Mir {
     let mut mir = Mir::default();
     let lines: Vec<&str> = text.lines().collect();

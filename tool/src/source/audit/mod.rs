@@ -386,7 +386,9 @@ fn rmw_reach(ctx: &str, r: &analyse::Rmw) -> Reach {
     }
 }
 
-/// Runs every context over the crate and judges each field against its contract.
+/// Runs every context over the crate and judges each field against its contract. Long
+/// because it is the audit's pipeline in order: entry points per context, callbacks
+/// registered in fields, the walk, reach collection, judgement, the unreached rule.
 pub fn analyse_crate(mir: &mir::Mir, model: &model::Model) -> Report {
     let mut e = Engine::new(mir, model);
     let mut entries: BTreeSet<(String, usize)> = BTreeSet::new();
@@ -783,7 +785,8 @@ fn set(s: &BTreeSet<String>) -> String {
     s.iter().cloned().collect::<Vec<_>>().join(", ")
 }
 
-/// The audit as Markdown, for packages and PRs.
+/// The audit as Markdown, for packages and PRs. Long because it writes every section of
+/// AUDIT.md in order.
 pub fn markdown(variant: &str, r: &Report, d: Option<&Delta>) -> String {
     let mut s = format!("# Contract audit: variant `{variant}`\n\n");
     s += &format!(

@@ -221,6 +221,8 @@ fn site_of(span: &Option<rustdoc_types::Span>) -> Site {
     }
 }
 
+/// Reads rustdoc JSON into the model. Long because it walks every item kind that can
+/// carry a contract or an annotation (structs and fields, statics, impls, functions).
 pub fn from_json(bytes: &[u8], what: &str) -> Result<Model> {
     let krate: Crate = serde_json::from_slice(bytes).map_err(|e| {
         BenchError::env(format!("cannot read rustdoc's JSON for {what}: {e}"))
