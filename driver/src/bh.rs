@@ -3,7 +3,7 @@
 //! accounting of `wsm_alloc_tx_buffer` / `wsm_release_tx_buffer`.
 
 use crate::device::{Bes2600, TxDesc, TxKind, WSM_MAX_INPUT_BUFFERS};
-use crate::platform::{Event, Frame, Ordering, Platform, Warning, Work};
+use crate::platform::{Event, Frame, Ordering, Platform, WaitQueue, Warning, Work};
 use crate::wsm::{self, RxError, RxMsg};
 
 /// The BH declares a missed interrupt after waiting this long with buffers outstanding.
@@ -158,6 +158,10 @@ impl<P: Platform> Bes2600<P> {
             p.warn(Warning::TxBufferUnderflow { hw_bufs_used: after });
             return -1;
         }
+        if after == 0 {
+            // A flush waits for this (C `bh.c:238-241`).
+            p.wake_up(WaitQueue::BufsReleased);
+        }
         if before >= self.num_inp_ch_bufs.get(p) - 1 {
             1
         } else {
@@ -190,11 +194,14 @@ impl<P: Platform> Bes2600<P> {
             if self.tx_bufferlist.lock(p).push(desc).is_err() {
                 p.bug("tx_bufferlist holds more than numInpChBufs frames");
             }
-            let vif = desc.vif as usize;
-            #[cfg(not(feature = "c-prep-atomic"))]
-            self.hw_bufs_used_vif[vif].add(p, 1);
-            #[cfg(feature = "c-prep-atomic")]
-            self.hw_bufs_used_vif[vif].fetch_add(p, 1, Ordering::Relaxed);
+            // Data frames only count against their vif (C `bh.c:1162`).
+            if desc.kind == TxKind::Data {
+                let vif = desc.vif as usize;
+                #[cfg(not(feature = "c-prep-atomic"))]
+                self.hw_bufs_used_vif[vif].add(p, 1);
+                #[cfg(feature = "c-prep-atomic")]
+                self.hw_bufs_used_vif[vif].fetch_add(p, 1, Ordering::Relaxed);
+            }
             self.bh_inc_pending_count(space);
             handed += 1;
         }
@@ -206,8 +213,8 @@ impl<P: Platform> Bes2600<P> {
     /// `wsm_get_tx`: the pending command first; data only when `data_refused` is false.
     fn wsm_get_tx(&self, data_refused: bool) -> Option<TxDesc> {
         let p = &self.plat;
-        if let Some(cmd) = self.wsm_cmd.lock(p).take() {
-            debug_assert_eq!(cmd.kind, TxKind::Command);
+        // The command goes once (C `wsm_txed` clears `ptr`); its sender waits for the confirm.
+        if let Some(cmd) = self.wsm_cmd.lock(p).frame.take() {
             return Some(cmd);
         }
         // The last buffer is kept for commands; and while `tx_lock` is held data waits.
@@ -294,7 +301,8 @@ mod tests {
         }
         d.bh_tx_helper();
         assert_eq!(d.hw_bufs_used_read(), 3, "data stops at numInpChBufs - 1");
-        assert!(d.wsm_cmd_send(wsm::WSM_READ_MIB_REQ_ID, 8));
+        d.wsm_cmd.lock(&d.plat).frame =
+            Some(crate::TxDesc { kind: TxKind::Command, id: wsm::WSM_READ_MIB_REQ_ID, vif: 0, frame_len: 8 });
         d.bh_tx_helper();
         assert_eq!(d.hw_bufs_used_read(), 4, "a command takes the last buffer");
         let mut list = d.tx_bufferlist.lock(&d.plat);
@@ -306,6 +314,47 @@ mod tests {
         }
         assert_eq!(kinds, [TxKind::Data, TxKind::Data, TxKind::Data, TxKind::Command]);
         assert_eq!(seqs, [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_command_confirm_completes_the_command_in_flight_and_wakes_its_sender() {
+        use crate::device::WsmCmd;
+        use crate::platform::WaitQueue;
+        let d = started(8);
+        d.wsm_alloc_tx_buffer();
+        *d.wsm_cmd.lock(&d.plat) = WsmCmd { frame: None, id: wsm::WSM_READ_MIB_REQ_ID, done: false, ret: -1 };
+        d.handle_rx_skb(msg(wsm::WSM_READ_MIB_CNF_ID, 0, &[0, 0])).unwrap();
+        let cmd = *d.wsm_cmd.lock(&d.plat);
+        assert!(cmd.done && cmd.ret == 0, "{cmd:?}");
+        assert_eq!(*d.plat.wake_ups.borrow(), [WaitQueue::BufsReleased, WaitQueue::CmdConfirm]);
+        // A late confirm (its sender gave up) changes nothing and wakes nobody.
+        *d.wsm_cmd.lock(&d.plat) = WsmCmd::IDLE;
+        d.wsm_alloc_tx_buffer();
+        d.handle_rx_skb(msg(wsm::WSM_READ_MIB_CNF_ID, 1, &[0, 0])).unwrap();
+        assert_eq!(*d.wsm_cmd.lock(&d.plat), WsmCmd::IDLE);
+        assert_eq!(d.plat.wake_ups.borrow().len(), 3, "only the emptied buffers' wake-up");
+    }
+
+    #[test]
+    fn a_command_without_a_confirm_times_out_and_clears_the_slot() {
+        use crate::device::WsmCmd;
+        use crate::platform::Event;
+        let d = started(8);
+        assert_eq!(d.wsm_cmd_send(wsm::WSM_READ_MIB_REQ_ID, 8), -110, "never sent: -ETIMEDOUT");
+        assert_eq!(*d.wsm_cmd.lock(&d.plat), WsmCmd::IDLE);
+        assert!(d.plat.events.borrow().contains(&Event::CmdTimeout { id: wsm::WSM_READ_MIB_REQ_ID, sent: false }));
+    }
+
+    #[test]
+    fn a_flush_with_buffers_out_times_out_and_says_how_many() {
+        use crate::platform::Event;
+        let d = started(8);
+        d.wsm_alloc_tx_buffer();
+        assert!(!d.bes2600_flush());
+        assert!(d.plat.events.borrow().contains(&Event::FlushTimeout { hw_bufs_used: 1 }));
+        assert_eq!(d.tx_lock.load(&d.plat, crate::platform::Ordering::Acquire), 0, "unlocked again");
+        d.wsm_release_tx_buffer(1);
+        assert!(d.bes2600_flush(), "nothing out: the flush returns at once");
     }
 
     #[test]

@@ -57,6 +57,24 @@ impl TxDesc {
     pub const EMPTY: TxDesc = TxDesc { kind: TxKind::Data, id: 0, vif: 0, frame_len: 0 };
 }
 
+/// A command from `wsm_cmd_send` to its confirm (C `struct wsm_cmd`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WsmCmd {
+    /// The frame until the BH hands it to the chip (C `ptr`).
+    pub frame: Option<TxDesc>,
+    /// The command's id while it is in flight; `WsmCmd::NONE` when no command is.
+    pub id: u16,
+    /// The confirm came; `ret` holds its result.
+    pub done: bool,
+    pub ret: i32,
+}
+
+impl WsmCmd {
+    /// C's `wsm_cmd.cmd = 0xFFFF`: no command in flight.
+    pub const NONE: u16 = 0xFFFF;
+    pub const IDLE: WsmCmd = WsmCmd { frame: None, id: WsmCmd::NONE, done: false, ret: 0 };
+}
+
 /// The driver's shared state and its platform.
 pub struct Bes2600<P: Platform> {
     /// contract: init
@@ -135,9 +153,9 @@ pub struct Bes2600<P: Platform> {
     /// Data frames from the network stack waiting for a buffer.
     /// contract: lock(tx_queue_lock)
     pub tx_queue: SpinLock<P::Word, Ring<TxDesc, TX_QUEUE_CAP>>,
-    /// The one WSM command waiting to be sent.
+    /// `wsm_cmd`: the one command in flight, from `wsm_cmd_send` to its confirm.
     /// contract: lock(wsm_cmd_lock)
-    pub wsm_cmd: SpinLock<P::Word, Option<TxDesc>>,
+    pub wsm_cmd: SpinLock<P::Word, WsmCmd>,
 
     /// The last control byte toggle seen (bit 7); 0xFF before the first batch.
     /// contract: owner(rx_work)
@@ -206,7 +224,7 @@ impl<P: Platform> Bes2600<P> {
             SpinLock::init_around_zeroed(field!((*slot).rx_queue), p, LockId::RxQueue);
             field!((*slot).tx_bufferlist).write(SpinLock::new(p, LockId::TxBuffer, Ring::new(TxDesc::EMPTY)));
             field!((*slot).tx_queue).write(SpinLock::new(p, LockId::TxQueue, Ring::new(TxDesc::EMPTY)));
-            field!((*slot).wsm_cmd).write(SpinLock::new(p, LockId::Cmd, None));
+            field!((*slot).wsm_cmd).write(SpinLock::new(p, LockId::Cmd, WsmCmd::IDLE));
             field!((*slot).rx_last_toggle).write(Owned::new(0xFF));
             // rx_batch_buf and tx_xfer_buf start as the zero bytes they already are.
         }

@@ -24,7 +24,7 @@
 //! verdict, whether or not an update was lost this time. So a race needs no luck to show.
 
 use crate::chip::{Chip, ChipConfig, FixedAir};
-use crate::platform::{CpuOp, Event, LockId, Memory, Ordering, Platform, WakeReason, Warning, Work};
+use crate::platform::{CpuOp, Event, LockId, Memory, Ordering, Platform, WaitQueue, WakeReason, Warning, Work};
 use crate::Bes2600;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering as O};
@@ -60,6 +60,9 @@ pub struct Counters {
     pub pending_count_errors: AtomicU64,
     pub link_breaks: AtomicU64,
     pub contract_violations: AtomicU64,
+    pub cmd_timeouts: AtomicU64,
+    pub flushes: AtomicU64,
+    pub flush_timeouts: AtomicU64,
     plain_loads: AtomicU64,
 }
 
@@ -74,6 +77,8 @@ const CTX_BH: u8 = 2;
 const CTX_RX_WORK: u8 = 3;
 const CTX_TX_WORK: u8 = 4;
 const CTX_NET_TX: u8 = 5;
+const CTX_CMD: u8 = 6;
+const CTX_FLUSH: u8 = 7;
 
 fn ctx_name(c: u8) -> &'static str {
     match c {
@@ -82,6 +87,8 @@ fn ctx_name(c: u8) -> &'static str {
         CTX_RX_WORK => "rx_work",
         CTX_TX_WORK => "tx_work",
         CTX_NET_TX => "net_tx",
+        CTX_CMD => "cmd",
+        CTX_FLUSH => "flush",
         _ => "probe",
     }
 }
@@ -159,6 +166,9 @@ pub struct KPlat {
     rx_work: Opaque<bindings::work_struct>,
     tx_work: Opaque<bindings::work_struct>,
     bh_wq: Opaque<bindings::wait_queue_head>,
+    /// `wsm_cmd_wq` and `bh_evt_wq`.
+    cmd_wq: Opaque<bindings::wait_queue_head>,
+    flush_wq: Opaque<bindings::wait_queue_head>,
     accepting_work: AtomicBool,
     /// When each TX-pending monitor timer fires, in ns of `ktime_get` (0: disarmed); the
     /// irq kthread polls them, as a softirq timer would fire.
@@ -177,6 +187,8 @@ impl KPlat {
             rx_work: Opaque::zeroed(),
             tx_work: Opaque::zeroed(),
             bh_wq: Opaque::zeroed(),
+            cmd_wq: Opaque::zeroed(),
+            flush_wq: Opaque::zeroed(),
             accepting_work: AtomicBool::new(true),
             pending_due_ns: [AtomicU64::new(0), AtomicU64::new(0)],
             stall_every: stall_every as u64,
@@ -220,6 +232,16 @@ impl KPlat {
             bindings::__init_waitqueue_head(
                 self.bh_wq.get(),
                 c"bes2600_bh_wq".as_ptr().cast(),
+                kernel::static_lock_class!().as_ptr(),
+            );
+            bindings::__init_waitqueue_head(
+                self.cmd_wq.get(),
+                c"bes2600_wsm_cmd_wq".as_ptr().cast(),
+                kernel::static_lock_class!().as_ptr(),
+            );
+            bindings::__init_waitqueue_head(
+                self.flush_wq.get(),
+                c"bes2600_bh_evt_wq".as_ptr().cast(),
                 kernel::static_lock_class!().as_ptr(),
             );
         }
@@ -329,6 +351,58 @@ impl Memory for KPlat {
     }
 }
 
+impl KPlat {
+    fn queue(&self, wq: WaitQueue) -> *mut bindings::wait_queue_head {
+        match wq {
+            WaitQueue::CmdConfirm => self.cmd_wq.get(),
+            WaitQueue::BufsReleased => self.flush_wq.get(),
+        }
+    }
+
+    /// `wait_event_timeout` on `wq`: prepare to wait, check, sleep until a wake-up or
+    /// the deadline (`None`: no deadline).
+    fn wait_on(&self, wq: *mut bindings::wait_queue_head, ready: &dyn Fn() -> bool, timeout_ms: Option<u32>) -> bool {
+        let deadline = timeout_ms.map(|ms| jiffies().wrapping_add(kernel::time::msecs_to_jiffies(ms)));
+        // Bound: every pass either returns or sleeps until a wake-up or the deadline.
+        loop {
+            let entry: Opaque<bindings::wait_queue_entry> = Opaque::uninit();
+            // SAFETY: `entry` lives on this stack frame until `finish_wait` below removes
+            // it from the queue; the queue was initialised in place.
+            unsafe {
+                bindings::init_wait(entry.get());
+                bindings::prepare_to_wait_event(wq, entry.get(), bindings::TASK_INTERRUPTIBLE as c_int);
+            }
+            let outcome = if ready() {
+                Some(true)
+            } else {
+                match deadline {
+                    None => {
+                        // SAFETY: sleeping is allowed in every context that waits (the BH
+                        // kthread, the loading task as cmd and flush).
+                        unsafe { bindings::schedule_timeout(c_long::MAX) };
+                        None
+                    }
+                    Some(d) => {
+                        let left = d.wrapping_sub(jiffies()) as c_long;
+                        if left <= 0 {
+                            Some(ready())
+                        } else {
+                            // SAFETY: as above.
+                            unsafe { bindings::schedule_timeout(left) };
+                            None
+                        }
+                    }
+                }
+            };
+            // SAFETY: `entry` was prepared on this queue above.
+            unsafe { bindings::finish_wait(wq, entry.get()) };
+            if let Some(r) = outcome {
+                return r;
+            }
+        }
+    }
+}
+
 impl Platform for KPlat {
     fn queue_work(&self, work: Work) -> bool {
         if !self.accepting_work.load(O::Acquire) {
@@ -349,43 +423,14 @@ impl Platform for KPlat {
         unsafe { bindings::__wake_up(self.bh_wq.get(), bindings::TASK_NORMAL, 1, core::ptr::null_mut()) };
     }
     fn bh_wait(&self, ready: &dyn Fn() -> bool, timeout_ms: Option<u32>) -> bool {
-        let deadline = timeout_ms.map(|ms| jiffies().wrapping_add(kernel::time::msecs_to_jiffies(ms)));
-        // Bound: every pass either returns or sleeps until a wake-up or the deadline.
-        loop {
-            let entry: Opaque<bindings::wait_queue_entry> = Opaque::uninit();
-            // SAFETY: `entry` lives on this stack frame until `finish_wait` below removes
-            // it from the queue; the queue was initialised in place.
-            unsafe {
-                bindings::init_wait(entry.get());
-                bindings::prepare_to_wait_event(self.bh_wq.get(), entry.get(), bindings::TASK_INTERRUPTIBLE as c_int);
-            }
-            let outcome = if ready() {
-                Some(true)
-            } else {
-                match deadline {
-                    None => {
-                        // SAFETY: sleeping is allowed in the BH kthread.
-                        unsafe { bindings::schedule_timeout(c_long::MAX) };
-                        None
-                    }
-                    Some(d) => {
-                        let left = d.wrapping_sub(jiffies()) as c_long;
-                        if left <= 0 {
-                            Some(ready())
-                        } else {
-                            // SAFETY: as above.
-                            unsafe { bindings::schedule_timeout(left) };
-                            None
-                        }
-                    }
-                }
-            };
-            // SAFETY: `entry` was prepared on this queue above.
-            unsafe { bindings::finish_wait(self.bh_wq.get(), entry.get()) };
-            if let Some(r) = outcome {
-                return r;
-            }
-        }
+        self.wait_on(self.bh_wq.get(), ready, timeout_ms)
+    }
+    fn wait_event(&self, wq: WaitQueue, ready: &dyn Fn() -> bool, timeout_ms: u32) -> bool {
+        self.wait_on(self.queue(wq), ready, Some(timeout_ms))
+    }
+    fn wake_up(&self, wq: WaitQueue) {
+        // SAFETY: the wait queues were initialised in place.
+        unsafe { bindings::__wake_up(self.queue(wq), bindings::TASK_NORMAL, 1, core::ptr::null_mut()) };
     }
     fn sdio_read_ctrl(&self) -> u8 {
         self.with_chip(|chip, now| chip.read_ctrl(now))
@@ -437,6 +482,20 @@ impl Platform for KPlat {
             Event::TxPendingCountError { space } => {
                 if bump(&self.counters.pending_count_errors) < 4 {
                     pr_err!("tx pending count error (space {})\n", space);
+                }
+            }
+            Event::CmdTimeout { id, sent } => {
+                if bump(&self.counters.cmd_timeouts) < 4 {
+                    pr_err!(
+                        "wsm_cmd_send: command 0x{:04X} timed out ({})\n",
+                        id,
+                        if sent { "-EBUSY" } else { "-ETIMEDOUT" }
+                    );
+                }
+            }
+            Event::FlushTimeout { hw_bufs_used } => {
+                if bump(&self.counters.flush_timeouts) < 4 {
+                    pr_err!("wsm_flush_tx: hw_bufs_used={} after 10 s: force close\n", hw_bufs_used);
                 }
             }
             Event::LinkBreak { space, pending, hw_bufs_used } => {
@@ -639,8 +698,18 @@ fn stress(stress_ms: u32, rate_kbps: u32, stall_every: u32, stall_us: u32) -> Re
     while elapsed_ms < stress_ms {
         sleep_us(100_000);
         elapsed_ms += 100;
+        // The loading task plays the control side: a command per second (its sender waits
+        // for the confirm) and a mac80211 flush every 3 s, each as its own context.
         if elapsed_ms % 1000 == 0 {
+            enter_ctx(CTX_CMD);
             d.wsm_cmd_send(crate::wsm::WSM_READ_MIB_REQ_ID, 8);
+            leave_ctx();
+        }
+        if elapsed_ms % 3000 == 1500 {
+            enter_ctx(CTX_FLUSH);
+            bump(&d.plat.counters.flushes);
+            d.bes2600_flush();
+            leave_ctx();
         }
     }
     let rx_before_stop = d.plat.counters.rx_packets.load(O::Relaxed);
@@ -671,7 +740,7 @@ fn report(d: &Bes2600<KPlat>, rx_packets: u64) {
     let (wedged, stats) = d.plat.with_chip(|chip, _| (chip.wedged.map(|(_, why)| why), chip.stats));
     let hw_bufs_used = d.hw_bufs_used_read();
     pr_info!(
-        "result rx_packets={} rx_bytes={} acks_sent={} irqs={} rx_work_runs={} tx_work_runs={} warns={} underflows={} seq_mismatches={} release_failed={} missed_irqs={} bh_stopped={} stalls={} hw_bufs_used={} chip_frames_arrived={} chip_frames_dropped={} chip_tx_frames={} chip_batches={} pending_count_errors={} link_breaks={} contract_violations={}\n",
+        "result rx_packets={} rx_bytes={} acks_sent={} irqs={} rx_work_runs={} tx_work_runs={} warns={} underflows={} seq_mismatches={} release_failed={} missed_irqs={} bh_stopped={} stalls={} hw_bufs_used={} chip_frames_arrived={} chip_frames_dropped={} chip_tx_frames={} chip_batches={} pending_count_errors={} link_breaks={} contract_violations={} cmd_timeouts={} flushes={} flush_timeouts={}\n",
         rx_packets,
         get(&c.rx_bytes),
         get(&c.acks_sent),
@@ -693,6 +762,9 @@ fn report(d: &Bes2600<KPlat>, rx_packets: u64) {
         get(&c.pending_count_errors),
         get(&c.link_breaks),
         get(&c.contract_violations),
+        get(&c.cmd_timeouts),
+        get(&c.flushes),
+        get(&c.flush_timeouts),
     );
     if let Some(why) = wedged {
         // `Wedge` implements core's Display; the kernel's formatter takes `Arguments`.
@@ -704,6 +776,8 @@ fn report(d: &Bes2600<KPlat>, rx_packets: u64) {
         && get(&c.pending_count_errors) == 0
         && get(&c.link_breaks) == 0
         && get(&c.contract_violations) == 0
+        && get(&c.cmd_timeouts) == 0
+        && get(&c.flush_timeouts) == 0
         && rx_packets > 0;
     pr_info!("verdict {}\n", if clean { "clean" } else { "failed" });
 }

@@ -11,8 +11,9 @@
 //! /// context: rx_work
 //! ```
 //!
-//! where the name is one of `irq`, `rx_work`, `tx_work`, `bh`, `net_tx`, `cmd`, `timer`
-//! (the softirq monitor timers), `probe`.
+//! where the name is one of `irq`, `rx_work`, `tx_work`, `bh`, `net_tx`, `cmd` (a
+//! command's sender, which waits for its confirm), `flush` (mac80211's flush, which waits
+//! for every TX buffer), `timer` (the softirq monitor timers), `probe`.
 //!
 //! # Shared-state contracts (machine-readable)
 //!

@@ -89,6 +89,15 @@ pub enum WakeReason {
     Tx,
 }
 
+/// A wait queue other than the BH's, with the one context that waits on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitQueue {
+    /// `wsm_cmd_wq`: a command's sender (`cmd`) waits for its confirm.
+    CmdConfirm,
+    /// `bh_evt_wq`: a flush (`flush`) waits for every TX buffer to be released.
+    BufsReleased,
+}
+
 /// What a `WARN_ON` recorded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Warning {
@@ -120,6 +129,12 @@ pub enum Event {
     /// The monitor timer fired with frames pending: "link break between lmac and host",
     /// and the driver force-closes.
     LinkBreak { space: u8, pending: i32, hw_bufs_used: i32 },
+    /// `wsm_cmd_send` gave up waiting for the confirm of command `id` (6 s): -ETIMEDOUT
+    /// while the command was never sent, -EBUSY once it was.
+    CmdTimeout { id: u16, sent: bool },
+    /// `wsm_flush_tx` waited `WSM_CMD_LAST_CHANCE_TIMEOUT` for `hw_bufs_used == 0`; the
+    /// driver force-closes (C `wsm.c`, `bes2600_chrdev_wifi_force_close`).
+    FlushTimeout { hw_bufs_used: i32 },
 }
 
 /// CPU work the cost model charges for (no-ops in a kernel build).
@@ -144,6 +159,11 @@ pub trait Platform: Memory {
     /// `wait_event_timeout` on the BH's wait queue: returns true when `ready()` held,
     /// false when `timeout_ms` passed first. `None` waits forever.
     fn bh_wait(&self, ready: &dyn Fn() -> bool, timeout_ms: Option<u32>) -> bool;
+    /// `wait_event_timeout` on `wq`: true when `ready()` held, false when `timeout_ms`
+    /// passed first. Only the queue's own context waits on it.
+    fn wait_event(&self, wq: WaitQueue, ready: &dyn Fn() -> bool, timeout_ms: u32) -> bool;
+    /// `wake_up` on `wq`.
+    fn wake_up(&self, wq: WaitQueue);
     /// CMD52 read of the control register.
     fn sdio_read_ctrl(&self) -> u8;
     /// CMD53 read of `buf.len()` bytes from the data port.

@@ -1,7 +1,7 @@
 //! A single-threaded platform for unit tests of the core: plain cells, a scripted SDIO
 //! bus, and a record of what the driver asked for.
 
-use crate::platform::{CpuOp, Event, LockId, Memory, Ordering, Platform, WakeReason, Warning, Work};
+use crate::platform::{CpuOp, Event, LockId, Memory, Ordering, Platform, WaitQueue, WakeReason, Warning, Work};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
@@ -11,6 +11,8 @@ pub struct TestPlatform {
     pub events: RefCell<Vec<Event>>,
     pub queued: RefCell<Vec<Work>>,
     pub wakes: RefCell<Vec<WakeReason>>,
+    /// `wake_up` calls on the other wait queues.
+    pub wake_ups: RefCell<Vec<WaitQueue>>,
     pub ctrl_bytes: RefCell<VecDeque<u8>>,
     pub batches: RefCell<VecDeque<Vec<u8>>>,
     pub written: RefCell<Vec<Vec<u8>>>,
@@ -65,6 +67,13 @@ impl Platform for TestPlatform {
     }
     fn bh_wait(&self, ready: &dyn Fn() -> bool, _: Option<u32>) -> bool {
         ready()
+    }
+    /// Nothing else runs while a test waits: the condition holds now or the wait times out.
+    fn wait_event(&self, _: WaitQueue, ready: &dyn Fn() -> bool, _: u32) -> bool {
+        ready()
+    }
+    fn wake_up(&self, wq: WaitQueue) {
+        self.wake_ups.borrow_mut().push(wq);
     }
     fn sdio_read_ctrl(&self) -> u8 {
         self.ctrl_bytes.borrow_mut().pop_front().unwrap_or(0)

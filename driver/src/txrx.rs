@@ -1,8 +1,9 @@
-//! Message dispatch (`wsm_handle_rx`), TX confirms, and the two producers of TX frames:
-//! the network stack's transmit and WSM commands.
+//! Message dispatch (`wsm_handle_rx`), TX confirms, and the producers and gates of TX
+//! frames: the network stack's transmit, WSM commands and their round trip (send, wait
+//! for the confirm, time out), `tx_lock` and the flush that waits for every buffer.
 
-use crate::device::{Bes2600, TxDesc, TxKind, WSM_MAX_INPUT_BUFFERS, WSM_MAX_VIFS};
-use crate::platform::{CpuOp, Event, Frame, Ordering, Platform};
+use crate::device::{Bes2600, TxDesc, TxKind, WsmCmd, WSM_MAX_INPUT_BUFFERS, WSM_MAX_VIFS};
+use crate::platform::{CpuOp, Event, Frame, Ordering, Platform, WaitQueue};
 use crate::wsm::{self, RxError, RxMsg};
 
 impl<P: Platform> Bes2600<P> {
@@ -43,15 +44,40 @@ impl<P: Platform> Bes2600<P> {
                 }
                 Ok(false)
             }
-            id if wsm::is_confirm(id) => {
+            wsm::WSM_TRANSMIT_CNF_ID => {
                 self.wsm_tx_confirm(msg.body[0]);
+                Ok(false)
+            }
+            id if wsm::is_confirm(id) => {
+                self.wsm_cmd_confirm(id);
                 Ok(false)
             }
             _ => Ok(false),
         }
     }
 
-    /// The per-vif bookkeeping of one confirmed frame.
+    /// A command's confirm: its result for the waiting sender, who is woken (C
+    /// `wsm.c:2249-2360`). A confirm for no command in flight (it came after the sender
+    /// gave up) is dropped.
+    fn wsm_cmd_confirm(&self, confirm_id: u16) {
+        let p = &self.plat;
+        let _f = Frame::enter(p, "wsm_cmd_confirm");
+        let mine = {
+            let mut cmd = self.wsm_cmd.lock(p);
+            let mine = cmd.id != WsmCmd::NONE && (cmd.id | wsm::CONFIRM_BIT) == confirm_id;
+            if mine {
+                cmd.ret = 0;
+                cmd.done = true;
+            }
+            mine
+        };
+        if mine {
+            p.wake_up(WaitQueue::CmdConfirm);
+        }
+    }
+
+    /// The per-vif bookkeeping of one confirmed data frame (C `wsm.c:629`: only transmit
+    /// and multi-transmit confirms release a vif's share).
     fn wsm_tx_confirm(&self, vif: u8) {
         let p = &self.plat;
         let vif = (vif as usize).min(WSM_MAX_VIFS - 1);
@@ -101,24 +127,92 @@ impl<P: Platform> Bes2600<P> {
         }
     }
 
-    /// Queues a WSM command; false when one is already waiting.
+    /// `wsm_cmd_send`: places the command for the BH, wakes it, and waits up to 6 s for
+    /// the confirm (C `wsm.c:1840-1955`). Returns the confirm's result, or the C driver's
+    /// -ETIMEDOUT (never sent) / -EBUSY (sent, no confirm) after the timeout.
     ///
     /// context: cmd
-    pub fn wsm_cmd_send(&self, id: u16, frame_len: u16) -> bool {
+    pub fn wsm_cmd_send(&self, id: u16, frame_len: u16) -> i32 {
         let p = &self.plat;
         let _f = Frame::enter(p, "wsm_cmd_send");
-        let placed = {
-            let mut slot = self.wsm_cmd.lock(p);
-            if slot.is_some() {
-                false
+        {
+            let mut cmd = self.wsm_cmd.lock(p);
+            if cmd.id != WsmCmd::NONE {
+                // C: BUG_ON(wsm_cmd.ptr); the command semaphore keeps a second sender out.
+                p.bug("wsm_cmd_send with a command in flight");
+            }
+            *cmd = WsmCmd {
+                frame: Some(TxDesc { kind: TxKind::Command, id, vif: 0, frame_len }),
+                id,
+                done: false,
+                ret: 0,
+            };
+        }
+        self.bh_wakeup_tx();
+        let confirmed = p.wait_event(WaitQueue::CmdConfirm, &|| self.wsm_cmd.lock(p).done, WSM_CMD_TIMEOUT_MS);
+        let mut cmd = self.wsm_cmd.lock(p);
+        let ret = if confirmed {
+            cmd.ret
+        } else {
+            let sent = cmd.frame.is_none();
+            p.event(Event::CmdTimeout { id, sent });
+            if sent {
+                -EBUSY
             } else {
-                *slot = Some(TxDesc { kind: TxKind::Command, id, vif: 0, frame_len });
-                true
+                -ETIMEDOUT
             }
         };
-        if placed {
-            self.bh_wakeup_tx();
+        *cmd = WsmCmd::IDLE;
+        ret
+    }
+
+    /// `wsm_lock_tx`: takes `tx_lock` and, as the first holder, flushes: waits until the
+    /// chip has confirmed every buffer. mac80211's flush and the control paths call it.
+    ///
+    /// context: flush
+    pub fn wsm_lock_tx(&self) -> bool {
+        let p = &self.plat;
+        let _f = Frame::enter(p, "wsm_lock_tx");
+        if self.tx_lock.fetch_add(p, 1, Ordering::AcqRel) == 0 {
+            return self.wsm_flush_tx();
         }
-        placed
+        true
+    }
+
+    /// `wsm_flush_tx`: with `tx_lock` held, waits for `hw_bufs_used == 0`, woken by the
+    /// release that empties it; after `WSM_CMD_LAST_CHANCE_TIMEOUT` the driver force-closes
+    /// (C `wsm.c`, `bes2600_chrdev_wifi_force_close`).
+    ///
+    /// context: flush
+    pub fn wsm_flush_tx(&self) -> bool {
+        let p = &self.plat;
+        let _f = Frame::enter(p, "wsm_flush_tx");
+        if self.tx_lock.load(p, Ordering::Acquire) <= 0 {
+            p.bug("wsm_flush_tx without tx_lock");
+        }
+        if self.hw_bufs_used_read() == 0 {
+            return true;
+        }
+        if p.wait_event(WaitQueue::BufsReleased, &|| self.hw_bufs_used_read() == 0, WSM_CMD_LAST_CHANCE_TIMEOUT_MS) {
+            return true;
+        }
+        p.event(Event::FlushTimeout { hw_bufs_used: self.hw_bufs_used_read() });
+        false
+    }
+
+    /// mac80211's flush: lock TX (flushing), then unlock (`bes2600_flush`).
+    ///
+    /// context: flush
+    pub fn bes2600_flush(&self) -> bool {
+        let flushed = self.wsm_lock_tx();
+        self.wsm_unlock_tx();
+        flushed
     }
 }
+
+/// `WSM_CMD_TIMEOUT`: how long `wsm_cmd_send` waits for a confirm.
+pub const WSM_CMD_TIMEOUT_MS: u32 = 6_000;
+/// `WSM_CMD_LAST_CHANCE_TIMEOUT` (bes2600: `HZ * 20 / 2`): how long a flush waits.
+pub const WSM_CMD_LAST_CHANCE_TIMEOUT_MS: u32 = 10_000;
+const ETIMEDOUT: i32 = 110;
+const EBUSY: i32 = 16;

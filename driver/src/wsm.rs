@@ -21,6 +21,8 @@ pub const WSM_STARTUP_IND_ID: u16 = 0x0801;
 /// `WSM_RECEIVE_IND`: a received data frame. Body: 4-byte status, then the frame.
 pub const WSM_RECEIVE_IND_ID: u16 = 0x0804;
 /// `WSM_TRANSMIT_REQ` and its confirm.
+/// A confirm's id is its request's id with this bit set.
+pub const CONFIRM_BIT: u16 = 0x0400;
 pub const WSM_TRANSMIT_REQ_ID: u16 = 0x0004;
 pub const WSM_TRANSMIT_CNF_ID: u16 = 0x0404;
 /// `WSM_READ_MIB_REQ` and its confirm (the periodic command of the model).

@@ -2,7 +2,7 @@
 //! while a second context (RX work, as after Patch C) releases. Without `c-prep-atomic`
 //! the plain read-modify-write loses an update; with it, none is ever lost.
 
-use bes2600::platform::{CpuOp, Event, LockId, Memory, Ordering, Platform, WakeReason, Warning, Work};
+use bes2600::platform::{CpuOp, Event, LockId, Memory, Ordering, Platform, WaitQueue, WakeReason, Warning, Work};
 use bes2600::Bes2600;
 use shuttle::sync::atomic::{AtomicI32, Ordering as O};
 use shuttle::sync::Arc;
@@ -51,6 +51,10 @@ impl Platform for ShuttlePlatform {
     fn bh_wait(&self, ready: &dyn Fn() -> bool, _: Option<u32>) -> bool {
         ready()
     }
+    fn wait_event(&self, _: WaitQueue, ready: &dyn Fn() -> bool, _: u32) -> bool {
+        ready()
+    }
+    fn wake_up(&self, _: WaitQueue) {}
     fn sdio_read_ctrl(&self) -> u8 {
         0
     }

@@ -29,6 +29,7 @@ fn one_stage(seed: u64, offered_mb_per_s: f64, duration_s: u64) -> Config {
 fn default_ramp_for_seeds_1_to_10() {
     // End of the 4 MB/s stage, in seconds after the warm-up: 5 + 10 + 30 minutes.
     let end_of_4mb_stage_s = (5 + 10 + 30) as f64 * 60.0;
+    let mut flush_timeouts_of_c = 0;
     for seed in 1..=10 {
         let r = ramp(seed);
         if RACY {
@@ -36,11 +37,20 @@ fn default_ramp_for_seeds_1_to_10() {
             // The run-time contract check sees the race first, in every racy build.
             let c = r.contracts.first().unwrap_or_else(|| panic!("seed {seed}: no run-time contract report"));
             assert_eq!((c.field, c.context), ("Bes2600.hw_bufs_used", "rx_work"), "seed {seed}: {c:?}");
-            // Variant `c` itself shows the seed's underflow WARN on every seed; other racy
-            // combinations may lose the update the other way (the counter drifts up, TX
-            // stops, the link dies) and show no WARN.
+            // A lost update goes either way. Below zero: the seed's underflow WARN. Above:
+            // the counter never returns to zero, and the next mac80211 flush waits for it
+            // in vain and force-closes, naming the value (variant `c` shows the WARN on most
+            // seeds and this on the others; other racy combinations may also just lose the
+            // link).
             let Some(first) = r.first_underflow() else {
-                assert!(!SEED_C, "seed {seed}: variant c without the underflow WARN: {:?}", r.failures);
+                if SEED_C {
+                    let f = r.failures.iter().find(|f| f.1 == FailureKind::FlushTimeout);
+                    let f = f.unwrap_or_else(|| {
+                        panic!("seed {seed}: variant c without the underflow WARN or a flush timeout: {:?}", r.failures)
+                    });
+                    assert!(f.2.contains("hw_bufs_used=") && !f.2.contains("hw_bufs_used=0 "), "seed {seed}: {f:?}");
+                    flush_timeouts_of_c += 1;
+                }
                 continue;
             };
             assert!(first.time_s <= end_of_4mb_stage_s, "seed {seed}: first underflow at {} s", first.time_s);
@@ -82,6 +92,10 @@ fn default_ramp_for_seeds_1_to_10() {
             assert_eq!(r.stages.len(), 4, "seed {seed}: whole ramp ran");
         }
     }
+    assert!(
+        flush_timeouts_of_c <= 3,
+        "variant c: the underflow WARN on most seeds, not {flush_timeouts_of_c} flush timeouts"
+    );
 }
 
 #[test]
@@ -104,7 +118,10 @@ fn rx_queue_locks_and_bh_wakeups_follow_the_feature_set() {
     } else {
         let per_msg = s.lock_per_rx_msg(bes2600::platform::LockId::RxQueue);
         assert!((2.0..2.3).contains(&per_msg), "about 2 rx_queue locks per RX skb, got {per_msg}");
-        assert!(s.bh_rx_wakeups_per_rx_batch() >= 1.0);
+        // One wake-up per batch, except when the BH's flag is still set from the batch
+        // before (the wake is only on 0 -> 1).
+        let per_batch = s.bh_rx_wakeups_per_rx_batch();
+        assert!(per_batch >= 0.99, "at least about one BH wake-up per RX batch, got {per_batch}");
     }
 }
 

@@ -20,13 +20,14 @@ pub enum Ctx {
     Bh = 3,
     NetTx = 4,
     Cmd = 5,
+    Flush = 6,
 }
 
-pub const NCTX: usize = 6;
+pub const NCTX: usize = 7;
 pub const NO_CTX: usize = usize::MAX;
 
 impl Ctx {
-    pub const ALL: [Ctx; NCTX] = [Ctx::Irq, Ctx::RxWork, Ctx::TxWork, Ctx::Bh, Ctx::NetTx, Ctx::Cmd];
+    pub const ALL: [Ctx; NCTX] = [Ctx::Irq, Ctx::RxWork, Ctx::TxWork, Ctx::Bh, Ctx::NetTx, Ctx::Cmd, Ctx::Flush];
     /// The names the driver's `context:` lines use.
     pub fn name(self) -> &'static str {
         match self {
@@ -36,6 +37,7 @@ impl Ctx {
             Ctx::Bh => "bh",
             Ctx::NetTx => "net_tx",
             Ctx::Cmd => "cmd",
+            Ctx::Flush => "flush",
         }
     }
 }
@@ -131,6 +133,13 @@ pub struct Counters {
     pub pending_timer_arms: u64,
     /// Configuration changes that held TX (`wsm_lock_tx_async` .. `wsm_unlock_tx`).
     pub tx_lock_periods: u64,
+    /// Commands whose sender waited for the confirm, and those that timed out.
+    pub cmd_waits: u64,
+    pub cmd_timeouts: u64,
+    /// mac80211 flushes, those that had to wait for buffers, and those that timed out.
+    pub flushes: u64,
+    pub flush_waits: u64,
+    pub flush_timeouts: u64,
     pub rx_queue_full: u64,
     pub frames_arrived: u64,
     pub frames_dropped: u64,
@@ -178,6 +187,10 @@ pub enum FailureKind {
     /// A field's contract broken at run time (a second writer context of a single-writer
     /// field, or an update lost between a load and its store); the run goes on.
     Contract,
+    /// A command's sender gave up waiting for its confirm (`wsm_cmd_send`, 6 s).
+    CmdTimeout,
+    /// A flush waited 10 s for the TX buffers and the driver force-closed.
+    FlushTimeout,
 }
 
 /// One run-time contract report.
@@ -237,6 +250,9 @@ pub struct SimCore {
     pub bh_woken: Cell<bool>,
     /// When each sequence space's TX-pending monitor timer fires (`None`: disarmed).
     pub pending_timer_due_ns: [Cell<Option<u64>>; 2],
+    /// The same as `bh_woken` for the command sender's and the flush's wait queues.
+    pub cmd_woken: Cell<bool>,
+    pub flush_woken: Cell<bool>,
 }
 
 impl SimCore {
@@ -267,6 +283,8 @@ impl SimCore {
             cmd_runs: Cell::new(0),
             bh_woken: Cell::new(false),
             pending_timer_due_ns: [Cell::new(None), Cell::new(None)],
+            cmd_woken: Cell::new(false),
+            flush_woken: Cell::new(false),
         }
     }
 

@@ -67,6 +67,9 @@ pub struct CostModel {
     pub tcp_ack_timeout_ns: u64,
     /// One WSM command (a MIB read, like wpa_supplicant's signal poll) per period.
     pub cmd_period_ns: u64,
+    /// One mac80211 flush (`wsm_lock_tx` + `wsm_flush_tx` + `wsm_unlock_tx`) per period, as
+    /// a background scan or a power-save change asks for.
+    pub flush_period_ns: u64,
     /// A link with no RX progress for this long while traffic is offered is dead.
     pub link_dead_after_ns: u64,
     /// TX is wedged when frames wait in the driver and nothing reached the chip this long.
@@ -109,6 +112,7 @@ impl Default for CostModel {
             ack_frame_bytes: 66,
             tcp_ack_timeout_ns: 1_000_000_000,
             cmd_period_ns: 100_000_000,
+            flush_period_ns: 3_000_000_000,
             link_dead_after_ns: 10_000_000_000,
             tx_wedge_after_ns: 5_000_000_000,
             fault_slow_air_chance: 0.0,

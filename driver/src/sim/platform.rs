@@ -4,7 +4,7 @@
 //! stack follow the kernel's semantics.
 
 use super::core::{lock_index, Ctx, FailureKind, SimCore, State, WarnRecord, Yield, NO_CTX, WARN_RECORDS_KEPT};
-use crate::platform::{CpuOp, Event, LockId, Memory, Ordering, Platform, WakeReason, Warning, Work};
+use crate::platform::{CpuOp, Event, LockId, Memory, Ordering, Platform, WaitQueue, WakeReason, Warning, Work};
 use std::cell::Cell;
 use std::rc::Rc;
 
@@ -16,6 +16,42 @@ pub struct SimPlatform {
 }
 
 impl SimPlatform {
+    /// The context that waits on `wq`, and its wake flag.
+    fn queue(&self, wq: WaitQueue) -> (Ctx, &Cell<bool>) {
+        match wq {
+            WaitQueue::CmdConfirm => (Ctx::Cmd, &self.core.cmd_woken),
+            WaitQueue::BufsReleased => (Ctx::Flush, &self.core.flush_woken),
+        }
+    }
+
+    /// `wait_event_timeout` for context `ctx`: prepare to wait (clear `woken`), check the
+    /// condition, sleep until a wake-up or the deadline. A wake-up that comes while the
+    /// condition is checked keeps the context from sleeping, as the kernel's
+    /// prepare_to_wait does by setting the task state first.
+    fn wait_on(&self, ctx: Ctx, woken: &Cell<bool>, ready: &dyn Fn() -> bool, timeout_ms: Option<u32>) -> bool {
+        let deadline = timeout_ms.map(|ms| self.core.now() + ms as u64 * 1_000_000);
+        // Bound: each pass either returns or suspends until a wake-up or the deadline.
+        loop {
+            woken.set(false);
+            if ready() {
+                return true;
+            }
+            if let Some(d) = deadline {
+                if self.core.now() >= d {
+                    return false;
+                }
+            }
+            if woken.get() {
+                continue;
+            }
+            if self.core.ctx.borrow()[ctx as usize].locks_held > 0 {
+                self.bug("scheduling while atomic: a wait with a spinlock held");
+            }
+            self.core.horizon_ns.set(0);
+            self.yield_now(Yield::Wait(deadline));
+        }
+    }
+
     fn yield_now(&self, y: Yield) {
         let cur = self.core.current.get();
         assert_ne!(cur, NO_CTX, "driver code suspended outside a context");
@@ -265,29 +301,28 @@ impl Platform for SimPlatform {
     }
 
     fn bh_wait(&self, ready: &dyn Fn() -> bool, timeout_ms: Option<u32>) -> bool {
-        let deadline = timeout_ms.map(|ms| self.core.now() + ms as u64 * 1_000_000);
-        // Bound: each pass either returns or suspends until a wake-up or the deadline.
-        loop {
-            // `wait_event`: prepare to wait, then check the condition; a wake-up that comes
-            // while the condition is being checked keeps the BH from sleeping (the kernel's
-            // prepare_to_wait sets the task state first for exactly this).
-            self.core.bh_woken.set(false);
-            if ready() {
-                return true;
-            }
-            if let Some(d) = deadline {
-                if self.core.now() >= d {
-                    return false;
-                }
-            }
-            if self.core.bh_woken.get() {
-                continue;
-            }
-            if self.core.ctx.borrow()[Ctx::Bh as usize].locks_held > 0 {
-                self.bug("scheduling while atomic: BH wait with a spinlock held");
-            }
-            self.core.horizon_ns.set(0);
-            self.yield_now(Yield::Wait(deadline));
+        self.wait_on(Ctx::Bh, &self.core.bh_woken, ready, timeout_ms)
+    }
+
+    fn wait_event(&self, wq: WaitQueue, ready: &dyn Fn() -> bool, timeout_ms: u32) -> bool {
+        let (ctx, woken) = self.queue(wq);
+        if wq == WaitQueue::BufsReleased {
+            self.core.counters.borrow_mut().flush_waits += 1;
+        } else {
+            self.core.counters.borrow_mut().cmd_waits += 1;
+        }
+        self.wait_on(ctx, woken, ready, Some(timeout_ms))
+    }
+
+    fn wake_up(&self, wq: WaitQueue) {
+        let core = &self.core;
+        let (ctx, woken) = self.queue(wq);
+        woken.set(true);
+        let mut all = core.ctx.borrow_mut();
+        let c = &mut all[ctx as usize];
+        if let State::Waiting(_) = c.state {
+            c.state = State::Sleeping(core.now() + core.cost.wake_ns);
+            core.horizon_ns.set(0);
         }
     }
 
@@ -374,6 +409,26 @@ impl Platform for SimPlatform {
                         self.ctx_name()
                     ),
                 );
+            }
+            Event::CmdTimeout { id, sent } => {
+                c.cmd_timeouts += 1;
+                drop(c);
+                core.fail(
+                    FailureKind::CmdTimeout,
+                    format!(
+                        "wsm_cmd_send: command 0x{id:04X} timed out after 6 s ({})",
+                        if sent { "sent, no confirm: -EBUSY" } else { "never sent: -ETIMEDOUT" }
+                    ),
+                );
+            }
+            Event::FlushTimeout { hw_bufs_used } => {
+                c.flush_timeouts += 1;
+                drop(c);
+                core.fail(
+                    FailureKind::FlushTimeout,
+                    format!("wsm_flush_tx: hw_bufs_used={hw_bufs_used} after 10 s: force close"),
+                );
+                core.stop.set(true);
             }
             Event::LinkBreak { space, pending, hw_bufs_used } => {
                 drop(c);

@@ -291,6 +291,11 @@ impl Report {
                     ("tx_restart_wakeups_from_rx", c.bh_wakeups_tx_restart),
                     ("pending_timer_arms", c.pending_timer_arms),
                     ("tx_lock_periods", c.tx_lock_periods),
+                    ("command_confirm_waits", c.cmd_waits),
+                    ("command_timeouts", c.cmd_timeouts),
+                    ("flushes", c.flushes),
+                    ("flush_waits", c.flush_waits),
+                    ("flush_timeouts", c.flush_timeouts),
                     ("missed_interrupts", c.missed_irqs),
                     ("release_failures", c.release_failed),
                     ("pending_count_errors", c.pending_count_errors),
@@ -324,6 +329,8 @@ impl Report {
             FailureKind::PendingCount => "pending_count_error",
             FailureKind::LinkBreak => "link_break",
             FailureKind::Contract => "contract",
+            FailureKind::CmdTimeout => "cmd_timeout",
+            FailureKind::FlushTimeout => "flush_timeout",
             FailureKind::Protocol => "protocol",
         };
         Json::Obj(vec![

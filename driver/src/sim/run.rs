@@ -32,6 +32,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
     let mut stage_start = Counters::default();
     let mut stages: Vec<StageReport> = Vec::new();
     let mut next_cmd_ns = WARMUP_NS / 2;
+    let mut next_flush_ns = WARMUP_NS + core.cost.flush_period_ns / 2;
     let mut next_check_ns = CHECK_PERIOD_NS;
     let mut next_progress_ns = 1_000_000_000;
     let mut offered = 0.0;
@@ -45,7 +46,11 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
         // soon as it can be raised).
         let chip_ns = core.chip.borrow().next_event_ns().max(core.now());
         let pending_due = (0..2).filter_map(|s| core.pending_timer_due_ns[s].get().map(|t| (t, s))).min();
-        let timer_ns = stage_end_ns.min(next_cmd_ns).min(next_check_ns).min(pending_due.map_or(u64::MAX, |x| x.0));
+        let timer_ns = stage_end_ns
+            .min(next_cmd_ns)
+            .min(next_flush_ns)
+            .min(next_check_ns)
+            .min(pending_due.map_or(u64::MAX, |x| x.0));
         let (ctx_ns, ctx_i) = earliest_context(&core, NO_CTX);
         let now = if ctx_ns <= chip_ns && ctx_ns <= timer_ns { ctx_ns } else { chip_ns.min(timer_ns) };
         assert!(now >= core.now(), "virtual time went backwards");
@@ -79,6 +84,9 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
             let space = pending_due.map(|x| x.1).unwrap_or(0);
             core.pending_timer_due_ns[space].set(None);
             drv.bh_pending_timeout(space);
+        } else if next_flush_ns == now {
+            core.activate(Ctx::Flush as usize, 0);
+            next_flush_ns += core.cost.flush_period_ns;
         } else if next_cmd_ns == now {
             core.activate(Ctx::Cmd as usize, 0);
             next_cmd_ns += core.cost.cmd_period_ns;
@@ -146,10 +154,16 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                         drv.wsm_lock_tx_async();
                         core.counters.borrow_mut().tx_lock_periods += 1;
                     }
-                    drv.wsm_cmd_send(wsm::WSM_READ_MIB_REQ_ID, 8);
+                    // Waits for the confirm (up to 6 s); a timeout is an event and a failure.
+                    let _ret = drv.wsm_cmd_send(wsm::WSM_READ_MIB_REQ_ID, 8);
                     if n % TX_LOCK_EVERY_CMDS == 1 {
                         drv.wsm_unlock_tx();
                     }
+                }
+                Ctx::Flush => {
+                    // mac80211's flush (before a scan, a channel change, suspend).
+                    core.counters.borrow_mut().flushes += 1;
+                    drv.bes2600_flush();
                 }
             }
             yielder.suspend(Yield::Done);
@@ -267,7 +281,7 @@ fn latency_of(cost: &CostModel, i: usize) -> u64 {
         Ctx::Irq => cost.irq_thread_ns,
         Ctx::RxWork | Ctx::TxWork => cost.work_dispatch_ns,
         Ctx::NetTx => cost.softirq_ns,
-        Ctx::Bh | Ctx::Cmd => 0,
+        Ctx::Bh | Ctx::Cmd | Ctx::Flush => 0,
     }
 }
 

@@ -72,12 +72,14 @@ pub struct RunOutcome {
 }
 
 /// The lines the module and the kernel print when something went wrong.
-const WARNING_PREFIXES: [&str; 5] = [
+const WARNING_PREFIXES: [&str; 7] = [
     "WARNING: ",
     "bes2600: wsm_release_tx_buffer: ",
     "bes2600: contract: ",
     "bes2600: tx pending count error",
     "bes2600: link break",
+    "bes2600: wsm_cmd_send: ",
+    "bes2600: wsm_flush_tx: ",
 ];
 
 pub fn parse_console(console: &str) -> RunOutcome {
