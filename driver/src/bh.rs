@@ -36,10 +36,11 @@ impl<P: Platform> Bes2600<P> {
             if !woken {
                 let hw_bufs_used = self.hw_bufs_used_read();
                 if hw_bufs_used > 0 {
-                    // "Missed interrupt?": poll the chip once.
+                    // "Missed interrupt? (N frames outstanding)": 5 s with frames out and
+                    // no interrupt is fatal; the driver force-closes (C `bh.c:1356-1423`).
                     p.event(Event::MissedInterrupt { hw_bufs_used });
-                    p.queue_work(Work::SdioRx);
-                    rx = true;
+                    self.bh_error.set(p, 1);
+                    return;
                 }
             }
             if rx {
@@ -364,10 +365,15 @@ mod tests {
         let mut off = wsm::put_msg(&mut batch, 0, wsm::with_seq(wsm::WSM_RECEIVE_IND_ID, 0), 8 + 100, &[0; 4]);
         off = wsm::put_msg(&mut batch, off, wsm::with_seq(wsm::WSM_RECEIVE_IND_ID, 1), 8 + 60, &[0; 4]);
         assert!(off < 512);
-        d.plat.ctrl_bytes.borrow_mut().extend([0x81, 0x81]);
+        // The toggle repeats on every read after the first: re-read 5 times, then give up,
+        // without a WARN; the seventh byte is not read.
+        d.plat.ctrl_bytes.borrow_mut().extend([0x81; 8]);
         d.plat.batches.borrow_mut().push_back(batch);
         assert_eq!(d.sdio_rx_work(), 1, "the second control byte repeats the toggle: stale");
-        assert_eq!(d.plat.warns.borrow().as_slice(), &[crate::platform::Warning::StaleToggle]);
+        assert!(d.plat.warns.borrow().is_empty(), "a stale toggle is retried, not a WARN");
+        let retries = d.plat.events.borrow().iter().filter(|e| **e == crate::platform::Event::StaleToggleRetry).count();
+        assert_eq!(retries, 5);
+        assert_eq!(d.plat.ctrl_bytes.borrow().len(), 8 - 1 - 6, "one good read and six stale ones");
         #[cfg(not(feature = "c-direct-rx"))]
         {
             assert_eq!(d.rx_queue.lock(&d.plat).len(), 2);

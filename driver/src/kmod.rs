@@ -458,7 +458,6 @@ impl Platform for KPlat {
                 pr_err!("rx sequence mismatch in space {}: expected {}, got {}\n", space, expected, got);
             }
             Warning::BadRxLength { len } => pr_err!("bad rx message length {}\n", len),
-            Warning::StaleToggle => pr_err!("stale control toggle\n"),
         }
         kernel::warn_on!(true);
     }
@@ -471,9 +470,10 @@ impl Platform for KPlat {
             }
             Event::MissedInterrupt { hw_bufs_used } => {
                 if bump(&self.counters.missed_irqs) < 4 {
-                    pr_warn!("missed interrupt? hw_bufs_used={}\n", hw_bufs_used);
+                    pr_err!("missed interrupt? ({} frames outstanding): force close\n", hw_bufs_used);
                 }
             }
+            Event::StaleToggleRetry => {}
             Event::BhStopped => {
                 bump(&self.counters.bh_stopped);
                 pr_err!("bh stopped on an error\n");
@@ -777,6 +777,7 @@ fn report(d: &Bes2600<KPlat>, rx_packets: u64) {
         && get(&c.link_breaks) == 0
         && get(&c.contract_violations) == 0
         && get(&c.cmd_timeouts) == 0
+        && get(&c.missed_irqs) == 0
         && get(&c.flush_timeouts) == 0
         && rx_packets > 0;
     pr_info!("verdict {}\n", if clean { "clean" } else { "failed" });

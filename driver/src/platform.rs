@@ -107,8 +107,6 @@ pub enum Warning {
     RxSeqMismatch { space: u8, expected: u8, got: u8 },
     /// A message in an RX batch had an impossible length.
     BadRxLength { len: u16 },
-    /// The control byte's toggle bit did not alternate.
-    StaleToggle,
 }
 
 /// Kernel-log events that are not WARNs but matter to a run.
@@ -116,8 +114,12 @@ pub enum Warning {
 pub enum Event {
     /// `dev_err(.., "wsm_release_tx_buffer failed: %d")` from the direct RX helper.
     ReleaseFailed { ret: i32 },
-    /// The BH waited 5 s with buffers outstanding and no interrupt.
+    /// The BH waited 5 s with buffers outstanding and no interrupt: "Missed interrupt?
+    /// (N frames outstanding)", and the driver force-closes (C `bh.c:1356-1423`).
     MissedInterrupt { hw_bufs_used: i32 },
+    /// The control byte repeated the last batch's toggle (a stale read): `sdio_rx_work`
+    /// reads it again, up to 5 times, without a WARN (C `bes2600_sdio.c`, `retry <= 5`).
+    StaleToggleRetry,
     /// The BH hit an error and stopped: no more TX or RX processing.
     BhStopped,
     /// The network stack's frame was dropped because the driver's TX queue was full.

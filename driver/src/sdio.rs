@@ -2,13 +2,15 @@
 //! `extract_packets`) and `sdio_tx_work` (up to 16 frames per transfer).
 
 use crate::device::{Bes2600, TxKind, TX_FRAME_MAX_BYTES, TX_XFER_MAX_FRAMES};
-use crate::platform::{CpuOp, Frame, Platform, Warning, Work};
+use crate::platform::{CpuOp, Event, Frame, Platform, Warning, Work};
 use crate::wsm;
 
 /// Most batches one run of `sdio_rx_work` reads before it yields the workqueue. The chip
 /// reports one batch per control-byte read; a well-behaved chip runs dry long before this,
 /// and the bound keeps a stuck control register from pinning the work item forever.
 pub const RX_WORK_MAX_BATCHES: usize = 64;
+/// Re-reads of a stale control byte before `sdio_rx_work` gives up for this run.
+pub const STALE_TOGGLE_RETRIES: u32 = 5;
 
 impl<P: Platform> Bes2600<P> {
     /// The SDIO interrupt (the MMC core's IRQ thread).
@@ -35,7 +37,9 @@ impl<P: Platform> Bes2600<P> {
         // itself, and no other reference to them exists in this function.
         let (batch_buf, last_toggle) = unsafe { (self.rx_batch_buf.get(), self.rx_last_toggle.get()) };
         let mut batches = 0;
-        for _ in 0..RX_WORK_MAX_BATCHES {
+        let mut stale_retries = 0;
+        // Bound: every pass reads a batch or counts a stale read, and both are bounded.
+        while batches < RX_WORK_MAX_BATCHES {
             let ctrl = p.sdio_read_ctrl();
             let blocks = (ctrl & wsm::CTRL_LEN_MASK) as usize;
             if blocks == 0 {
@@ -43,10 +47,15 @@ impl<P: Platform> Bes2600<P> {
             }
             let toggle = ctrl & wsm::CTRL_TOGGLE;
             // The chip flips the toggle with every new batch; the same toggle twice means
-            // the control byte is stale (0xFF before the first batch matches neither).
+            // the control byte is stale (0xFF before the first batch matches neither): read
+            // it again, a few times, as the C driver does.
             if toggle == *last_toggle {
-                p.warn(Warning::StaleToggle);
-                break;
+                stale_retries += 1;
+                if stale_retries > STALE_TOGGLE_RETRIES {
+                    break;
+                }
+                p.event(Event::StaleToggleRetry);
+                continue;
             }
             *last_toggle = toggle;
             let len = blocks * wsm::SDIO_BLOCK_BYTES;
@@ -57,6 +66,7 @@ impl<P: Platform> Bes2600<P> {
             p.sdio_read_data(&mut batch_buf[..len]);
             self.extract_packets(&batch_buf[..len]);
             batches += 1;
+            stale_retries = 0;
             #[cfg(not(feature = "c-direct-rx"))]
             self.bh_wakeup_rx();
         }

@@ -140,6 +140,8 @@ pub struct Counters {
     pub flushes: u64,
     pub flush_waits: u64,
     pub flush_timeouts: u64,
+    /// Re-reads of a stale control byte.
+    pub stale_toggle_retries: u64,
     pub rx_queue_full: u64,
     pub frames_arrived: u64,
     pub frames_dropped: u64,
@@ -191,6 +193,8 @@ pub enum FailureKind {
     CmdTimeout,
     /// A flush waited 10 s for the TX buffers and the driver force-closed.
     FlushTimeout,
+    /// The BH waited 5 s with frames outstanding and no interrupt, and force-closed.
+    MissedInterrupt,
 }
 
 /// One run-time contract report.

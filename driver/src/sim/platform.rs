@@ -392,7 +392,16 @@ impl Platform for SimPlatform {
         let mut c = core.counters.borrow_mut();
         match event {
             Event::ReleaseFailed { .. } => c.release_failed += 1,
-            Event::MissedInterrupt { .. } => c.missed_irqs += 1,
+            Event::MissedInterrupt { hw_bufs_used } => {
+                c.missed_irqs += 1;
+                drop(c);
+                core.fail(
+                    FailureKind::MissedInterrupt,
+                    format!("bes2600_bh: Missed interrupt? ({hw_bufs_used} frames outstanding): force close"),
+                );
+                core.stop.set(true);
+            }
+            Event::StaleToggleRetry => c.stale_toggle_retries += 1,
             Event::RxQueueFull => c.rx_queue_full += 1,
             Event::TxQueueFull => c.acks_dropped += 1,
             Event::BhStopped => {

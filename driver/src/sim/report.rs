@@ -202,7 +202,6 @@ impl WarnLine {
                 format!("WARNING: wsm_rx_seq[{space}] mismatch: expected {expected}, got {got}")
             }
             Warning::BadRxLength { len } => format!("WARNING: bad RX message length {len}"),
-            Warning::StaleToggle => "WARNING: control byte toggle did not alternate".into(),
         }
     }
 }
@@ -297,6 +296,7 @@ impl Report {
                     ("flush_waits", c.flush_waits),
                     ("flush_timeouts", c.flush_timeouts),
                     ("missed_interrupts", c.missed_irqs),
+                    ("stale_toggle_retries", c.stale_toggle_retries),
                     ("release_failures", c.release_failed),
                     ("pending_count_errors", c.pending_count_errors),
                 ]
@@ -331,6 +331,7 @@ impl Report {
             FailureKind::Contract => "contract",
             FailureKind::CmdTimeout => "cmd_timeout",
             FailureKind::FlushTimeout => "flush_timeout",
+            FailureKind::MissedInterrupt => "missed_interrupt",
             FailureKind::Protocol => "protocol",
         };
         Json::Obj(vec![

@@ -72,7 +72,7 @@ pub struct RunOutcome {
 }
 
 /// The lines the module and the kernel print when something went wrong.
-const WARNING_PREFIXES: [&str; 7] = [
+const WARNING_PREFIXES: [&str; 8] = [
     "WARNING: ",
     "bes2600: wsm_release_tx_buffer: ",
     "bes2600: contract: ",
@@ -80,6 +80,7 @@ const WARNING_PREFIXES: [&str; 7] = [
     "bes2600: link break",
     "bes2600: wsm_cmd_send: ",
     "bes2600: wsm_flush_tx: ",
+    "bes2600: missed interrupt?",
 ];
 
 pub fn parse_console(console: &str) -> RunOutcome {
