@@ -21,6 +21,8 @@ pub struct RunRequest<'a> {
     pub stall_us: u64,
     /// Also offer a copy with one byte changed: the kernel must refuse it.
     pub tamper: bool,
+    /// CPUs of the VM; the console must show them all up.
+    pub cpus: u32,
 }
 
 /// What a run gave.
@@ -74,10 +76,10 @@ pub fn run_variant(root: &Path, lab: &Lab, r: &RunRequest, ui: &Ui) -> Result<La
     files.push(("/lab.conf", conf.into_bytes()));
     let spinner =
         ui.spinner(format!("booting the lab kernel with {} ({} MB/s for {} s)", r.variant, r.mb_per_s, r.secs));
-    let boot = lab::boot(lab, &files, 120 + r.secs as u64 * 3, &format!("run-{}", r.variant));
+    let boot = lab::boot(lab, &files, r.cpus, 120 + r.secs as u64 * 3, &format!("run-{}", r.variant));
     spinner.finish_and_clear();
     let boot = boot?;
     let console = console::parse_console(&boot.console);
-    let (outcome, problems) = console::judge(&console, &module.srcversion, r.tamper, boot.timed_out);
+    let (outcome, problems) = console::judge(&console, &module.srcversion, r.cpus, r.tamper, boot.timed_out);
     Ok(LabRun { module, boot, console, outcome, problems })
 }

@@ -63,6 +63,7 @@ fn kernel_lab_end_to_end() {
     assert_eq!(code, 1, "c must fail: {out}{err}");
     assert_eq!(run["outcome"], "failed");
     assert_eq!(run["run"]["tampered_refused"], true, "{out}");
+    assert_eq!(run["run"]["cpus"], 2, "the VM runs on two CPUs: {out}");
     assert!(run["run"]["result"]["contract_violations"].as_i64().unwrap() > 0, "{out}");
     let warnings = run["run"]["warnings"].as_array().unwrap();
     assert!(
@@ -78,7 +79,10 @@ fn kernel_lab_end_to_end() {
     let (code, out, err) = ws.bench(&["lab", "run", "--variant", "c-v2", "--tamper", "--dir", &lab, "--json"]);
     let run = json(&out);
     assert_eq!(code, 0, "c-v2 must run clean: {out}{err}");
+    assert_eq!(run["run"]["cpus"], 2, "{out}");
     assert_eq!(run["run"]["warnings"].as_array().unwrap().len(), 0);
+    assert!(run["run"]["result"]["all"]["flushes"].as_i64().unwrap() > 0, "the flush ran: {out}");
+    assert_eq!(run["run"]["result"]["all"]["cmd_timeouts"], 0, "{out}");
     assert_eq!(run["run"]["result"]["warns"], 0);
     assert_eq!(run["run"]["result"]["contract_violations"], 0, "{out}");
     assert_eq!(run["run"]["result"]["pending_count_errors"], 0, "{out}");

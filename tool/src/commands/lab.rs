@@ -60,6 +60,10 @@ pub struct RunArgs {
     /// refused: the lab kernel enforces signatures).
     #[arg(long)]
     pub tamper: bool,
+    /// CPUs of the VM (QEMU's multi-threaded TCG); a console showing fewer is "could not
+    /// test" (exit 125).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub cpus: u32,
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Print the outcome as JSON.
@@ -147,6 +151,7 @@ fn run_variant(args: &RunArgs, ui: &Ui) -> Result<()> {
         stall_every: stall_every as u64,
         stall_us: stall_us as u64,
         tamper: args.tamper,
+        cpus: args.cpus,
     };
     let run = crate::lab_run::run_variant(&root, &lab, &req, ui)?;
     let (module, boot, o, outcome, problems) = (&run.module, &run.boot, &run.console, run.outcome, &run.problems);
@@ -202,7 +207,7 @@ fn boot(args: &BootArgs, ui: &Ui) -> Result<()> {
     let root = args.ws.root()?;
     let lab = Lab::at(args.dir.as_deref(), &root);
     let spinner = ui.spinner("booting the lab disk");
-    let boot = lab::boot(&lab, &[], 120, "boot");
+    let boot = lab::boot(&lab, &[], 2, 120, "boot");
     spinner.finish_and_clear();
     let boot = boot?;
     let o = lab::console::parse_console(&boot.console);

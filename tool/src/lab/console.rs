@@ -134,8 +134,20 @@ pub enum Outcome {
 }
 
 /// Judges a boot: the problems found (each one line) and the outcome. `loaded_expected` is
-/// the srcversion the module must have; `tamper` whether a tampered copy was offered.
-pub fn judge(o: &RunOutcome, loaded_expected: &str, tamper: bool, timed_out: bool) -> (Outcome, Vec<String>) {
+/// the srcversion the module must have; `cpus` the CPUs the VM was given, which the
+/// console must show up (fewer: the run did not test what it was asked to, exit 125);
+/// `tamper` whether a tampered copy was offered.
+pub fn judge(
+    o: &RunOutcome,
+    loaded_expected: &str,
+    cpus: u32,
+    tamper: bool,
+    timed_out: bool,
+) -> (Outcome, Vec<String>) {
+    if o.cpus != 0 && o.cpus != cpus {
+        let why = format!("the VM brought up {} CPU(s), not the {cpus} it was given", o.cpus);
+        return (Outcome::CouldNotTest, vec![why]);
+    }
     let mut problems = Vec::new();
     if o.srcversion.as_deref() != Some(loaded_expected) {
         problems.push(format!(
@@ -200,7 +212,7 @@ mod tests {
         assert_eq!(r.all["chip_frames_dropped"], 63);
         assert_eq!(o.verdict, Some(Verdict::Failed));
         assert!(!o.panic);
-        let (outcome, problems) = judge(&o, "ABC", false, false);
+        let (outcome, problems) = judge(&o, "ABC", 2, false, false);
         assert_eq!(outcome, Outcome::Failed);
         assert!(problems[0].starts_with("2 WARN line(s)"), "{problems:?}");
     }
@@ -211,11 +223,15 @@ mod tests {
             "bes2600: result {}\nbes2600: verdict clean\nbench-lab: insmod rc=0\nbench-lab: srcversion ABC\n",
             RESULT.replace("warns=3", "warns=0")
         ));
-        assert_eq!(judge(&o, "ABC", false, false), (Outcome::Clean, vec![]));
-        let (outcome, problems) = judge(&o, "DEF", false, false);
+        assert_eq!(judge(&o, "ABC", 2, false, false), (Outcome::Clean, vec![]));
+        let (outcome, problems) = judge(&o, "DEF", 2, false, false);
         assert_eq!(outcome, Outcome::Failed);
         assert!(problems[0].contains("not the built module's DEF"));
-        assert_eq!(judge(&o, "ABC", false, true).0, Outcome::CouldNotTest, "a timed-out boot proves nothing");
+        assert_eq!(judge(&o, "ABC", 2, false, true).0, Outcome::CouldNotTest, "a timed-out boot proves nothing");
+        let one_cpu = RunOutcome { cpus: 1, ..o.clone() };
+        let (outcome, problems) = judge(&one_cpu, "ABC", 2, false, false);
+        assert_eq!(outcome, Outcome::CouldNotTest, "a VM short of CPUs did not test what was asked");
+        assert!(problems[0].contains("brought up 1 CPU(s), not the 2"), "{problems:?}");
     }
 
     #[test]
@@ -230,7 +246,7 @@ mod tests {
                 "bes2600: result {line}\nbes2600: verdict clean\nbench-lab: insmod rc=0\nbench-lab: srcversion A\n"
             ));
             assert!(o.result.is_none());
-            let (outcome, problems) = judge(&o, "A", false, false);
+            let (outcome, problems) = judge(&o, "A", 2, false, false);
             assert_eq!(outcome, Outcome::CouldNotTest, "{line}");
             assert!(problems.iter().any(|p| p.contains(why)), "{line}: {problems:?}");
         }
@@ -244,6 +260,6 @@ mod tests {
         assert_eq!(o.tampered_refused, Some(true));
         assert!(o.panic);
         assert_eq!(o.verdict, None);
-        assert_eq!(judge(&o, "A", true, false).0, Outcome::Failed);
+        assert_eq!(judge(&o, "A", 2, true, false).0, Outcome::Failed);
     }
 }

@@ -21,9 +21,9 @@ use std::time::Instant;
 const PACKAGES: &str = "linux-source-7.2 rustc rust-src bindgen libclang-dev clang lld llvm gcc make bc flex bison \
 libelf-dev libssl-dev dwarves python3 kmod cpio xz-utils busybox-static dkms openssl qemu-system-x86";
 
-/// The lab kernel: tinyconfig plus what a Rust module, signatures and the VM need. It
-/// boots on one CPU: with X86_MPPARSE the MP table still listed one processor, and the
-/// `c` race stopped showing (see the notes); without ACPI the second CPU stays down.
+/// The lab kernel: tinyconfig plus what a Rust module, signatures and the VM need. ACPI
+/// brings up QEMU's second CPU (its MADT lists every CPU; the BIOS's MP table lists only
+/// the CPUs that answered it in time, which under TCG was one).
 const KERNEL_SCRIPT: &str = r#"set -e
 mkdir -p /build && cd /build
 [ -d linux ] || { tar -xf /usr/src/linux-source-7.2.tar.xz; mv linux-source-7.2 linux; }
@@ -38,9 +38,9 @@ make LLVM=1 tinyconfig >/dev/null
 ./scripts/config -e 64BIT -e MODULES -e MODULE_UNLOAD -e PRINTK -e TTY -e SERIAL_8250 -e SERIAL_8250_CONSOLE \
   -e BLK_DEV_INITRD -e RD_GZIP -e BINFMT_ELF -e BINFMT_SCRIPT -e DEVTMPFS -e DEVTMPFS_MOUNT -e PROC_FS -e SYSFS \
   -e DEBUG_FS -e SMP -e RUST -e MODULE_SIG -e MODULE_SIG_FORCE -e MODULE_SIG_SHA256 -e MODULE_SIG_ALL \
-  -e MODULE_SRCVERSION_ALL -e EARLY_PRINTK -e BUG --set-str MODULE_SIG_KEY certs/lab_signing.pem
+  -e MODULE_SRCVERSION_ALL -e EARLY_PRINTK -e BUG -e ACPI -d X86_MPPARSE --set-str MODULE_SIG_KEY certs/lab_signing.pem
 make LLVM=1 olddefconfig >/dev/null
-for c in RUST MODULE_SIG_FORCE MODULE_SRCVERSION_ALL; do
+for c in RUST MODULE_SIG_FORCE MODULE_SRCVERSION_ALL SMP ACPI; do
   grep -q "^CONFIG_$c=y" .config || { echo "CONFIG_$c did not stick in .config" >&2; exit 1; }
 done
 make LLVM=1 -j"$(nproc)" bzImage modules_prepare
@@ -394,7 +394,8 @@ pub struct Boot {
 /// Boots the lab kernel under QEMU (2 CPUs, software emulation) with the base initramfs
 /// plus a second segment made of the disk's /lib/modules and the files in `extra`
 /// (path in the VM, bytes).
-pub fn boot(lab: &Lab, extra: &[(&str, Vec<u8>)], timeout_s: u64, name: &str) -> Result<Boot> {
+/// Boots the lab kernel on `cpus` CPUs with the lab disk and `extra` files in its initramfs.
+pub fn boot(lab: &Lab, extra: &[(&str, Vec<u8>)], cpus: u32, timeout_s: u64, name: &str) -> Result<Boot> {
     need_root()?;
     lab.kernel_release()?;
     let seg = lab.chroot.join(format!("lab/boot-{name}"));
@@ -418,7 +419,7 @@ pub fn boot(lab: &Lab, extra: &[(&str, Vec<u8>)], timeout_s: u64, name: &str) ->
     let script = format!(
         "cd /lab/boot-{name} && find . | cpio -o -H newc 2>/dev/null | gzip > /lab/boot-{name}.cpio.gz\n\
          cat /lab/base.cpio.gz /lab/boot-{name}.cpio.gz > /lab/initrd-{name}\n\
-         exec timeout -s KILL {timeout_s} qemu-system-x86_64 -accel tcg,thread=multi -smp 2 -m 256 -no-reboot -nographic \
+         exec timeout -s KILL {timeout_s} qemu-system-x86_64 -accel tcg,thread=multi -smp {cpus} -m 256 -no-reboot -nographic \
          -kernel /build/linux/arch/x86/boot/bzImage -initrd /lab/initrd-{name} -append 'console=ttyS0 panic=-1'"
     );
     let started = Instant::now();
