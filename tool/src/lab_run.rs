@@ -83,3 +83,44 @@ pub fn run_variant(root: &Path, lab: &Lab, r: &RunRequest, ui: &Ui) -> Result<La
     let (outcome, problems) = console::judge(&console, &module.srcversion, r.cpus, r.tamper, boot.timed_out);
     Ok(LabRun { module, boot, console, outcome, problems })
 }
+
+/// Several boots of one build: how often the run fails, for a race that shows with some
+/// probability.
+pub struct Runs {
+    pub runs: Vec<LabRun>,
+    pub failed: u64,
+    pub could_not_test: u64,
+    /// The 95% Wilson interval of the failure rate over the runs that tested.
+    pub ci95: (f64, f64),
+}
+
+impl Runs {
+    /// Failed when any run failed (a race seen once is a bug); could not test when no run
+    /// tested; clean otherwise.
+    pub fn outcome(&self) -> Outcome {
+        if self.failed > 0 {
+            Outcome::Failed
+        } else if self.could_not_test as usize == self.runs.len() {
+            Outcome::CouldNotTest
+        } else {
+            Outcome::Clean
+        }
+    }
+}
+
+/// Runs `n` boots of the variant (built once; the build cache finds it again).
+pub fn run_many(root: &Path, lab: &Lab, r: &RunRequest, n: u32, ui: &Ui) -> Result<Runs> {
+    let mut runs = Vec::new();
+    for i in 0..n {
+        ui.status(format!("lab run {} of {n}", i + 1));
+        runs.push(run_variant(root, lab, r, ui)?);
+    }
+    Ok(summarise(runs))
+}
+
+fn summarise(runs: Vec<LabRun>) -> Runs {
+    let count = |o: Outcome| runs.iter().filter(|r| r.outcome == o).count() as u64;
+    let (failed, could_not_test) = (count(Outcome::Failed), count(Outcome::CouldNotTest));
+    let tested = runs.len() as u64 - could_not_test;
+    Runs { ci95: crate::sim::stress::wilson(failed, tested), failed, could_not_test, runs }
+}

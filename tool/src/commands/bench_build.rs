@@ -15,9 +15,9 @@ use std::time::Instant;
     after_help = "Goals: a build at most 1 s, an unchanged rebuild at most 100 ms, the audit of one variant at most 2 s from a cold start and 300 ms cached (unchanged sources)."
 )]
 pub struct BenchBuildArgs {
-    /// Variant to build.
-    #[arg(long, default_value = "c-v2")]
-    pub variant: String,
+    /// Variant to build (default: bench.toml's default_variant, else the tree's tip).
+    #[arg(long)]
+    pub variant: Option<String>,
     /// Unchanged rebuilds to time (the median is reported).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub rebuilds: u32,
@@ -27,12 +27,14 @@ pub struct BenchBuildArgs {
 
 pub fn run(args: &BenchBuildArgs, ui: &Ui) -> Result<()> {
     let root = args.ws.root()?;
+    let variants = crate::workspace::variant::Variants::load(&root)?;
+    let variant = variants.named_or_default(&root, args.variant.as_deref())?.name.clone();
     let scratch = tempdir()?;
     let exe = std::env::current_exe().or_env("cannot find the bench binary")?;
     let once = || -> Result<f64> {
         let start = Instant::now();
         let out = Command::new(&exe)
-            .args(["build", "--variant", &args.variant, "--out"])
+            .args(["build", "--variant", &variant, "--out"])
             .arg(scratch.join("dist"))
             .arg("--workspace")
             .arg(&root)
@@ -53,8 +55,7 @@ pub fn run(args: &BenchBuildArgs, ui: &Ui) -> Result<()> {
     // The contract audit, side by side in one run: cold (an empty build directory and
     // cache: cargo builds the MIR and rustdoc JSON, then the analysis) and cached (the
     // same sources again: the digest of every input finds the stored report).
-    let variants = crate::workspace::variant::Variants::load(&root)?;
-    let v = variants.get(&args.variant)?;
+    let v = variants.get(&variant)?;
     let (mut cold, mut cached) = (Vec::new(), Vec::new());
     for i in 0..args.rebuilds.max(1) {
         let work = scratch.with_file_name(format!("bench-audit-{}-{i}", std::process::id()));
@@ -69,10 +70,7 @@ pub fn run(args: &BenchBuildArgs, ui: &Ui) -> Result<()> {
     };
     let (cw, cc) = med(&mut cold);
     let (hw, hc) = med(&mut cached);
-    ui.out(format!(
-        "bench build --variant {} (process wall time, release or debug as this binary was built)",
-        args.variant
-    ));
+    ui.out(format!("bench build --variant {} (process wall time, release or debug as this binary was built)", variant));
     ui.out(format!("  fresh build        {:>7.1} ms   (goal 1000 ms)", fresh * 1e3));
     ui.out(format!("  unchanged rebuild  {:>7.1} ms   median of {} (goal 100 ms)", median * 1e3, again.len()));
     ui.out(format!("  ratio rebuild/fresh {:.2}", median / fresh));

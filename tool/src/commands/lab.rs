@@ -60,6 +60,10 @@ pub struct RunArgs {
     /// refused: the lab kernel enforces signatures).
     #[arg(long)]
     pub tamper: bool,
+    /// Boots of the same build; the failure rate is printed with its 95% Wilson interval,
+    /// and any failed run fails the whole (exit 1), as a bisect oracle wants.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub runs: u32,
     /// CPUs of the VM (QEMU's multi-threaded TCG); a console showing fewer is "could not
     /// test" (exit 125).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=8))]
@@ -153,6 +157,10 @@ fn run_variant(args: &RunArgs, ui: &Ui) -> Result<()> {
         tamper: args.tamper,
         cpus: args.cpus,
     };
+    if args.runs > 1 {
+        let many = crate::lab_run::run_many(&root, &lab, &req, args.runs, ui)?;
+        return print_runs(args, ui, &many);
+    }
     let run = crate::lab_run::run_variant(&root, &lab, &req, ui)?;
     let (module, boot, o, outcome, problems) = (&run.module, &run.boot, &run.console, run.outcome, &run.problems);
     if args.json {
@@ -200,6 +208,45 @@ fn run_variant(args: &RunArgs, ui: &Ui) -> Result<()> {
             .hint(format!("console log: {}", boot.log.display()))),
         Outcome::CouldNotTest => Err(BenchError::env(format!("the lab run of {} gave no result", args.variant))
             .hint(format!("console log: {}", boot.log.display()))),
+    }
+}
+
+/// The summary of `--runs N`, and its exit status.
+fn print_runs(args: &RunArgs, ui: &Ui, many: &crate::lab_run::Runs) -> Result<()> {
+    let n = many.runs.len();
+    let tested = n as u64 - many.could_not_test;
+    let (lo, hi) = many.ci95;
+    if args.json {
+        let runs: Vec<serde_json::Value> = many
+            .runs
+            .iter()
+            .map(|r| serde_json::json!({"outcome": r.outcome, "problems": r.problems, "run": r.console, "console_log": r.boot.log}))
+            .collect();
+        let v = serde_json::json!({"variant": args.variant, "outcome": many.outcome(), "runs": runs, "failed": many.failed,
+            "could_not_test": many.could_not_test, "ci95": [lo, hi]});
+        ui.out(serde_json::to_string_pretty(&v).expect("serialises"));
+    } else {
+        ui.out(format!("lab runs of {}: {n} boots on {} CPUs, stress {}", args.variant, args.cpus, args.stress));
+        for (i, r) in many.runs.iter().enumerate() {
+            let word =
+                serde_json::to_value(r.outcome).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            ui.out(format!("  run {:>2}  {word:<14} {}", i + 1, r.problems.first().map(String::as_str).unwrap_or("")));
+        }
+        ui.out(format!(
+            "  failed {} of {tested} that tested: {:.0}% (95% Wilson interval {:.0}%-{:.0}%)",
+            many.failed,
+            100.0 * many.failed as f64 / tested.max(1) as f64,
+            100.0 * lo,
+            100.0 * hi
+        ));
+    }
+    match many.outcome() {
+        Outcome::Clean => Ok(()),
+        Outcome::Failed => Err(BenchError::new(
+            Kind::Failed,
+            format!("the lab runs of {} failed {} of {tested} times", args.variant, many.failed),
+        )),
+        Outcome::CouldNotTest => Err(BenchError::env(format!("no lab run of {} could test", args.variant))),
     }
 }
 

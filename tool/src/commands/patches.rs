@@ -13,12 +13,13 @@ use std::path::PathBuf;
 Only committed inputs are used (variants, notes, driver, templates), so CI can run --check.
 
 Examples:
-  bench patches                 write patches/ for c-v2's chain
+  bench patches                 write patches/ for the default variant's chain (the tree's tip)
   bench patches --check         exit 1 when patches/ differs from what would be written")]
 pub struct PatchesArgs {
-    /// The variant whose chain from the root is the series.
-    #[arg(long, default_value = "c-v2")]
-    pub variant: String,
+    /// The variant whose chain from the root is the series (default: bench.toml's
+    /// default_variant, else the tip of the variant tree).
+    #[arg(long)]
+    pub variant: Option<String>,
     /// Compare with patches/ instead of writing; exit 1 when stale.
     #[arg(long)]
     pub check: bool,
@@ -32,7 +33,9 @@ pub struct PatchesArgs {
 pub fn run(args: &PatchesArgs, ui: &Ui) -> Result<()> {
     let root = args.ws.root()?;
     let dir = if args.out.is_absolute() { args.out.clone() } else { root.join(&args.out) };
-    match patches::write_or_check(&root, &args.variant, &dir, args.check)? {
+    let variants = crate::workspace::variant::Variants::load(&root)?;
+    let variant = variants.named_or_default(&root, args.variant.as_deref())?;
+    match patches::write_or_check(&root, &variant.name, &dir, args.check)? {
         Written::UpToDate(n) => ui.out(format!("patches/ is up to date ({n} files)")),
         Written::Wrote(n) => ui.out(format!("wrote {n} files to {}", dir.display())),
     }

@@ -63,6 +63,10 @@ pub struct TargetConfig {
 #[serde(deny_unknown_fields)]
 pub struct BenchToml {
     pub module: Option<String>,
+    /// The variant commands use when none is named (default: the variant tree's tip);
+    /// read by `Variants::default_variant`, accepted here so the file validates.
+    #[allow(dead_code)]
+    pub default_variant: Option<String>,
     #[serde(default)]
     pub targets: BTreeMap<String, TargetConfig>,
 }

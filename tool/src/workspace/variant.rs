@@ -107,6 +107,47 @@ impl Variants {
         Ok(v)
     }
 
+    /// The variant a command works on when none is named: bench.toml's `default_variant`,
+    /// else the tip of the variant tree (a variant nobody names as parent and whose status
+    /// is not `failed`) when there is exactly one; several tips are an error naming them.
+    pub fn default_variant(&self, root: &Path) -> Result<&Variant> {
+        #[derive(serde::Deserialize)]
+        struct Defaults {
+            default_variant: Option<String>,
+        }
+        let p = root.join("bench.toml");
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            let d: Defaults = toml::from_str(&text).or_usage(format!("{}: not valid TOML", p.display()))?;
+            if let Some(name) = d.default_variant {
+                return self.get(&name).map_err(|e| e.cause(format!("default_variant in {}", p.display())));
+            }
+        }
+        let tips: Vec<&Variant> = self
+            .list
+            .iter()
+            .filter(|v| v.status != "failed" && !self.list.iter().any(|o| o.parent.as_deref() == Some(v.name.as_str())))
+            .collect();
+        match tips.as_slice() {
+            [one] => Ok(one),
+            [] => Err(BenchError::usage("no variant to default to: every variant is failed or has a child")
+                .hint("name one with --variant, or set default_variant in bench.toml")),
+            many => Err(BenchError::usage(format!(
+                "the variant tree has {} tips ({}): which one?",
+                many.len(),
+                many.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+            .hint("name one with --variant, or set default_variant = \"NAME\" in bench.toml")),
+        }
+    }
+
+    /// `name`, or the default variant when `None`.
+    pub fn named_or_default(&self, root: &Path, name: Option<&str>) -> Result<&Variant> {
+        match name {
+            Some(n) => self.get(n),
+            None => self.default_variant(root),
+        }
+    }
+
     pub fn get(&self, name: &str) -> Result<&Variant> {
         if let Some(v) = self.list.iter().find(|v| v.name == name) {
             return Ok(v);
@@ -181,7 +222,7 @@ fn parse_file(path: &Path) -> Result<Variant> {
     let mut v: Variant = toml::from_str(&text).map_err(|e| {
         let (line, col) = e.span().map_or((0, 0), |s| line_col(&text, s.start));
         BenchError::usage(format!("{}:{line}:{col}: {}", path.display(), e.message()))
-            .hint("see variants/c-v2.toml for the format")
+            .hint("a variant is name, parent, features = [..], status, notes = [..]: see any file in variants/")
     })?;
     v.file = path.to_path_buf();
     Ok(v)
@@ -268,6 +309,10 @@ mod tests {
         assert_eq!(v.get("c-v2-posted").unwrap().features, ["patch-b", "c-prep-atomic", "c-direct-rx"]);
         assert_eq!(v.get("c-v2-posted").unwrap().status, "failed");
         assert_eq!(v.get("c-v2").unwrap().parent.as_deref(), Some("c-prep"));
+        let none = tempfile::tempdir().unwrap();
+        assert_eq!(v.default_variant(none.path()).unwrap().name, "c-v2", "the one tip that is not failed");
+        std::fs::write(none.path().join("bench.toml"), "default_variant = \"b\"\n").unwrap();
+        assert_eq!(v.default_variant(none.path()).unwrap().name, "b");
         assert_eq!(v.get("c").unwrap().status, "failed");
         let err = v.get("c-v3").unwrap_err();
         assert!(err.hint.unwrap().contains("did you mean `c-v2`?"));
