@@ -186,6 +186,26 @@ fn table(ui: &Ui, name: &str, r: &Report, d: Option<&audit::Delta>) {
                 if *single { " (still single-writer: not a violation)" } else { "" }
             ));
         }
+        let j = |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
+        for f in &d.added_fields {
+            ui.out(format!("    field added  {f}"));
+        }
+        for f in &d.removed_fields {
+            ui.out(format!("    field gone   {f}"));
+        }
+        for (f, c) in &d.added_functions {
+            ui.out(format!("    call added   {f}: {}", j(c)));
+        }
+        for (f, c) in &d.removed_functions {
+            ui.out(format!("    call gone    {f}: was {}", j(c)));
+        }
+        for (f, a, b) in &d.platform_ops {
+            let show = |s: &std::collections::BTreeSet<String>| if s.is_empty() { "-".to_string() } else { j(s) };
+            ui.out(format!("    platform op  {f}: {} -> {}", show(a), show(b)));
+        }
+        for (f, a, b) in &d.newly_shared {
+            ui.out(format!("    now shared   {f}: {a} and {b}"));
+        }
         for v in &d.new_violations {
             ui.out(format!("    new violation: {v}"));
         }

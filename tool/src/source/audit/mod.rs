@@ -146,6 +146,9 @@ pub struct FieldSummary {
 pub struct Unresolved {
     pub call: String,
     pub from: BTreeSet<String>,
+    /// The contexts that make the call.
+    #[serde(default)]
+    pub contexts: BTreeSet<String>,
     pub sites: BTreeSet<String>,
     pub why: String,
 }
@@ -440,10 +443,12 @@ pub fn analyse_crate(mir: &mir::Mir, model: &model::Model) -> Report {
             let ent = unresolved.entry(u.call.clone()).or_insert_with(|| Unresolved {
                 call: u.call.clone(),
                 from: BTreeSet::new(),
+                contexts: BTreeSet::new(),
                 sites: BTreeSet::new(),
                 why: u.why.clone(),
             });
             ent.from.insert(u.function.clone());
+            ent.contexts.insert(ctx.clone());
             ent.sites.insert(u.site.to_string());
         }
         for (a, b) in &s.calls {
@@ -745,6 +750,40 @@ pub struct Delta {
     pub newly_reached: Vec<(String, String)>,
     pub new_violations: Vec<String>,
     pub fixed_violations: Vec<String>,
+    /// Shared fields declared now and not before, and the other way.
+    pub added_fields: Vec<String>,
+    pub removed_fields: Vec<String>,
+    /// Functions some context reaches now and none did before (with those contexts), and
+    /// the other way.
+    pub added_functions: Vec<(String, BTreeSet<String>)>,
+    pub removed_functions: Vec<(String, BTreeSet<String>)>,
+    /// A field two contexts now both reach and did not before: (field, context, context).
+    pub newly_shared: Vec<(String, String, String)>,
+    /// Platform operations (SDIO transfers, wake-ups, work queueing, waits) whose contexts
+    /// changed, appeared or went: (operation, before, after).
+    pub platform_ops: Vec<(String, BTreeSet<String>, BTreeSet<String>)>,
+}
+
+/// A call into the platform layer (`<P as Platform>::sdio_read_ctrl`).
+fn is_platform_op(name: &str) -> bool {
+    name.contains(" as Platform>::") || name.contains(" as Memory>::")
+}
+
+/// Pairs of distinct contexts (probe aside: it runs alone) that reach each field.
+fn shared_pairs(r: &Report) -> BTreeSet<(String, String, String)> {
+    let mut by_field: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for x in r.reaches.iter().filter(|x| x.context != INIT_CONTEXT) {
+        by_field.entry(&x.field).or_default().insert(&x.context);
+    }
+    let mut out = BTreeSet::new();
+    for (field, cs) in by_field {
+        for a in &cs {
+            for b in cs.iter().filter(|b| a < *b) {
+                out.insert((field.to_string(), a.to_string(), b.to_string()));
+            }
+        }
+    }
+    out
 }
 
 fn violation_key(v: &Violation) -> String {
@@ -758,10 +797,35 @@ pub fn delta(parent_name: &str, parent: &Report, child: &Report) -> Delta {
     for f in names {
         let before = parent.function_contexts.get(f).unwrap_or(&empty);
         let after = child.function_contexts.get(f).unwrap_or(&empty);
-        if before != after && !before.is_empty() && !after.is_empty() {
+        if before == after {
+            continue;
+        }
+        if is_platform_op(f) {
+            d.platform_ops.push((f.clone(), before.clone(), after.clone()));
+        } else if before.is_empty() {
+            d.added_functions.push((f.clone(), after.clone()));
+        } else if after.is_empty() {
+            d.removed_functions.push((f.clone(), before.clone()));
+        } else {
             d.moved_functions.push((f.clone(), before.clone(), after.clone()));
         }
     }
+    // Platform operations are calls out of the crate: their contexts are the callers'.
+    let ops = |r: &Report| -> BTreeMap<String, BTreeSet<String>> {
+        r.unresolved.iter().filter(|u| is_platform_op(&u.call)).map(|u| (u.call.clone(), u.contexts.clone())).collect()
+    };
+    let (po, co) = (ops(parent), ops(child));
+    for op in po.keys().chain(co.keys()).collect::<BTreeSet<_>>() {
+        let (before, after) = (po.get(op).unwrap_or(&empty), co.get(op).unwrap_or(&empty));
+        if before != after {
+            d.platform_ops.push((op.clone(), before.clone(), after.clone()));
+        }
+    }
+    let fields = |r: &Report| -> BTreeSet<String> { r.fields.iter().map(|f| f.field.clone()).collect() };
+    let (pf, cf) = (fields(parent), fields(child));
+    d.added_fields = cf.difference(&pf).cloned().collect();
+    d.removed_fields = pf.difference(&cf).cloned().collect();
+    d.newly_shared = shared_pairs(child).difference(&shared_pairs(parent)).cloned().collect();
     for cf in &child.fields {
         if let Some(pf) = parent.fields.iter().find(|p| p.field == cf.field) {
             if pf.writers != cf.writers && !pf.writers.is_empty() && !cf.writers.is_empty() {
@@ -779,6 +843,22 @@ pub fn delta(parent_name: &str, parent: &Report, child: &Report) -> Delta {
     d.new_violations = cv.difference(&pv).cloned().collect();
     d.fixed_violations = pv.difference(&cv).cloned().collect();
     d
+}
+
+impl Delta {
+    /// Nothing changed against the parent.
+    pub fn is_empty(&self) -> bool {
+        self.moved_functions.is_empty()
+            && self.moved_writers.is_empty()
+            && self.new_violations.is_empty()
+            && self.fixed_violations.is_empty()
+            && self.added_fields.is_empty()
+            && self.removed_fields.is_empty()
+            && self.added_functions.is_empty()
+            && self.removed_functions.is_empty()
+            && self.newly_shared.is_empty()
+            && self.platform_ops.is_empty()
+    }
 }
 
 fn set(s: &BTreeSet<String>) -> String {
@@ -826,12 +906,26 @@ pub fn markdown(variant: &str, r: &Report, d: Option<&Delta>) -> String {
     }
     if let Some(d) = d {
         s += &format!("\n## Against `{}`\n\n", d.parent);
-        if d.moved_functions.is_empty()
-            && d.moved_writers.is_empty()
-            && d.new_violations.is_empty()
-            && d.fixed_violations.is_empty()
-        {
+        if d.is_empty() {
             s += "No context changes.\n";
+        }
+        for f in &d.added_fields {
+            s += &format!("- field added: `{f}`\n");
+        }
+        for f in &d.removed_fields {
+            s += &format!("- field removed: `{f}`\n");
+        }
+        for (f, c) in &d.added_functions {
+            s += &format!("- function added: `{f}` in {{{}}}\n", set(c));
+        }
+        for (f, c) in &d.removed_functions {
+            s += &format!("- function removed: `{f}` was in {{{}}}\n", set(c));
+        }
+        for (f, a, b) in &d.platform_ops {
+            s += &format!("- platform operation: `{f}` ran in {{{}}}, now in {{{}}}\n", set(a), set(b));
+        }
+        for (f, a, b) in &d.newly_shared {
+            s += &format!("- newly shared: `{f}` between {a} and {b}\n");
         }
         for (f, a, b) in &d.moved_functions {
             s += &format!("- call moved: `{f}` ran in {{{}}}, now in {{{}}}\n", set(a), set(b));

@@ -120,3 +120,28 @@ fn a_crate_that_does_not_build_is_a_clear_error() {
     assert!(e.message.contains("does not build"), "{}", e.message);
     assert!(e.causes.iter().any(|c| c.contains("mismatched types")), "{:?}", e.causes);
 }
+
+#[test]
+fn the_delta_names_moved_platform_operations_new_sharing_and_nothing_for_no_change() {
+    let (parent, child) = (audit("c-prep"), audit("c-v2"));
+    let d = delta("c-prep", &parent, &child);
+    let op = d.platform_ops.iter().find(|(f, ..)| f.ends_with("::netif_rx")).expect("netif_rx moved");
+    assert_eq!((set(&op.1), set(&op.2)), ("bh".to_string(), "rx_work".to_string()), "{op:?}");
+    assert!(
+        d.newly_shared.contains(&("Bes2600.hw_bufs_used".into(), "bh".into(), "rx_work".into())),
+        "{:?}",
+        d.newly_shared
+    );
+    assert!(d.moved_functions.iter().any(|(f, ..)| f == "Bes2600::handle_rx_skb"), "{:?}", d.moved_functions);
+    assert!(!d.is_empty());
+    let same = delta("c-prep", &parent, &parent);
+    assert!(same.is_empty(), "{same:?}");
+    // A field the child drops (the baseline's view of Patch B's world is the same struct):
+    // removing a field from the report shows as removed, adding as added.
+    let mut fewer = child.clone();
+    fewer.fields.retain(|f| f.field != "Bes2600.tx_lock");
+    let d = delta("c-v2", &child, &fewer);
+    assert_eq!(d.removed_fields, ["Bes2600.tx_lock"]);
+    let d = delta("fewer", &fewer, &child);
+    assert_eq!(d.added_fields, ["Bes2600.tx_lock"]);
+}
