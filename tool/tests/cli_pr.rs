@@ -88,16 +88,40 @@ fn notes_list_validate_and_start_new_ones() {
     assert_eq!(code, 0);
     let notes = std::fs::read_dir(ws.root.join("notes")).unwrap().count();
     assert!(out.contains(&format!("{notes} notes, all valid")), "{out}");
+    // A note for a variant that does not exist yet (its file will cite the note).
     let (code, out, err) =
-        ws.bench(&["notes", "new", "--variant", "c-v2", "--kind", "verdict", "--date", "2026-11-24"]);
+        ws.bench(&["notes", "new", "--variant", "d-next", "--kind", "verdict", "--date", "2026-11-24"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.trim().ends_with("notes/2026-11-24-c-v2-verdict.md"));
-    let (code, out, _) = ws.bench(&["notes", "--json"]);
-    assert_eq!(code, 0);
+    assert!(out.trim().ends_with("notes/2026-11-24-d-next-verdict.md"), "{out}");
+    assert!(err.contains("no variants/d-next.toml yet"), "{err}");
+    // The template's blanks are refused until filled in.
+    let (code, _, err) = ws.bench(&["notes"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("2026-11-24-d-next-verdict.md") && err.contains("is empty"), "{err}");
+    let path = ws.root.join("notes/2026-11-24-d-next-verdict.md");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let filled = text
+        .replace("verdict = \"\"", "verdict = \"clean\"")
+        .replace("srcversion = \"\"", "srcversion = \"ABC\"")
+        .replace("kernel = \"\"", "kernel = \"6.19.10\"");
+    std::fs::write(&path, filled).unwrap();
+    // Still unknown: the variant. Then the variant arrives, citing the note.
+    let (code, _, err) = ws.bench(&["notes"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown variant `d-next`"), "{err}");
+    std::fs::write(
+        ws.root.join("variants/d-next.toml"),
+        "name = \"d-next\"\nparent = \"c-v2\"\ntitle = \"next\"\nfeatures = [\"patch-b\", \"c-prep-atomic\", \"c-prep-pending\", \"c-direct-rx\"]\nstatus = \"proposed\"\n\n[rationale]\ntext = \"next\"\nnotes = [\"notes/2026-11-24-d-next-verdict.md\"]\n",
+    )
+    .unwrap();
+    let (code, out, err) = ws.bench(&["notes", "--json"]);
+    assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v.as_array().unwrap().len(), notes + 1, "the new note is listed");
-    let (code, _, err) = ws.bench(&["notes", "new", "--variant", "c-v2", "--kind", "verdict", "--date", "2026-11-24"]);
+    let (code, _, err) =
+        ws.bench(&["notes", "new", "--variant", "d-next", "--kind", "verdict", "--date", "2026-11-24"]);
     assert_eq!(code, 2, "refuses to overwrite: {err}");
+    assert!(err.contains("pass --date"), "{err}");
 }
 
 fn with_note(ws: &Ws, text: &str, args: &[&str]) -> (i32, String) {

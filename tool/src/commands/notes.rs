@@ -43,9 +43,15 @@ pub struct NotesArgs {
 
 pub fn run(args: &NotesArgs, ui: &Ui) -> Result<()> {
     let root = args.ws.root()?;
-    let variants = Variants::load(&root)?;
     if let Some(NotesSub::New { variant, kind, title, date }) = &args.sub {
-        variants.get(variant)?;
+        // The variant may not exist yet: its file will cite this note.
+        if variant.is_empty() || !variant.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(BenchError::usage(format!("`{variant}` is not a variant name"))
+                .hint("letters, digits, - and _ (the name of its variants/NAME.toml)"));
+        }
+        if !root.join("variants").join(format!("{variant}.toml")).is_file() {
+            ui.status(format!("note: no variants/{variant}.toml yet; cite this note from it when you add it"));
+        }
         if !KINDS.contains(&kind.as_str()) {
             return Err(
                 BenchError::usage(format!("unknown kind `{kind}`")).hint(format!("one of {}", KINDS.join(", ")))
@@ -69,13 +75,15 @@ pub fn run(args: &NotesArgs, ui: &Ui) -> Result<()> {
         let path = root.join("notes").join(format!("{date}-{variant}-{kind}.md"));
         if path.exists() {
             return Err(BenchError::usage(format!("{} exists", path.display()))
-                .hint("pass --title and --date to start another, or edit that one"));
+                .hint("pass --date to start another, or edit that one"));
         }
         std::fs::create_dir_all(root.join("notes")).or_env("cannot create notes/")?;
         crate::fsutil::write_synced(&path, text.as_bytes(), false)?;
         ui.out(format!("{}", path.display()));
+        ui.status("fill in every empty value: `bench notes` refuses the note until then");
         return Ok(());
     }
+    let variants = Variants::load(&root)?;
     let all = notes::load_all(&root, &variants)?;
     if args.json {
         ui.out(serde_json::to_string_pretty(&all).expect("serialises"));

@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 /// The `--workspace` option every command takes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct WorkspaceArg {
-    /// The bench workspace (default: found from the current directory).
-    #[arg(long)]
+    /// The bench workspace (default: found from the current directory). Global: it may
+    /// come after a subcommand too (`bench notes new --workspace W ...`).
+    #[arg(long, global = true)]
     pub workspace: Option<PathBuf>,
 }
 

@@ -127,6 +127,36 @@ pub fn parse(path: &Path, text: &str) -> Result<Note> {
             .hint(format!("one of {}", KINDS.join(", "))));
     }
     let line_of = |key: &str| front_text.lines().position(|l| l.trim_start().starts_with(key)).map_or(0, |i| i + 2);
+    // An empty value is never information: a template's blank (`bench notes new`) left
+    // unfilled. Name the first one.
+    let blank = |key: &str, v: &str| -> Result<()> {
+        if v.trim().is_empty() {
+            return Err(BenchError::usage(format!("{name}:{}: `{key}` is empty", line_of(key)))
+                .hint("fill it in, or remove the line if the note has nothing to say there"));
+        }
+        Ok(())
+    };
+    blank("title", &front.title)?;
+    for (key, v) in [
+        ("srcversion", &front.srcversion),
+        ("board", &front.board),
+        ("kernel", &front.kernel),
+        ("verdict", &front.verdict),
+        ("rollback", &front.rollback),
+        ("forensics", &front.forensics),
+    ] {
+        if let Some(v) = v {
+            blank(key, v)?;
+        }
+    }
+    for p in &front.predictions {
+        blank("metric", &p.metric)?;
+        blank("from", &p.from)?;
+        blank("to", &p.to)?;
+    }
+    for c in &front.checklist {
+        blank("item", &c.item)?;
+    }
     let offered_key = "offered".to_string();
     for (key, q) in front.measurements.iter().chain(front.offered.iter().map(|q| (&offered_key, q))) {
         let at = format!("{name}:{}", line_of(key));
@@ -331,5 +361,24 @@ mod tests {
             .unwrap_err();
         assert!(e.message.contains("unknown kind `musing`"));
         assert_eq!(thousands(1234567.0), "1,234,567");
+    }
+
+    #[test]
+    fn a_blank_left_in_a_template_is_refused_naming_it() {
+        let head = "+++\ndate = \"2026-11-26\"\nvariants = [\"d\"]\nkind = \"plan\"\ntitle = \"t\"\n";
+        for (extra, key) in [
+            ("rollback = \"\"\n", "`rollback` is empty"),
+            ("[[predictions]]\nmetric = \"\"\nfrom = \"1\"\nto = \"2\"\nconfidence = \"high\"\n", "`metric` is empty"),
+            ("[[checklist]]\nitem = \" \"\n", "`item` is empty"),
+            ("verdict = \"\"\n", "`verdict` is empty"),
+        ] {
+            let e = parse(Path::new("n.md"), &format!("{head}{extra}+++\n")).unwrap_err();
+            assert!(e.message.contains(key), "{extra}: {}", e.message);
+            assert!(e.hint.as_deref().unwrap_or("").contains("fill it in"));
+        }
+        let e = parse(Path::new("n.md"), "+++\ndate = \"d\"\nvariants = [\"d\"]\nkind = \"plan\"\ntitle = \"\"\n+++\n")
+            .unwrap_err();
+        assert!(e.message.contains("`title` is empty"), "{}", e.message);
+        assert!(parse(Path::new("n.md"), &format!("{head}rollback = \"b\"\n+++\n")).is_ok());
     }
 }
