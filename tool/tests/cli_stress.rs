@@ -158,3 +158,19 @@ fn faults_are_named_and_switchable() {
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("slow-air"), "names the known faults: {}", bad.stderr);
 }
+
+#[test]
+fn against_the_parent_every_figure_has_its_spread_and_predictions_are_checked() {
+    let r = bench(&["stress", "--variant", "c-v2", "--against", "c-prep", "--seeds", "1..2", "--ramp", "4:20s"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("prediction rx_queue_lock_per_s: 1914 -> 0: met"), "{}", r.stdout);
+    let v =
+        json(&["stress", "--variant", "c-v2", "--against", "c-prep", "--seeds", "1..2", "--ramp", "4:20s", "--json"]);
+    let rows = v["rows"].as_array().unwrap();
+    let lock = rows.iter().find(|r| r["figure"] == "rx_queue_lock_per_s").unwrap();
+    assert!(lock["against"]["mean"].as_f64().unwrap() > 1000.0, "the parent locks rx_queue: {lock}");
+    assert_eq!(lock["variant"]["mean"], 0.0, "Patch C leaves it unused");
+    let rx = rows.iter().find(|r| r["figure"] == "rx_work_per_s").unwrap();
+    assert!(rx["against"]["min"].as_f64() <= rx["against"]["max"].as_f64());
+    assert_eq!(v["predictions"][0]["check"]["met"]["got"], 0.0, "{}", v["predictions"]);
+}

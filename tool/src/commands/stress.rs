@@ -48,6 +48,11 @@ pub struct StressArgs {
     /// buffers run out, TX throttles and restarts).
     #[arg(long, value_delimiter = ',', value_parser = ["slow-air"])]
     pub faults: Vec<String>,
+    /// Compare with another variant (its parent, usually) on the same seeds: every figure
+    /// with its spread, and this variant's `[[predictions]]` checked (exit 1 if one is
+    /// missed).
+    #[arg(long, value_name = "VARIANT")]
+    pub against: Option<String>,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -66,12 +71,30 @@ pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
     spinner.finish_and_clear();
     let exe = exe?;
     let runner = Runner { exe: &exe, variant: &variant.name, stages: &stages, reps: args.reps, faults: &args.faults };
+    let jobs =
+        args.jobs.map(|j| j as usize).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+
+    if let Some(other) = &args.against {
+        let other = variants.get(other)?;
+        let spinner = ui.spinner(format!("building the simulator for variant {}", other.name));
+        let other_exe = sim::build::build(&root, other);
+        spinner.finish_and_clear();
+        let other_exe = other_exe?;
+        let other_runner = Runner { exe: &other_exe, variant: &other.name, ..runner };
+        let range = args.seeds.unwrap_or((args.seed, args.seed));
+        let n = 2 * (range.1 - range.0 + 1);
+        let bar = ui.bar(n, format!("{} against {} on seeds {}..{}", variant.name, other.name, range.0, range.1));
+        let tick = || bar.inc(1);
+        let mine = runner.run_seeds(range, jobs, &tick);
+        let theirs = other_runner.run_seeds(range, jobs, &tick);
+        bar.finish_and_clear();
+        let (mine, theirs): (Vec<_>, Vec<_>) =
+            (mine?.into_iter().map(|r| r.1).collect(), theirs?.into_iter().map(|r| r.1).collect());
+        let c = sim::compare::compare(&theirs, &mine, &variant.predictions);
+        return print_comparison(ui, args, &other.name, range, &c);
+    }
 
     if let Some(range) = args.seeds {
-        let jobs = args
-            .jobs
-            .map(|j| j as usize)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let n = range.1 - range.0 + 1;
         let bar = ui.bar(
             n,
@@ -142,6 +165,58 @@ fn parse_seeds(text: &str) -> std::result::Result<(u64, u64), String> {
         return Err(format!("`{text}`: at most 10000 seeds in one swarm"));
     }
     Ok((a, b))
+}
+
+/// The comparison table; exit 1 when a prediction is missed.
+fn print_comparison(
+    ui: &Ui,
+    args: &StressArgs,
+    against: &str,
+    (first, last): (u64, u64),
+    c: &sim::compare::Comparison,
+) -> Result<()> {
+    use sim::compare::Check;
+    if args.json {
+        let v = serde_json::json!({"variant": args.variant, "against": against, "ramp": args.ramp, "seeds": [first, last],
+            "rows": c.rows, "predictions": c.predictions});
+        ui.out(serde_json::to_string_pretty(&v).expect("serialises"));
+    } else {
+        ui.out(format!("{} against {against}  ramp {} x{}  seeds {first}..{last}", args.variant, args.ramp, args.reps));
+        ui.out(format!(
+            "{:>5} {:<28} {:>24} {:>24} {:>7}",
+            "stage",
+            "figure",
+            format!("{against} mean [min-max]"),
+            format!("{} mean [min-max]", args.variant),
+            "ratio"
+        ));
+        let cell = |s: &sim::compare::Spread| format!("{:.3} [{:.3}-{:.3}]", s.mean, s.min, s.max);
+        for r in &c.rows {
+            let ratio =
+                if r.against.mean != 0.0 { format!("{:.3}", r.variant.mean / r.against.mean) } else { "-".into() };
+            ui.out(format!(
+                "{:>5} {:<28} {:>24} {:>24} {:>7}",
+                r.stage,
+                r.figure,
+                cell(&r.against),
+                cell(&r.variant),
+                ratio
+            ));
+        }
+        for p in &c.predictions {
+            let what = match &p.check {
+                Check::Met { got } => format!("met (got {got:.3})"),
+                Check::Missed { got } => format!("MISSED (got {got:.3})"),
+                Check::NotMeasurable { why } => format!("not measurable: {why}"),
+            };
+            ui.out(format!("prediction {}: {} -> {}: {what}", p.metric, p.from, p.to));
+        }
+    }
+    let missed = c.predictions.iter().filter(|p| matches!(p.check, Check::Missed { .. })).count();
+    if missed > 0 {
+        return Err(BenchError::new(Kind::Failed, format!("{missed} prediction(s) of {} missed", args.variant)));
+    }
+    Ok(())
 }
 
 fn print_swarm(ui: &Ui, args: &StressArgs, swarm: &Swarm) {

@@ -1,6 +1,7 @@
 //! The simulator seen from the tool: built per variant, run over a ramp.
 
 pub mod build;
+pub mod compare;
 pub mod ramp;
 pub mod report;
 pub mod stress;

@@ -72,6 +72,19 @@ impl Runner<'_> {
     /// Runs every seed of `first..=last`, `jobs` at once; `tick` after each run. The result
     /// does not depend on the order the runs finished in.
     pub fn swarm(&self, (first, last): (u64, u64), jobs: usize, tick: &(dyn Fn() + Sync)) -> Result<Swarm> {
+        let reports = self.run_seeds((first, last), jobs, tick)?;
+        let runs = reports.iter().map(|(seed, r)| SeedOutcome::of(*seed, r)).collect();
+        Ok(Swarm::of(first, last, runs))
+    }
+
+    /// Every seed of `first..=last`, `jobs` at once, in seed order whatever the order they
+    /// finished in.
+    pub fn run_seeds(
+        &self,
+        (first, last): (u64, u64),
+        jobs: usize,
+        tick: &(dyn Fn() + Sync),
+    ) -> Result<Vec<(u64, SimReport)>> {
         let seeds: Vec<u64> = (first..=last).collect();
         let next = std::sync::atomic::AtomicUsize::new(0);
         let results: std::sync::Mutex<Vec<(u64, Result<SimReport>)>> = std::sync::Mutex::new(Vec::new());
@@ -88,11 +101,7 @@ impl Runner<'_> {
         });
         let mut results = results.into_inner().expect("workers joined");
         results.sort_by_key(|r| r.0);
-        let mut runs = Vec::new();
-        for (seed, r) in results {
-            runs.push(SeedOutcome::of(seed, &r?));
-        }
-        Ok(Swarm::of(first, last, runs))
+        results.into_iter().map(|(seed, r)| r.map(|r| (seed, r))).collect()
     }
 }
 

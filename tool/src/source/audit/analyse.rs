@@ -296,7 +296,7 @@ impl<'a> Engine<'a> {
         let mut seen_paths = BTreeSet::new();
         for (i, b) in mir.bodies.iter().enumerate() {
             e.annots.push(model.fn_annot(&b.name, &b.site).cloned().unwrap_or_default());
-            let imp = b.impl_at.as_ref().and_then(|k| model.impls.get(k));
+            let imp = b.impl_at.as_ref().and_then(|k| model.impl_for(k, &b.name));
             e.labels.push(label(b, imp.and_then(|d| d.for_name.as_deref())));
             if let Some(c) = &b.closure_ty {
                 e.by_closure.insert(c.clone(), i);

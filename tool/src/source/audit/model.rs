@@ -77,10 +77,42 @@ pub struct StructDef {
     pub contract_bearing: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImplDef {
     pub for_name: Option<String>,
     pub trait_name: Option<String>,
+}
+
+/// The methods of the traits `#[derive]` implements, to tell derived impls that start at
+/// the same place apart.
+const DERIVED_METHODS: [(&str, &[&str]); 9] = [
+    ("Clone", &["clone", "clone_from"]),
+    ("PartialEq", &["eq", "ne"]),
+    ("Eq", &["assert_receiver_is_total_eq"]),
+    ("Debug", &["fmt"]),
+    ("Hash", &["hash"]),
+    ("PartialOrd", &["partial_cmp", "lt", "le", "gt", "ge"]),
+    ("Ord", &["cmp"]),
+    ("Default", &["default"]),
+    ("Copy", &[]),
+];
+
+impl Model {
+    /// The impl block starting at `at` that holds method `method`: the only one there, or
+    /// among derived impls sharing the start, the one whose trait has that method; else
+    /// the first by trait name (a stable choice).
+    pub fn impl_for(&self, at: &(String, u32, u32), method: &str) -> Option<&ImplDef> {
+        let all = self.impls.get(at)?;
+        if all.len() == 1 {
+            return all.first();
+        }
+        let has = |d: &&ImplDef| {
+            let Some(t) = d.trait_name.as_deref() else { return false };
+            DERIVED_METHODS.iter().any(|(tr, ms)| *tr == t && ms.contains(&method))
+                || self.trait_methods.contains_key(&(t.to_string(), method.to_string()))
+        };
+        all.iter().find(has).or_else(|| all.iter().min_by_key(|d| d.trait_name.clone()))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -96,7 +128,9 @@ pub struct FnDoc {
 pub struct Model {
     pub structs: BTreeMap<String, StructDef>,
     pub statics: BTreeMap<String, FieldDef>,
-    pub impls: BTreeMap<(String, u32, u32), ImplDef>,
+    /// Impl blocks by where they start. Derived impls (`#[derive(Clone, PartialEq)]`) can
+    /// share a start: all of them are kept, and [`Model::impl_for`] picks by method.
+    pub impls: BTreeMap<(String, u32, u32), Vec<ImplDef>>,
     pub fns: Vec<FnDoc>,
     /// Trait methods without a body in this crate (the platform layer's), by (trait, method).
     pub trait_methods: BTreeMap<(String, String), Annot>,
@@ -229,7 +263,10 @@ pub fn from_json(bytes: &[u8], what: &str) -> Result<Model> {
             .hint(format!("bench reads rustdoc JSON format {}; check `rustc --version`", rustdoc_types::FORMAT_VERSION))
     })?;
     let mut m = Model::default();
-    for item in krate.index.values() {
+    // In id order: rustdoc's index is a hash map, and the model must not depend on its order.
+    let mut items: Vec<(&rustdoc_types::Id, &rustdoc_types::Item)> = krate.index.iter().collect();
+    items.sort_by_key(|(id, _)| id.0);
+    for (_, item) in items {
         if item.crate_id != 0 {
             continue;
         }
@@ -285,10 +322,12 @@ pub fn from_json(bytes: &[u8], what: &str) -> Result<Model> {
                         _ => None,
                     };
                     let trait_name = i.trait_.as_ref().map(|t| base_name(&t.path));
-                    m.impls.insert(
-                        (sp.filename.display().to_string(), sp.begin.0 as u32, sp.begin.1 as u32),
-                        ImplDef { for_name, trait_name },
-                    );
+                    let key = (sp.filename.display().to_string(), sp.begin.0 as u32, sp.begin.1 as u32);
+                    let def = ImplDef { for_name, trait_name };
+                    let all = m.impls.entry(key).or_default();
+                    if !all.contains(&def) {
+                        all.push(def);
+                    }
                 }
             }
             ItemEnum::Trait(t) => {
