@@ -17,6 +17,17 @@ struct NoteRef {
     kernel: Option<String>,
 }
 
+impl NoteRef {
+    fn of(n: &crate::workspace::notes::Note) -> Self {
+        NoteRef {
+            title: n.front.title.clone(),
+            file: n.file.clone(),
+            srcversion: n.front.srcversion.clone(),
+            kernel: n.front.kernel.clone(),
+        }
+    }
+}
+
 /// What goes into a rendered PR. `local` adds the build ledger and the last stress run of
 /// this workspace (not committed, so patches/ leaves them out). Long because it gathers
 /// one template context from notes, predictions, the audit, the build and the stress run.
@@ -64,24 +75,11 @@ pub fn context(
         .iter()
         .filter_map(|path| all_notes.iter().find(|n| &n.file == path))
         .filter(|n| !n.front.variants.contains(&v.name) || n.front.kind == "finding")
-        .map(|n| NoteRef {
-            title: n.front.title.clone(),
-            file: n.file.clone(),
-            srcversion: n.front.srcversion.clone(),
-            kernel: n.front.kernel.clone(),
-        })
+        .map(NoteRef::of)
         .collect();
     // Findings about this variant's contracts (the audit's, and the Phase 6 lesson): cited
     // in the Contract section, where a reviewer checks the shared state.
-    let findings: Vec<NoteRef> = of_kind("finding", &v.name)
-        .iter()
-        .map(|n| NoteRef {
-            title: n.front.title.clone(),
-            file: n.file.clone(),
-            srcversion: n.front.srcversion.clone(),
-            kernel: n.front.kernel.clone(),
-        })
-        .collect();
+    let findings: Vec<NoteRef> = of_kind("finding", &v.name).iter().map(|n| NoteRef::of(n)).collect();
     let report = crate::source::audit::audit_variant(root, variants, v)?;
     let mut moved = Vec::new();
     if let Some(p) = &v.parent {
