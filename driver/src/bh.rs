@@ -31,7 +31,7 @@ impl<P: Platform> Bes2600<P> {
             if self.bh_term.load(p, Ordering::Acquire) != 0 {
                 return;
             }
-            let mut rx = self.bh_rx.swap(p, 0, Ordering::AcqRel) != 0;
+            let rx = self.bh_rx.swap(p, 0, Ordering::AcqRel) != 0;
             let mut tx = self.bh_tx.swap(p, 0, Ordering::AcqRel) != 0;
             if !woken {
                 let hw_bufs_used = self.hw_bufs_used_read();
