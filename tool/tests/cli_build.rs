@@ -388,3 +388,38 @@ fn install_hook_keeps_the_replaced_module_in_the_rollback_slot() {
     assert_eq!(leftovers.len(), 2, "no temporary files left: {leftovers:?}");
     assert_eq!(run("sideways").status.code(), Some(2));
 }
+
+#[test]
+fn a_dirty_tree_builds_its_own_version_and_an_unrelated_edit_just_works() {
+    let ws = Ws::new();
+    let version = |out: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(out).unwrap();
+        let dir = v[0]["package"].as_str().unwrap().to_string();
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(Path::new(&dir).join("MANIFEST.json")).unwrap()).unwrap();
+        m["version"].as_str().unwrap().to_string()
+    };
+    let (code, out, err) = ws.bench(&["build", "--variant", "b", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let clean = version(&out);
+    assert!(!clean.contains("dirty"), "{clean}");
+
+    // A comment in bench.toml: the sources are the same, the tree is not.
+    let toml = ws.root.join("bench.toml");
+    let before = std::fs::read_to_string(&toml).unwrap_or_default();
+    std::fs::write(&toml, format!("{before}# a comment nobody committed\n")).unwrap();
+    let (code, out, err) = ws.bench(&["build", "--variant", "b", "--json"]);
+    assert_eq!(code, 0, "a rebuild after an unrelated edit just works: {err}");
+    let dirty = version(&out);
+    assert!(dirty.starts_with(&clean) && dirty.contains(".dirty."), "{clean} -> {dirty}");
+    let (code, out, err) = ws.bench(&["build", "--variant", "b", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(version(&out), dirty, "the same edit gives the same version");
+
+    // A different edit: a different version again.
+    std::fs::write(&toml, format!("{before}# another comment\n")).unwrap();
+    let (code, out, err) = ws.bench(&["build", "--variant", "b", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let other = version(&out);
+    assert!(other.contains(".dirty.") && other != dirty, "{dirty} vs {other}");
+}

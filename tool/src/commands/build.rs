@@ -74,7 +74,7 @@ fn print(args: &BuildArgs, ui: &Ui, outcome: &BuildOutcome) {
             .map(|b| {
                 serde_json::json!({"variant": b.variant, "package": b.dir, "tarball": b.tarball, "srcversion": b.srcversion,
                     "written": b.fresh, "build_id": b.build_id, "key_fingerprint": fp, "commit": git.commit, "dirty": git.dirty,
-                    "lab": b.lab})
+                    "dirty_digest": git.dirty_digest, "lab": b.lab})
             })
             .collect();
         ui.out(serde_json::to_string_pretty(&list).expect("serialises"));
@@ -89,7 +89,10 @@ fn print(args: &BuildArgs, ui: &Ui, outcome: &BuildOutcome) {
             "  build       #{} at {}{}",
             b.build_id,
             &git.commit[..12.min(git.commit.len())],
-            if git.dirty { " (dirty tree)" } else { "" }
+            match &git.dirty_digest {
+                Some(d) => format!(" (dirty tree, changes digest {d})"),
+                None => String::new(),
+            }
         ));
         if let Some(m) = &b.lab {
             ui.out(format!("  lab module  {} (kernel {})", m.ko.display(), m.kernel_release));

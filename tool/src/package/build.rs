@@ -82,7 +82,7 @@ pub fn build(root: &Path, req: &BuildRequest, ui: &Ui) -> Result<BuildOutcome> {
             name,
             &[
                 &git.commit,
-                &git.dirty.to_string(),
+                git.dirty_digest.as_deref().unwrap_or("clean"),
                 &signer.fingerprint,
                 &out_dir.display().to_string(),
                 &req.allow_violations.to_string(),

@@ -150,8 +150,9 @@ pub fn assemble(
 
     let tool_version = env!("CARGO_PKG_VERSION").to_string();
     // The commit is part of the version: the manifest records it, so two commits with the
-    // same sources are two packages (never one overwritten by the other).
-    let version = format!("{tool_version}+{}.{}.g{}", variant.name, &srcv[..8], &git.commit[..7.min(git.commit.len())]);
+    // same sources are two packages (never one overwritten by the other); a dirty tree adds
+    // a digest of what differs, so it never claims a clean build's version.
+    let version = format!("{tool_version}+{}.{}.{}", variant.name, &srcv[..8], git.version_tag());
     let name = format!("{MODULE}-{version}");
     let ctx = minijinja::context! {
         module => MODULE, version => version, variant => variant.name, features => variant.features.join(", "),

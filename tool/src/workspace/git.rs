@@ -1,5 +1,6 @@
 //! What git says about the workspace (through git2): the commit, whether the tree is
-//! dirty, and the commit time (used as the build time so rebuilds are byte-identical).
+//! dirty (and a digest of what differs, so a dirty build has a version of its own), and the
+//! commit time (used as the build time so rebuilds are byte-identical).
 
 use crate::error::{BenchError, Result};
 use std::path::Path;
@@ -8,6 +9,10 @@ use std::path::Path;
 pub struct GitInfo {
     pub commit: String,
     pub dirty: bool,
+    /// For a dirty tree, the first 8 hex digits of a SHA-256 over every changed path, its
+    /// status and its working-tree bytes (like `git describe --dirty`, plus what differs):
+    /// two different dirty trees never share a version, the same edit always gives the same.
+    pub dirty_digest: Option<String>,
     /// Commit time, seconds since the epoch.
     pub time_s: i64,
 }
@@ -26,7 +31,42 @@ pub fn describe(root: &Path) -> Result<GitInfo> {
     let statuses = repo
         .statuses(Some(&mut opts))
         .map_err(|e| BenchError::env("git status failed").cause(e.message().to_string()))?;
-    Ok(GitInfo { commit: head.id().to_string(), dirty: !statuses.is_empty(), time_s: head.time().seconds() })
+    let workdir = repo.workdir().unwrap_or(root).to_path_buf();
+    let mut changed: Vec<(String, u32)> =
+        statuses.iter().filter_map(|s| s.path().map(|p| (p.to_string(), s.status().bits()))).collect();
+    changed.sort();
+    let dirty_digest = (!changed.is_empty()).then(|| {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for (path, status) in &changed {
+            h.update(path.as_bytes());
+            h.update([0]);
+            h.update(status.to_le_bytes());
+            // A deleted or unreadable path hashes as its name and status only.
+            if let Ok(bytes) = std::fs::read(workdir.join(path)) {
+                h.update(Sha256::digest(&bytes));
+            }
+        }
+        h.finalize().iter().take(4).map(|b| format!("{b:02x}")).collect::<String>()
+    });
+    Ok(GitInfo {
+        commit: head.id().to_string(),
+        dirty: dirty_digest.is_some(),
+        dirty_digest,
+        time_s: head.time().seconds(),
+    })
+}
+
+impl GitInfo {
+    /// The commit part of a version: `g` and seven hex digits, with `.dirty.DIGEST` for a
+    /// dirty tree.
+    pub fn version_tag(&self) -> String {
+        let short = &self.commit[..7.min(self.commit.len())];
+        match &self.dirty_digest {
+            Some(d) => format!("g{short}.dirty.{d}"),
+            None => format!("g{short}"),
+        }
+    }
 }
 
 /// RFC 3339 UTC for seconds since the epoch.
