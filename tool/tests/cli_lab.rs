@@ -115,3 +115,35 @@ fn kernel_lab_end_to_end() {
     assert_eq!(code, 125, "{err}");
     assert!(err.contains("is not set up") && err.contains("bench lab setup"), "{err}");
 }
+
+/// The kernel's own checkpatch.pl (in the lab's kernel source) reports no error on any
+/// patch of either version of the series.
+#[test]
+fn checkpatch_finds_no_error_in_the_series() {
+    let Some(dir) = lab_dir() else { return };
+    let checkpatch = dir.join("chroot/build/linux/scripts/checkpatch.pl");
+    assert!(checkpatch.is_file(), "{} is part of the lab's kernel source", checkpatch.display());
+    let ws = Ws::new();
+    let v1 = ws.home.path().join("v1");
+    assert_eq!(ws.bench(&["patches", "--variant", "c", "--out", v1.to_str().unwrap()]).0, 0);
+    let mut checked = 0;
+    for d in [ws.root.join("patches"), v1] {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if !name.ends_with(".patch") || name.contains("cover-letter") {
+                continue;
+            }
+            let out = std::process::Command::new("perl")
+                .arg(&checkpatch)
+                .args(["--no-tree", "--terse", "--show-types"])
+                .arg(&p)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(!text.contains(": ERROR:"), "{name}: {text}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 5, "v2 has 3 patches, v1 has 2");
+}

@@ -1,8 +1,8 @@
 //! `bench notes`, `bench pr` and `bench patches` as a user runs them.
 
 mod common;
-use common::{sh, Ws};
-use std::path::Path;
+use common::{git, Ws};
+use std::path::{Path, PathBuf};
 
 #[test]
 fn pr_for_c_reproduces_the_seed_structure_and_figures() {
@@ -67,7 +67,7 @@ fn pr_for_c_v2_has_its_clean_audit_and_the_c_verdict_as_motivation() {
     assert!(out.contains("`Bes2600.wsm_rx_seq`: written by bh before, by rx_work now (still single-writer)"));
     let (code, out, _) = ws.bench(&["pr", "--variant", "c-v2", "--format", "email", "--no-local"]);
     assert_eq!(code, 0);
-    assert!(out.contains("Subject: [PATCH 0/1] bes2600: Patch C v2"), "{out}");
+    assert!(out.contains("Subject: [PATCH 0/1] bes2600: Patch C v2") && out.contains("From: Seed f1a5d7cc maintainers <"), "{out}");
 }
 
 #[test]
@@ -177,53 +177,139 @@ fn patches_check_passes_then_fails_when_the_driver_changes() {
     assert_eq!(ws.bench(&["patches", "--check"]).0, 0);
 }
 
-#[test]
-fn each_patch_applies_to_the_materialised_parent() {
-    let ws = Ws::new();
-    let chain = ["baseline", "b", "c-prep", "c-v2"];
-    let patches = ["0001-b.patch", "0002-c-prep.patch", "0003-c-v2.patch"];
-    for (i, patch) in patches.iter().enumerate() {
-        let dir = tempfile::tempdir().unwrap();
-        let materialise = |variant: &str, into: &Path| {
-            // The package holds the materialised sources (lib.rs as bes2600.rs, plus the
-            // digest line): rebuild the plain tree from it.
-            let (code, out, err) =
-                ws.bench(&["build", "--variant", variant, "--out", into.to_str().unwrap(), "--json"]);
-            assert_eq!(code, 0, "{err}");
-            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-            let pkg = Path::new(v[0]["package"].as_str().unwrap()).to_path_buf();
-            let src = into.join("tree/driver/src");
-            std::fs::create_dir_all(&src).unwrap();
-            for e in std::fs::read_dir(&pkg).unwrap() {
-                let e = e.unwrap();
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.ends_with(".rs") {
-                    let text = std::fs::read_to_string(e.path()).unwrap();
-                    let (target, text) = if name == "bes2600.rs" {
-                        (
-                            "lib.rs".to_string(),
-                            text[..text.rfind("\n/// SHA-256 of every source file").unwrap()].to_string(),
-                        )
-                    } else {
-                        (name, text)
-                    };
-                    std::fs::write(src.join(target), text).unwrap();
-                }
-            }
-            into.join("tree")
-        };
-        let parent = materialise(chain[i], &dir.path().join("p"));
-        let child = materialise(chain[i + 1], &dir.path().join("c"));
-        let apply = sh(&parent, "git", &["apply", ws.root.join("patches").join(patch).to_str().unwrap()]);
-        assert!(apply.status.success(), "{patch}: {}", String::from_utf8_lossy(&apply.stderr));
-        for e in std::fs::read_dir(child.join("driver/src")).unwrap() {
-            let e = e.unwrap();
-            assert_eq!(
-                std::fs::read_to_string(parent.join("driver/src").join(e.file_name())).unwrap(),
-                std::fs::read_to_string(e.path()).unwrap(),
-                "{patch}: {:?} differs after applying",
-                e.file_name()
-            );
+/// The materialised tree of `variant` (from its package: lib.rs is bes2600.rs there, with
+/// a digest line appended) in a fresh directory.
+fn materialised(ws: &Ws, variant: &str, into: &Path) -> PathBuf {
+    let (code, out, err) = ws.bench(&["build", "--variant", variant, "--allow-violations", "--out", into.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let pkg = Path::new(v[0]["package"].as_str().unwrap()).to_path_buf();
+    let src = into.join("tree/driver/src");
+    std::fs::create_dir_all(&src).unwrap();
+    for e in std::fs::read_dir(&pkg).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".rs") {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            let (target, text) = if name == "bes2600.rs" {
+                ("lib.rs".to_string(), text[..text.rfind("\n/// SHA-256 of every source file").unwrap()].to_string())
+            } else {
+                (name, text)
+            };
+            std::fs::write(src.join(target), text).unwrap();
         }
     }
+    into.join("tree")
+}
+
+/// `git am` of every patch of `dir` (cover letter left out) on a repository holding the
+/// materialised `base`; the result must be the materialised `tip`, file for file.
+fn am_gives(ws: &Ws, dir: &Path, base: &str, tip: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = materialised(ws, base, &tmp.path().join("base"));
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "base"]);
+    let mut patches: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "patch") && !p.to_string_lossy().contains("cover-letter"))
+        .collect();
+    patches.sort();
+    assert!(!patches.is_empty());
+    for p in &patches {
+        git(&repo, &["am", "-q", p.to_str().unwrap()]);
+    }
+    let want = materialised(ws, tip, &tmp.path().join("tip"));
+    for e in std::fs::read_dir(want.join("driver/src")).unwrap() {
+        let e = e.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(repo.join("driver/src").join(e.file_name())).unwrap(),
+            std::fs::read_to_string(e.path()).unwrap(),
+            "{tip}: {:?} differs after git am",
+            e.file_name()
+        );
+    }
+}
+
+#[test]
+fn the_series_is_what_git_format_patch_writes_and_git_am_applies_every_version() {
+    let ws = Ws::new();
+    // v2 is the committed series (c-v2 rerolls c); v1 is Patch C's.
+    let v1 = ws.home.path().join("v1");
+    let (code, _, err) = ws.bench(&["patches", "--variant", "c", "--out", v1.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    am_gives(&ws, &ws.root.join("patches"), "baseline", "c-v2");
+    am_gives(&ws, &v1, "baseline", "c");
+
+    // Headers, parsed back by git mailinfo: the sender, the date, the version in the
+    // subject, Signed-off-by.
+    let v2_patch = ws.root.join("patches/v2-0003-c-v2.patch");
+    let raw = std::fs::read_to_string(&v2_patch).unwrap();
+    assert!(raw.starts_with("From ") && raw.lines().next().unwrap().len() == 5 + 40 + 25, "{}", &raw[..80]);
+    assert!(raw.contains("\nMIME-Version: 1.0\nContent-Type: text/plain; charset=UTF-8\n"));
+    assert!(raw.contains("Subject: [PATCH v2 3/3]"), "{}", &raw[..400]);
+    let tmp = tempfile::tempdir().unwrap();
+    let mi = std::process::Command::new("git")
+        .args(["mailinfo", "msg", "patch"])
+        .current_dir(tmp.path())
+        .stdin(std::fs::File::open(&v2_patch).unwrap())
+        .output()
+        .unwrap();
+    assert!(mi.status.success());
+    let info = String::from_utf8(mi.stdout).unwrap();
+    assert!(info.contains("Author: Seed f1a5d7cc maintainers\n"), "{info}");
+    assert!(info.contains("Subject: bes2600: Patch C v2 — direct-deliver"), "{info}");
+    assert!(info.contains("Date: Thu, 7 May 2026 12:00:00 +0000"), "{info}");
+    let msg = std::fs::read_to_string(tmp.path().join("msg")).unwrap();
+    assert!(msg.contains("Signed-off-by: Seed f1a5d7cc maintainers <maintainers@"), "{msg}");
+
+    // The cover letter: shortlog, diffstat, base-commit, b4's change-id (the same in v1
+    // and v2), and the range-diff showing C-prep arriving before C v2.
+    let cover2 = std::fs::read_to_string(ws.root.join("patches/v2-0000-cover-letter.patch")).unwrap();
+    let cover1 = std::fs::read_to_string(v1.join("0000-cover-letter.patch")).unwrap();
+    assert!(cover1.contains("Subject: [PATCH 0/2]"), "{cover1}");
+    for needle in ["Seed f1a5d7cc maintainers (3):", "files changed", "\nbase-commit: ", "\nchange-id: ", "Range-diff against v1:"] {
+        assert!(cover2.contains(needle), "cover letter lacks {needle}");
+    }
+    let id = |c: &str| c.lines().find(|l| l.starts_with("change-id: ")).unwrap().to_string();
+    assert_eq!(id(&cover1), id(&cover2));
+    assert!(
+        cover2.lines().any(|l| l.starts_with("-:  ------------ > 2:") && l.contains("C-prep")),
+        "the range-diff shows C-prep as new in v2"
+    );
+    assert!(!cover2.contains("*** SUBJECT HERE ***") && !cover2.contains("*** BLURB HERE ***"));
+
+    // --base: only the steps after it; a base off the chain is a clear error.
+    let tail = ws.home.path().join("tail");
+    let (code, _, err) = ws.bench(&["patches", "--variant", "c-v2", "--base", "b", "--out", tail.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let mut names: Vec<String> =
+        std::fs::read_dir(&tail).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["v2-0000-cover-letter.patch", "v2-0001-c-prep.patch", "v2-0002-c-v2.patch"]);
+    am_gives(&ws, &tail, "b", "c-v2");
+    let (code, _, err) = ws.bench(&["patches", "--variant", "c-v2", "--base", "c", "--out", tail.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("`c` is not an ancestor of `c-v2`") && err.contains("baseline -> b -> c-prep -> c-v2"), "{err}");
+}
+
+#[test]
+fn the_sender_is_gits_identity_unless_bench_toml_names_one() {
+    let ws = Ws::new();
+    std::fs::write(ws.root.join("bench.toml"), "module = \"bes2600\"\n").unwrap();
+    let out = ws.home.path().join("p");
+    let (code, _, err) = ws.bench(&["patches", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 2, "no identity anywhere: {err}");
+    assert!(err.contains("git config user.email"), "{err}");
+    git(&ws.root, &["config", "user.name", "Jane Hacker"]);
+    git(&ws.root, &["config", "user.email", "jane@example.org"]);
+    let (code, _, err) = ws.bench(&["patches", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let p = std::fs::read_to_string(out.join("v2-0001-b.patch")).unwrap();
+    assert!(p.contains("From: Jane Hacker <jane@example.org>") && p.contains("Signed-off-by: Jane Hacker <jane@example.org>"));
+    std::fs::write(ws.root.join("bench.toml"), "[patches]\nfrom = \"nobody\"\n").unwrap();
+    let (code, _, err) = ws.bench(&["patches", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bench.toml") && err.contains("is not `Name <email>`"), "{err}");
 }

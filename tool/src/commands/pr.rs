@@ -57,7 +57,8 @@ pub fn run(args: &PrArgs, ui: &Ui) -> Result<()> {
         PrFormat::Markdown => body,
         PrFormat::Email => {
             let (title, rest) = body.split_once('\n').unwrap_or((&body, ""));
-            let cover = minijinja::context! { count => 1, title => title, body => rest.trim() };
+            let from = crate::publish::patches::identity(&root)?.to_string();
+            let cover = minijinja::context! { count => 1, title => title, body => rest.trim(), from => from };
             pr::render_file(&pr::templates(&root).join("cover-letter.j2"), &cover)?
         }
     };

@@ -1,15 +1,74 @@
-//! The mailable patch series along a variant's parent chain: one patch per step from the
-//! baseline, with its message from the notes, and the cover letter; and the check that
-//! what is committed under patches/ is what the tree gives now.
+//! The mailable patch series along a variant's parent chain, as `git format-patch` and b4
+//! write it, made by the real git: each variant's materialised tree is committed in a
+//! scratch repository (the base variant first, then one commit per step, each with its
+//! message from the variant and a Signed-off-by), and `git format-patch --cover-letter
+//! --base` writes the series. A variant that rerolls another (`reroll_of`) is version N+1
+//! of the same change-id, with `[PATCH vN n/m]` subjects and `git range-diff` from the
+//! previous version in the cover letter. And the check that what is committed under
+//! patches/ is what the tree gives now.
+//!
+//! Commit and author dates come from the notes (the earliest note of each variant), never
+//! from the clock, so the series is byte-identical on every machine with the same inputs.
 
 use crate::error::ResultExt;
 use crate::error::{BenchError, Kind, Result};
 use crate::publish::pr;
 use crate::source::materialise::{self, CfgSet};
-use crate::workspace::notes;
+use crate::workspace::notes::{self, Note};
 use crate::workspace::variant::{Variant, Variants};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What series to write.
+pub struct SeriesRequest<'a> {
+    /// The series ends at this variant.
+    pub variant: &'a str,
+    /// It starts after this ancestor (default: the root of the chain).
+    pub base: Option<&'a str>,
+    /// The variant whose series this one rerolls (default: the variant's `reroll_of`).
+    pub reroll_of: Option<&'a str>,
+}
+
+/// A mail identity, `Name <email>`.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub name: String,
+    pub email: String,
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} <{}>", self.name, self.email)
+    }
+}
+
+/// The sender: bench.toml's `[patches] from` (so a committed series is the same on every
+/// machine), else git's configured `user.name` and `user.email`.
+pub fn identity(root: &Path) -> Result<Identity> {
+    let conf = crate::target::load_config(root)?;
+    if let Some(from) = conf.patches.and_then(|p| p.from) {
+        return parse_identity(&from).ok_or_else(|| {
+            BenchError::usage(format!("{}: [patches] from = \"{from}\" is not `Name <email>`", root.join("bench.toml").display()))
+                .hint("e.g. from = \"Jane Hacker <jane@example.org>\"")
+        });
+    }
+    let cfg = git2::Repository::discover(root).and_then(|r| r.config()).and_then(|mut c| c.snapshot());
+    let get = |k: &str| cfg.as_ref().ok().and_then(|c| c.get_string(k).ok()).filter(|v| !v.trim().is_empty());
+    match (get("user.name"), get("user.email")) {
+        (Some(name), Some(email)) => Ok(Identity { name, email }),
+        _ => Err(BenchError::usage("no mail identity for the patches: git has no user.name and user.email")
+            .hint("run `git config user.name \"Your Name\"` and `git config user.email you@example.org`, or set [patches] from = \"Name <email>\" in bench.toml")),
+    }
+}
+
+fn parse_identity(s: &str) -> Option<Identity> {
+    let (name, rest) = s.split_once('<')?;
+    let email = rest.strip_suffix('>')?;
+    let name = name.trim();
+    (!name.is_empty() && email.contains('@') && !email.contains(['<', '>', ' ']))
+        .then(|| Identity { name: name.to_string(), email: email.to_string() })
+}
 
 fn tree(root: &Path, variants: &Variants, v: &Variant) -> Result<BTreeMap<String, String>> {
     let known = variants.driver_features.iter().cloned().chain(["sim".to_string()]).collect();
@@ -20,100 +79,258 @@ fn tree(root: &Path, variants: &Variants, v: &Variant) -> Result<BTreeMap<String
         .collect())
 }
 
-/// A unified diff of two trees in git's format.
-pub fn diff(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> (String, Vec<(String, usize, usize)>) {
-    let mut out = String::new();
-    let mut stat = Vec::new();
-    let names: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-    for name in names {
-        let old = a.get(name).map(String::as_str).unwrap_or("");
-        let new = b.get(name).map(String::as_str).unwrap_or("");
-        if old == new {
-            continue;
+/// The variants from `base` (exclusive) to `tip` (inclusive), oldest first, and the base.
+fn steps<'v>(variants: &'v Variants, tip: &str, base: Option<&str>) -> Result<(&'v Variant, Vec<&'v Variant>)> {
+    let mut chain = vec![variants.get(tip)?];
+    while let Some(p) = &chain.last().expect("not empty").parent {
+        if Some(chain.last().expect("not empty").name.as_str()) == base {
+            break;
         }
-        let d = similar::TextDiff::from_lines(old, new);
-        let (mut plus, mut minus) = (0, 0);
-        for c in d.iter_all_changes() {
-            match c.tag() {
-                similar::ChangeTag::Insert => plus += 1,
-                similar::ChangeTag::Delete => minus += 1,
-                similar::ChangeTag::Equal => {}
-            }
-        }
-        stat.push((name.clone(), plus, minus));
-        out += &format!("diff --git a/{name} b/{name}\n");
-        let (from, to) = match (a.contains_key(name), b.contains_key(name)) {
-            (false, _) => {
-                out += "new file mode 100644\n";
-                ("/dev/null".to_string(), format!("b/{name}"))
-            }
-            (_, false) => {
-                out += "deleted file mode 100644\n";
-                (format!("a/{name}"), "/dev/null".to_string())
-            }
-            _ => (format!("a/{name}"), format!("b/{name}")),
-        };
-        out += &d.unified_diff().context_radius(3).header(&from, &to).to_string();
+        chain.push(variants.get(p)?);
     }
-    (out, stat)
+    let first = chain.pop().expect("the tip at least");
+    if let Some(b) = base {
+        variants.get(b)?;
+        if first.name != b {
+            let names: Vec<&str> = std::iter::once(first.name.as_str()).chain(chain.iter().rev().map(|v| v.name.as_str())).collect();
+            return Err(BenchError::usage(format!("`{b}` is not an ancestor of `{tip}`"))
+                .hint(format!("--base takes a variant on the chain {}", names.join(" -> "))));
+        }
+    }
+    if chain.is_empty() {
+        return Err(BenchError::usage(format!("the series from `{}` to `{tip}` is empty", first.name))
+            .hint("--base names an ancestor, not the variant itself"));
+    }
+    chain.reverse();
+    Ok((first, chain))
 }
 
-fn format_patch(
-    n: usize,
-    total: usize,
-    subject: &str,
-    message: &str,
-    diff: &str,
-    stat: &[(String, usize, usize)],
-) -> String {
-    let mut s = format!("From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\nFrom: bench <bench@localhost>\nSubject: [PATCH {n}/{total}] {subject}\n\n");
-    s += message.trim();
-    s += "\n---\n";
-    let width = stat.iter().map(|(f, _, _)| f.len()).max().unwrap_or(0);
-    for (f, p, m) in stat {
-        s += &format!(" {f:<width$} | {:>4} {}{}\n", p + m, "+".repeat((*p).min(40)), "-".repeat((*m).min(40)));
+/// The date of a variant's earliest note (noon UTC), else `fallback`.
+fn date_of(all_notes: &[Note], v: &Variant, fallback: &str) -> String {
+    all_notes
+        .iter()
+        .filter(|n| n.front.variants.contains(&v.name))
+        .map(|n| n.front.date.clone())
+        .min()
+        .map(|d| format!("{d}T12:00:00Z"))
+        .unwrap_or_else(|| fallback.to_string())
+}
+
+/// A scratch git repository in which each variant's tree is one commit.
+struct Scratch {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    who: Identity,
+}
+
+impl Scratch {
+    fn new(who: &Identity) -> Result<Scratch> {
+        let dir = tempfile::tempdir().or_env("cannot create a scratch directory for git")?;
+        let path = dir.path().to_path_buf();
+        let s = Scratch { _dir: dir, path, who: who.clone() };
+        s.git(&["init", "-q", "-b", "series"], None)?;
+        Ok(s)
     }
-    let (p, m): (usize, usize) = stat.iter().fold((0, 0), |acc, (_, p, m)| (acc.0 + p, acc.1 + m));
-    s += &format!(" {} files changed, {p} insertions(+), {m} deletions(-)\n\n", stat.len());
-    s += diff;
-    s += "-- \nbench\n";
-    s
+
+    /// git with no user or system configuration, so the output is the same everywhere.
+    fn git(&self, args: &[&str], date: Option<&str>) -> Result<String> {
+        let mut c = Command::new("git");
+        c.args(["-c", "core.autocrlf=false", "-c", "core.abbrev=12", "-c", "diff.renames=false"])
+            .args(args)
+            .current_dir(&self.path)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", &self.who.name)
+            .env("GIT_AUTHOR_EMAIL", &self.who.email)
+            .env("GIT_COMMITTER_NAME", &self.who.name)
+            .env("GIT_COMMITTER_EMAIL", &self.who.email)
+            .env("TZ", "UTC")
+            .env("LC_ALL", "C");
+        if let Some(d) = date {
+            c.env("GIT_AUTHOR_DATE", d).env("GIT_COMMITTER_DATE", d);
+        }
+        let out = c.output().or_env("cannot run git (the series is written by git format-patch)")?;
+        if !out.status.success() {
+            return Err(BenchError::env(format!("git {} failed", args.join(" ")))
+                .cause(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+    }
+
+    /// Replaces the work tree's driver sources by `files` and commits them on `parent`
+    /// (`None`: a root commit). Returns the commit id.
+    fn commit(&self, parent: Option<&str>, files: &BTreeMap<String, String>, message: &str, date: &str) -> Result<String> {
+        match parent {
+            Some(p) => self.git(&["checkout", "-q", "--detach", p], None)?,
+            None => String::new(),
+        };
+        let src = self.path.join("driver");
+        if src.exists() {
+            std::fs::remove_dir_all(&src).or_env(format!("cannot clear {}", src.display()))?;
+        }
+        for (name, text) in files {
+            let p = self.path.join(name);
+            std::fs::create_dir_all(p.parent().expect("a file in a directory"))
+                .or_env(format!("cannot create {}", p.display()))?;
+            std::fs::write(&p, text).or_env(format!("cannot write {}", p.display()))?;
+        }
+        self.git(&["add", "-A"], None)?;
+        let f = self.path.join(".git").join("BENCH_MSG");
+        std::fs::write(&f, message).or_env("cannot write the commit message")?;
+        let f = f.to_str().ok_or_else(|| BenchError::env("the scratch directory's path is not UTF-8"))?;
+        self.git(&["commit", "-q", "--allow-empty", "-s", "--cleanup=strip", "-F", f], Some(date))?;
+        self.git(&["rev-parse", "HEAD"], None)
+    }
+}
+
+/// The commit message of the step to `child`: its title as the subject, its rationale.
+fn message(child: &Variant) -> String {
+    format!(
+        "bes2600: {}\n\n{}\n\nVariant: {} (features: {})\n",
+        child.title.clone().unwrap_or_else(|| child.name.clone()),
+        child.rationale.text.trim(),
+        child.name,
+        child.features.join(", ")
+    )
+}
+
+/// One version of a series in the scratch repository: its base commit and its tip.
+struct Committed {
+    base: String,
+    tip: String,
+}
+
+fn commit_series(
+    scratch: &Scratch,
+    root: &Path,
+    variants: &Variants,
+    all_notes: &[Note],
+    base: &Variant,
+    steps: &[&Variant],
+) -> Result<Committed> {
+    let first_date = steps.first().map(|s| date_of(all_notes, s, "2026-01-01T12:00:00Z")).expect("not empty");
+    let base_date = date_of(all_notes, base, &first_date).min(first_date.clone());
+    let base_msg = format!("bes2600: {}\n\nThe materialised `{}` variant (bench).\n", base.title.clone().unwrap_or_else(|| base.name.clone()), base.name);
+    let base_id = scratch.commit(None, &tree(root, variants, base)?, &base_msg, &base_date)?;
+    let mut tip = base_id.clone();
+    let mut date = base_date;
+    for s in steps {
+        date = date_of(all_notes, s, &date).max(date.clone());
+        tip = scratch.commit(Some(&tip), &tree(root, variants, s)?, &message(s), &date)?;
+    }
+    Ok(Committed { base: base_id, tip })
+}
+
+/// The version of `v`'s series: 1, or one more than the series it rerolls.
+fn version(variants: &Variants, v: &Variant, reroll_of: Option<&str>) -> Result<(u32, Vec<String>)> {
+    let mut chain = Vec::new();
+    let mut cur = reroll_of.map(str::to_string).or_else(|| v.reroll_of.clone());
+    while let Some(name) = cur {
+        if chain.contains(&name) || name == v.name {
+            return Err(BenchError::usage(format!("reroll cycle: {} -> {}", v.name, chain.join(" -> ")))
+                .hint("reroll_of names an earlier version of the same change"));
+        }
+        cur = variants.get(&name)?.reroll_of.clone();
+        chain.push(name);
+    }
+    Ok((chain.len() as u32 + 1, chain))
+}
+
+/// b4's change-id: the first version's date, a slug of its name, and 12 hex digits of a
+/// hash of both, so every version of one change carries the same id.
+fn change_id(all_notes: &[Note], first: &Variant) -> String {
+    let date = date_of(all_notes, first, "2026-01-01");
+    let slug: String = first.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let digest = crate::fsutil::sha256_hex(format!("{}\0{}", first.name, date).as_bytes());
+    format!("{}-bes2600-{slug}-{}", date[..10].replace('-', ""), &digest[..12])
 }
 
 /// The series: file name -> contents.
-pub fn series(root: &Path, variant: &str) -> Result<BTreeMap<String, String>> {
+pub fn series(root: &Path, req: &SeriesRequest) -> Result<BTreeMap<String, String>> {
     let variants = Variants::load(root)?;
-    let mut chain = vec![variants.get(variant)?.clone()];
-    while let Some(p) = chain.last().expect("not empty").parent.clone() {
-        chain.push(variants.get(&p)?.clone());
-    }
-    chain.reverse();
-    let steps: Vec<(&Variant, &Variant)> = chain.windows(2).map(|w| (&w[0], &w[1])).collect();
     let all_notes = notes::load_all(root, &variants)?;
-    let mut out = BTreeMap::new();
-    let total = steps.len();
-    for (i, (parent, child)) in steps.iter().enumerate() {
-        let (d, stat) = diff(&tree(root, &variants, parent)?, &tree(root, &variants, child)?);
-        let subject = format!("bes2600: {}", child.title.clone().unwrap_or_else(|| child.name.clone()));
-        let message = format!(
-            "{}\n\nVariant: {} (features: {})",
-            child.rationale.text.trim(),
-            child.name,
-            child.features.join(", ")
-        );
-        let slug: String = child.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-        out.insert(format!("{:04}-{slug}.patch", i + 1), format_patch(i + 1, total, &subject, &message, &d, &stat));
+    let who = identity(root)?;
+    let (base, steps) = steps(&variants, req.variant, req.base)?;
+    let tip = variants.get(req.variant)?;
+    let (version, earlier) = version(&variants, tip, req.reroll_of)?;
+    let scratch = Scratch::new(&who)?;
+    let now = commit_series(&scratch, root, &variants, &all_notes, base, &steps)?;
+    let mut args: Vec<String> = ["format-patch", "-q", "--cover-letter", "--signature=bench", "--no-numbered-files"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    args.push(format!("--base={}", now.base));
+    args.push("-o".into());
+    args.push("out".into());
+    if version > 1 {
+        // The previous version from the same base, for `git range-diff` in the cover letter.
+        let prev = variants.get(&earlier[0])?;
+        let (prev_base, prev_steps) = self::steps(&variants, &prev.name, Some(&base.name)).map_err(|e| {
+            e.cause(format!("`{}` rerolls `{}`: both series must start at `{}`", tip.name, prev.name, base.name))
+        })?;
+        let before = commit_series(&scratch, root, &variants, &all_notes, prev_base, &prev_steps)?;
+        args.push(format!("-v{version}"));
+        args.push(format!("--range-diff={}..{}", before.base, before.tip));
+        args.push("--creation-factor=95".into());
     }
-    let v = variants.get(variant)?;
-    let ctx = pr::context(root, &variants, &all_notes, v, false)?;
+    // The cover letter from the PR through the branch description, so git itself encodes
+    // the subject and marks the charset.
+    let first = earlier.last().map(|n| variants.get(n)).transpose()?.unwrap_or(tip);
+    scratch.git(&["checkout", "-q", "-B", "series", &now.tip], None)?;
+    scratch.git(&["config", "branch.series.description", &description(root, &variants, &all_notes, tip)?], None)?;
+    args.push("--cover-from-description=subject".into());
+    args.push(format!("{}..series", now.base));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    scratch.git(&argv, None)?;
+    let tip_date = scratch.git(&["log", "-1", "--format=%aD", &now.tip], None)?;
+
+    let mut out = BTreeMap::new();
+    let dir = scratch.path.join("out");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .or_env(format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    let prefix = if version > 1 { format!("v{version}-") } else { String::new() };
+    for f in files {
+        let text = std::fs::read_to_string(&f).or_env(format!("cannot read {}", f.display()))?;
+        let fname = f.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+        let n: usize = fname.trim_start_matches(&prefix).get(..4).and_then(|d| d.parse().ok()).unwrap_or(0);
+        if n == 0 {
+            out.insert(format!("{prefix}0000-cover-letter.patch"), cover(&text, &tip_date, &change_id(&all_notes, first)));
+        } else {
+            let slug: String = steps[n - 1].name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+            out.insert(format!("{prefix}{n:04}-{slug}.patch"), text);
+        }
+    }
+    Ok(out)
+}
+
+/// The PR as a branch description: its title, a blank line, its body.
+fn description(root: &Path, variants: &Variants, all_notes: &[Note], tip: &Variant) -> Result<String> {
+    let ctx = pr::context(root, variants, all_notes, tip, false)?;
     let body = pr::render_file(&pr::templates(root).join("pr.md.j2"), &ctx)?;
     let (title, rest) = body.split_once('\n').unwrap_or((&body, ""));
-    let cover = pr::render_file(
-        &pr::templates(root).join("cover-letter.j2"),
-        &minijinja::context! { count => total, title => title, body => rest.trim() },
-    )?;
-    out.insert("0000-cover-letter.patch".into(), cover);
-    Ok(out)
+    Ok(format!("{}\n\n{}\n", title.trim_start_matches("# ").trim(), rest.trim()))
+}
+
+/// Completes format-patch's cover letter: the date of the series' last commit (format-patch
+/// dates a cover letter with the clock), and b4's `change-id:` after `base-commit:`.
+fn cover(letter: &str, date: &str, change_id: &str) -> String {
+    let mut text = String::with_capacity(letter.len() + 80);
+    let mut dated = false;
+    for line in letter.split_inclusive('\n') {
+        if !dated && line.starts_with("Date: ") {
+            text += &format!("Date: {date}\n");
+            dated = true;
+        } else {
+            text += line;
+            if line.starts_with("base-commit: ") {
+                text += &format!("change-id: {change_id}\n");
+            }
+        }
+    }
+    text
 }
 
 /// What [`write_or_check`] did.
@@ -124,11 +341,11 @@ pub enum Written {
     Wrote(usize),
 }
 
-/// Writes the series of `variant` into `dir` (stale files removed, each file written to a
+/// Writes the series into `dir` (stale patch files removed, each file written to a
 /// temporary and renamed), or with `check` only compares: a stale directory is a failure
 /// naming the files.
-pub fn write_or_check(root: &Path, variant: &str, dir: &Path, check: bool) -> Result<Written> {
-    let want = series(root, variant)?;
+pub fn write_or_check(root: &Path, req: &SeriesRequest, dir: &Path, check: bool) -> Result<Written> {
+    let want = series(root, req)?;
     let existing: BTreeMap<String, String> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
@@ -150,7 +367,7 @@ pub fn write_or_check(root: &Path, variant: &str, dir: &Path, check: bool) -> Re
             return Ok(Written::UpToDate(want.len()));
         }
         return Err(BenchError::new(Kind::Failed, format!("{} is stale: {}", dir.display(), stale.join(", ")))
-            .hint(format!("regenerate with `bench patches --variant {variant}` and commit the result")));
+            .hint(format!("regenerate with `bench patches --variant {}` and commit the result", req.variant)));
     }
     std::fs::create_dir_all(dir).or_env(format!("cannot create {}", dir.display()))?;
     for k in existing.keys().filter(|k| !want.contains_key(*k)) {

@@ -69,6 +69,15 @@ pub struct BenchToml {
     pub default_variant: Option<String>,
     #[serde(default)]
     pub targets: BTreeMap<String, TargetConfig>,
+    /// `bench patches`: the sender (default: git's user.name and user.email).
+    pub patches: Option<PatchesConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PatchesConfig {
+    /// `Name <email>`: From and Signed-off-by of every patch.
+    pub from: Option<String>,
 }
 
 pub fn load_config(root: &Path) -> Result<BenchToml> {

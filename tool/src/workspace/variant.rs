@@ -46,6 +46,10 @@ pub struct Variant {
     pub scope: Vec<String>,
     #[serde(default)]
     pub predictions: Vec<Prediction>,
+    /// The variant this one is the next version of (Patch C v2 rerolls Patch C): its patch
+    /// series is version N+1 of the same change, with a range-diff from the previous one.
+    #[serde(default)]
+    pub reroll_of: Option<String>,
     /// Parent features this variant drops, each with the reason.
     #[serde(default)]
     pub dropped: BTreeMap<String, String>,
@@ -198,6 +202,14 @@ impl Variants {
                         return Err(at(format!("drops the parent's feature `{f}` without saying why"))
                             .hint(format!("keep it in features, or add [dropped] {f} = \"reason\"")));
                     }
+                }
+            }
+            if let Some(r) = &v.reroll_of {
+                if r == &v.name || !self.list.iter().any(|x| &x.name == r) {
+                    return Err(at(format!("reroll_of `{r}` is not another variant")).hint(format!(
+                        "reroll_of names the earlier version of this change; known variants: {}",
+                        self.list.iter().map(|x| x.name.as_str()).collect::<Vec<_>>().join(", ")
+                    )));
                 }
             }
             // Walk up: a cycle returns to a name already seen.

@@ -75,7 +75,7 @@ impl Ws {
         std::fs::create_dir_all(root.join("tool/src")).unwrap();
         std::fs::copy(repo().join("tool/Cargo.toml"), root.join("tool/Cargo.toml")).unwrap();
         std::fs::write(root.join("tool/src/main.rs"), "fn main() {}\n").unwrap();
-        for f in ["Cargo.toml", "Cargo.lock", ".gitignore"] {
+        for f in ["Cargo.toml", "Cargo.lock", ".gitignore", "bench.toml"] {
             std::fs::copy(repo().join(f), root.join(f)).unwrap();
         }
         git(&root, &["init", "-q", "-b", "main"]);
