@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 #[test]
 fn pr_for_c_reproduces_the_seed_structure_and_figures() {
     let ws = Ws::new();
-    let (code, out, err) = ws.bench(&["pr", "--variant", "c", "--no-local"]);
+    let (code, out, err) = ws.bench(&["pr", "--variant", "c"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("bes2600: Patch C — direct-deliver RX SKBs from sdio_rx_work\n"), "{out}");
     let mut last = 0;
@@ -19,6 +19,10 @@ fn pr_for_c_reproduces_the_seed_structure_and_figures() {
         "## Phase 7 plan",
         "## Test plan",
         "## Phase 7 verdict",
+        "## Root cause",
+        "## Phase 6 contract analysis miss",
+        "## Resolution",
+        "## Rollback",
     ] {
         let at = out.find(heading).unwrap_or_else(|| panic!("no `{heading}` in:\n{out}"));
         assert!(at > last, "`{heading}` out of order");
@@ -48,7 +52,7 @@ fn derived_figures_are_computed_from_the_raw_counters() {
     let note = ws.root.join("notes/2026-05-07-b-baseline-4mb.md");
     let text = std::fs::read_to_string(&note).unwrap().replace("value = 34994", "value = 40480");
     std::fs::write(&note, text).unwrap();
-    let (code, out, _) = ws.bench(&["pr", "--variant", "c", "--no-local"]);
+    let (code, out, _) = ws.bench(&["pr", "--variant", "c"]);
     assert_eq!(code, 0);
     assert!(out.contains("`sdio_rx_work` 40,480 dispatches → 100.0/s = **104.5 per 1000 RX pkts**"), "{out}");
 }
@@ -56,7 +60,7 @@ fn derived_figures_are_computed_from_the_raw_counters() {
 #[test]
 fn pr_for_c_v2_has_its_clean_audit_and_the_c_verdict_as_motivation() {
     let ws = Ws::new();
-    let (code, out, err) = ws.bench(&["pr", "--variant", "c-v2", "--no-local"]);
+    let (code, out, err) = ws.bench(&["pr", "--variant", "c-v2"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Contract audit (`bench audit --variant c-v2`): **PASS**"), "{out}");
     let motivation = &out[out.find("## Motivation").expect("a motivation section")..];
@@ -65,20 +69,77 @@ fn pr_for_c_v2_has_its_clean_audit_and_the_c_verdict_as_motivation() {
         "{out}"
     );
     assert!(out.contains("`Bes2600.wsm_rx_seq`: written by bh before, by rx_work now (still single-writer)"));
-    let (code, out, _) = ws.bench(&["pr", "--variant", "c-v2", "--format", "email", "--no-local"]);
+    let (code, out, _) = ws.bench(&["pr", "--variant", "c-v2", "--format", "email"]);
     assert_eq!(code, 0);
     assert!(out.contains("Subject: [PATCH 0/1] bes2600: Patch C v2") && out.contains("From: Seed f1a5d7cc maintainers <"), "{out}");
 }
 
 #[test]
-fn pr_includes_the_build_record_and_stress_figures_when_present() {
+fn pr_cites_only_the_build_and_stress_run_it_is_given_and_checks_the_predictions() {
     let ws = Ws::new();
     assert_eq!(ws.bench(&["build", "--variant", "c-v2"]).0, 0);
-    assert_eq!(ws.bench(&["stress", "--variant", "c-v2", "--ramp", "4:1m"]).0, 0);
+    let (code, _, err) = ws.bench(&["stress", "--variant", "c-v2", "--against", "c-prep", "--seeds", "1..2", "--ramp", "4:30s"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("recorded as stress run #1"), "{err}");
+    let (code, _, err) = ws.bench(&["stress", "--variant", "c-v2", "--ramp", "4:20s", "--seed", "3"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("recorded as stress run #2"), "{err}");
+
+    // Nothing named: no build, no stress, and the footer says so; the predictions say how
+    // to check them.
     let (code, out, _) = ws.bench(&["pr", "--variant", "c-v2"]);
     assert_eq!(code, 0);
-    assert!(out.contains("(build #1)"), "{out}");
-    assert!(out.contains("## Simulated stress (bench stress, seed 1, clean)"), "{out}");
+    assert!(!out.contains("## Simulated stress") && !out.contains("(build #"), "{out}");
+    assert!(out.contains("build none given (--build ID); stress none given (--stress RUN)"), "{out}");
+
+    // The comparison with the parent: the predictions with their simulated check.
+    let (code, out, err) = ws.bench(&["pr", "--variant", "c-v2", "--stress", "1", "--build", "1"]);
+    assert_eq!(code, 0, "{err}");
+    for needle in [
+        "## What this saves per RX frame",
+        "Simulated against `c-prep` (run #1: ramp 4:30s x1, seeds 1..2)",
+        "rx_queue_lock_per_s: 1914 1/s → 0 1/s (high confidence): simulated 0.0, met",
+        "spinlock_cpu_pct: 20% → 12-15% (medium confidence): simulated",
+        "## Contract",
+        "## Phase 7 plan",
+        "## Test plan",
+        "(build #1)",
+        "Rollback module at `/var/lib/bench/bes2600/slots/rollback/bes2600.ko`",
+        "## Simulated stress (bench stress run #1: ramp 4:30s x1, seeds 1..2, clean)",
+        "stress run #1: ramp 4:30s x1, seeds 1..2.",
+        "notes/2026-05-08-c-v2-phase4-plan.md",
+    ] {
+        assert!(out.contains(needle), "missing `{needle}` in:\n{out}");
+    }
+    // One seed: its own table, named.
+    let (code, out, _) = ws.bench(&["pr", "--variant", "c-v2", "--stress", "2"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("## Simulated stress (bench stress run #2: ramp 4:20s x1, seed 3, clean)"), "{out}");
+
+    // Wrong inputs are named.
+    let (code, _, err) = ws.bench(&["pr", "--variant", "c", "--stress", "1"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("stress run #1 is of `c-v2`, not `c`"), "{err}");
+    let (code, _, err) = ws.bench(&["pr", "--variant", "c-v2", "--stress", "9"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no stress run #9") && err.contains("#2, #1"), "{err}");
+    let (code, _, err) = ws.bench(&["pr", "--variant", "c-v2", "--build", "7"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no build #7"), "{err}");
+}
+
+#[test]
+fn a_plan_notes_own_sections_are_rendered_in_order_and_a_borrowed_baseline_says_whose() {
+    let ws = Ws::new();
+    let plan = ws.root.join("notes/2026-05-08-c-v2-phase4-plan.md");
+    let text = std::fs::read_to_string(&plan).unwrap();
+    std::fs::write(&plan, format!("{text}\n## Risks\n\nThe atomics cost.\n\n## Open questions\n\nNone yet.\n")).unwrap();
+    let (code, out, err) = ws.bench(&["pr", "--variant", "c-v2"]);
+    assert_eq!(code, 0, "{err}");
+    let risks = out.find("## Risks").expect("a section the template does not know is rendered");
+    let open = out.find("## Open questions").expect("every section");
+    assert!(risks < open, "in the note's order");
+    assert!(out.contains("Note: `c-prep` has no baseline note; this is `b`'s, its nearest ancestor with one."), "{out}");
 }
 
 #[test]
@@ -312,4 +373,46 @@ fn the_sender_is_gits_identity_unless_bench_toml_names_one() {
     let (code, _, err) = ws.bench(&["patches", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(err.contains("bench.toml") && err.contains("is not `Name <email>`"), "{err}");
+}
+
+#[test]
+fn a_stress_run_becomes_the_parents_baseline_note() {
+    let ws = Ws::new();
+    let (code, _, err) = ws.bench(&["stress", "--variant", "c-prep", "--ramp", "2:10s,4:20s", "--seed", "2"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = ws.bench(&["notes", "baseline", "--from-stress", "1", "--date", "2026-11-20"]);
+    assert_eq!(code, 0, "{err}");
+    let path = std::path::PathBuf::from(out.trim());
+    assert!(path.ends_with("notes/2026-11-20-c-prep-baseline-run1.md"), "{out}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("bench stress --variant c-prep --seed 2 --ramp 2:10s,4:20s --reps 1"), "{text}");
+    assert!(text.contains("duration = { value = 20, unit = \"s\" }"), "the last stage by default: {text}");
+    assert_eq!(ws.bench(&["notes"]).0, 0, "the note is valid");
+    // c-v2's PR now shows its parent's own baseline, without the borrowed-baseline note.
+    let (code, out, _) = ws.bench(&["pr", "--variant", "c-v2"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("(notes/2026-11-20-c-prep-baseline-run1.md)") && !out.contains("nearest ancestor"), "{out}");
+
+    // Stage 1, a second baseline on the same date: refused, nothing left behind.
+    let (code, _, err) = ws.bench(&["notes", "baseline", "--from-stress", "1", "--stage", "1", "--date", "2026-11-20"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("exists"), "{err}");
+    for (args, needle) in [
+        (vec!["--from-stress", "1", "--stage", "3"], "has no stage 3"),
+        (vec!["--from-stress", "5"], "no stress run #5"),
+        (vec!["--from-stress", "1", "--date", "2026-13-01"], "is not a date"),
+    ] {
+        let mut a = vec!["notes", "baseline"];
+        a.extend(args);
+        let (code, _, err) = ws.bench(&a);
+        assert_eq!(code, 2, "{needle}: {err}");
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    let notes = std::fs::read_dir(ws.root.join("notes")).unwrap().count();
+    let (code, _, err) = ws.bench(&["stress", "--variant", "c-prep", "--seeds", "1..2", "--ramp", "4:5s"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = ws.bench(&["notes", "baseline", "--from-stress", "2", "--date", "2026-11-21"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("is a swarm run, not one seed"), "{err}");
+    assert_eq!(std::fs::read_dir(ws.root.join("notes")).unwrap().count(), notes, "nothing written");
 }

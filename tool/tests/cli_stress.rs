@@ -17,7 +17,12 @@ struct Run {
 
 fn bench(args: &[&str]) -> Run {
     let home = tempfile::tempdir().expect("temp HOME");
-    let out = common::bench_command(&workspace(), home.path()).args(args).output().expect("bench runs");
+    // The repository's sources, a state directory of its own (run records, caches).
+    let out = common::bench_command(&workspace(), home.path())
+        .env("BENCH_STATE_DIR", home.path().join("state"))
+        .args(args)
+        .output()
+        .expect("bench runs");
     Run {
         code: out.status.code().expect("exit code"),
         stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),

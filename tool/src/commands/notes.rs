@@ -1,9 +1,9 @@
 //! `bench notes`: lists and validates the lab notes; `bench notes new` starts one.
 
-use crate::error::ResultExt;
-use crate::error::{BenchError, Result};
+use crate::error::Result;
 use crate::ui::Ui;
-use crate::workspace::notes::{self, KINDS};
+use crate::workspace::new_note;
+use crate::workspace::notes;
 use crate::workspace::variant::Variants;
 use clap::{Args, Subcommand};
 
@@ -20,6 +20,19 @@ pub enum NotesSub {
         /// Title (default: the variant and kind).
         #[arg(long)]
         title: Option<String>,
+        /// Date YYYY-MM-DD (default: today, UTC).
+        #[arg(long)]
+        date: Option<String>,
+    },
+    /// Write a baseline note from a recorded one-seed stress run (its raw counters).
+    #[command(after_help = "Example:\n  bench stress --variant c-prep --ramp 4:5m --seed 1   (prints: stress run #4)\n  bench notes baseline --from-stress 4\n\nThe note is the variant's baseline: a child's PR shows it as its pre-patch baseline.")]
+    Baseline {
+        /// The run id `bench stress` printed ("recorded as stress run #N").
+        #[arg(long, value_name = "RUN")]
+        from_stress: u64,
+        /// Which stage's counters (default: the last).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        stage: Option<u64>,
         /// Date YYYY-MM-DD (default: today, UTC).
         #[arg(long)]
         date: Option<String>,
@@ -43,45 +56,23 @@ pub struct NotesArgs {
 
 pub fn run(args: &NotesArgs, ui: &Ui) -> Result<()> {
     let root = args.ws.root()?;
-    if let Some(NotesSub::New { variant, kind, title, date }) = &args.sub {
-        // The variant may not exist yet: its file will cite this note.
-        if variant.is_empty() || !variant.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(BenchError::usage(format!("`{variant}` is not a variant name"))
-                .hint("letters, digits, - and _ (the name of its variants/NAME.toml)"));
+    match &args.sub {
+        Some(NotesSub::New { variant, kind, title, date }) => {
+            if !root.join("variants").join(format!("{variant}.toml")).is_file() {
+                ui.status(format!("note: no variants/{variant}.toml yet; cite this note from it when you add it"));
+            }
+            let path = new_note::from_template(&root, variant, kind, title.as_deref(), date.as_deref())?;
+            ui.out(format!("{}", path.display()));
+            ui.status("fill in every empty value: `bench notes` refuses the note until then");
+            return Ok(());
         }
-        if !root.join("variants").join(format!("{variant}.toml")).is_file() {
-            ui.status(format!("note: no variants/{variant}.toml yet; cite this note from it when you add it"));
+        Some(NotesSub::Baseline { from_stress, stage, date }) => {
+            let path = new_note::baseline_from_run(&root, *from_stress, stage.map(|s| s as usize), date.as_deref())?;
+            ui.out(format!("{}", path.display()));
+            ui.status("a baseline note of the simulator: its variant's children's PRs show it as their pre-patch baseline");
+            return Ok(());
         }
-        if !KINDS.contains(&kind.as_str()) {
-            return Err(
-                BenchError::usage(format!("unknown kind `{kind}`")).hint(format!("one of {}", KINDS.join(", ")))
-            );
-        }
-        let date = date.clone().unwrap_or_else(|| {
-            let secs = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
-            crate::workspace::git::rfc3339(secs)[..10].to_string()
-        });
-        let title = title.clone().unwrap_or_else(|| format!("{variant} {kind}"));
-        let extra = match kind.as_str() {
-            "baseline" => "srcversion = \"\"\noffered = { value = 4, unit = \"MB/s\" }\n\n[measurements]\nduration = { value = 0, unit = \"s\" }\nrx_packets = { value = 0, unit = \"packets\" }\nrx_bytes = { value = 0, unit = \"MB\" }\nsdio_rx_work_dispatches = { value = 0, unit = \"dispatches\" }\nsdio_tx_work_dispatches = { value = 0, unit = \"dispatches\" }\n",
-            "plan" => "rollback = \"\"\n\n[[predictions]]\nmetric = \"\"\nfrom = \"\"\nto = \"\"\nconfidence = \"medium\"\n\n[[checklist]]\nitem = \"\"\n",
-            "verdict" => "verdict = \"\"\nsrcversion = \"\"\nkernel = \"\"\n",
-            _ => "",
-        };
-        let text = format!("+++\ndate = \"{date}\"\nvariants = [\"{variant}\"]\nkind = \"{kind}\"\ntitle = \"{title}\"\n{extra}+++\n\n");
-        let path = root.join("notes").join(format!("{date}-{variant}-{kind}.md"));
-        if path.exists() {
-            return Err(BenchError::usage(format!("{} exists", path.display()))
-                .hint("pass --date to start another, or edit that one"));
-        }
-        std::fs::create_dir_all(root.join("notes")).or_env("cannot create notes/")?;
-        crate::fsutil::write_synced(&path, text.as_bytes(), false)?;
-        ui.out(format!("{}", path.display()));
-        ui.status("fill in every empty value: `bench notes` refuses the note until then");
-        return Ok(());
+        None => {}
     }
     let variants = Variants::load(&root)?;
     let all = notes::load_all(&root, &variants)?;

@@ -18,11 +18,13 @@ pub enum PrFormat {
 #[derive(Args, Debug)]
 #[command(after_help = "Sources: variants/NAME.toml (title, rationale, scope), the parent's latest baseline \
 note (raw counters; rates and ratios computed here), the variant's plan and verdict notes, the notes its \
-rationale cites (motivation), the contract audit, and, unless --no-local, the last build record and the \
-last `bench stress` run of this workspace. Templates: tool/templates/pr.md.j2 and cover-letter.j2.
+rationale cites (motivation), the contract audit, and the build and stress run you name (--build ID, \
+--stress RUN: nothing is taken from whatever ran last). The footer lists every input. Templates: tool/templates/pr.md.j2 and cover-letter.j2.
 
 Examples:
   bench pr --variant c
+  bench stress --variant c-v2 --against c-prep --seeds 1..5 --ramp 4:60s   (prints: stress run #7)
+  bench pr --variant c-v2 --stress 7 --build 3     predictions with their simulated check
   bench pr --variant c-v2 --format email --out cover.txt
   bench pr --variant c --template my-pr.md.j2")]
 pub struct PrArgs {
@@ -35,9 +37,13 @@ pub struct PrArgs {
     /// Your own minijinja template for the description.
     #[arg(long)]
     pub template: Option<PathBuf>,
-    /// Leave out the build record and stress run of this workspace.
-    #[arg(long)]
-    pub no_local: bool,
+    /// Cite this build (`bench build` prints its id: "build #N").
+    #[arg(long, value_name = "ID")]
+    pub build: Option<u64>,
+    /// Show this stress run (`bench stress` prints its id); a run `--against` the parent
+    /// also checks the predictions.
+    #[arg(long, value_name = "RUN")]
+    pub stress: Option<u64>,
     /// Write to this file instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -50,7 +56,7 @@ pub fn run(args: &PrArgs, ui: &Ui) -> Result<()> {
     let variants = Variants::load(&root)?;
     let v = variants.get(&args.variant)?;
     let all = notes::load_all(&root, &variants)?;
-    let ctx = pr::context(&root, &variants, &all, v, !args.no_local)?;
+    let ctx = pr::context(&root, &variants, &all, v, pr::Inputs { build: args.build, stress: args.stress })?;
     let template = args.template.clone().unwrap_or_else(|| pr::templates(&root).join("pr.md.j2"));
     let body = pr::render_file(&template, &ctx)?;
     let text = match args.format {

@@ -91,6 +91,17 @@ pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
         let (mine, theirs): (Vec<_>, Vec<_>) =
             (mine?.into_iter().map(|r| r.1).collect(), theirs?.into_iter().map(|r| r.1).collect());
         let c = sim::compare::compare(&theirs, &mine, &variant.predictions);
+        let missed = c.predictions.iter().any(|p| matches!(p.check, sim::compare::Check::Missed { .. }));
+        let rec = record(args, sim::runs::RunKind::Against, range, !missed);
+        let id = sim::runs::record(
+            &root,
+            sim::runs::RunRecord {
+                against: Some(other.name.clone()),
+                comparison: Some(serde_json::json!({"rows": c.rows, "predictions": c.predictions})),
+                ..rec
+            },
+        )?;
+        ui.status(format!("recorded as stress run #{id} (bench pr --stress {id})"));
         return print_comparison(ui, args, &other.name, range, &c);
     }
 
@@ -103,6 +114,11 @@ pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
         let swarm = runner.swarm(range, jobs, &|| bar.inc(1));
         bar.finish_and_clear();
         let swarm = swarm?;
+        let rec = record(args, sim::runs::RunKind::Swarm, range, swarm.failed == 0);
+        let summary = serde_json::json!({"runs": swarm.runs.len(), "failed": swarm.failed,
+            "failure_probability": swarm.probability(), "ci95": [swarm.ci95.0, swarm.ci95.1], "failure_kinds": swarm.kinds});
+        let id = sim::runs::record(&root, sim::runs::RunRecord { summary: Some(summary), ..rec })?;
+        ui.status(format!("recorded as stress run #{id}"));
         print_swarm(ui, args, &swarm);
         if swarm.failed == 0 {
             return Ok(());
@@ -121,15 +137,9 @@ pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
         ("ramp", args.ramp.clone().into()),
         ("reps", args.reps.into()),
     ]);
-    // Kept for `bench pr` (the last run per variant).
-    let stress_dir = crate::workspace::ledger::state_dir(&root).join("stress");
-    if std::fs::create_dir_all(&stress_dir).is_ok() {
-        let _ = crate::fsutil::write_synced(
-            &stress_dir.join(format!("{}.json", variant.name)),
-            serde_json::to_string_pretty(&report.raw).expect("a Value serialises").as_bytes(),
-            false,
-        );
-    }
+    let rec = record(args, sim::runs::RunKind::Single, (args.seed, args.seed), report.data.clean);
+    let id = sim::runs::record(&root, sim::runs::RunRecord { report: Some(report.raw.clone()), ..rec })?;
+    ui.status(format!("recorded as stress run #{id} (bench pr --stress {id}, bench notes baseline --from-stress {id})"));
     if args.json {
         ui.out(serde_json::to_string_pretty(&report.raw).expect("a Value serialises"));
     } else {
@@ -143,6 +153,29 @@ pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
             format!("variant `{}` failed the stress ramp (seed {})", variant.name, args.seed),
         )
         .hint(format!("replay with: {}", replay_command(args, &variant.name, args.seed))))
+    }
+}
+
+/// A run record of these arguments, without its results.
+fn record(
+    args: &StressArgs,
+    kind: sim::runs::RunKind,
+    seeds: (u64, u64),
+    clean: bool,
+) -> sim::runs::RunRecord {
+    sim::runs::RunRecord {
+        id: 0,
+        kind,
+        variant: args.variant.clone(),
+        against: None,
+        ramp: args.ramp.clone(),
+        reps: args.reps,
+        seeds,
+        faults: args.faults.clone(),
+        clean,
+        report: None,
+        summary: None,
+        comparison: None,
     }
 }
 
@@ -282,7 +315,7 @@ fn render(ui: &Ui, report: &SimReport, args: &StressArgs) {
     ));
     ui.out("units: offered MB/s = 10^6 B/s over the air; observed MiB/s = 2^20 B/s delivered to the stack");
     ui.out(format!(
-        "{:>5} {:>7} {:>6} {:>10} {:>8} {:>9} {:>9} {:>9} {:>8} {:>10} {:>10} {:>8} {:>6} {:>5}",
+        "{:>5} {:>7} {:>6} {:>10} {:>8} {:>9} {:>9} {:>9} {:>8} {:>10} {:>10} {:>8} {:>6} {:>8} {:>5}",
         "stage",
         "offered",
         "secs",
@@ -296,11 +329,12 @@ fn render(ui: &Ui, report: &SimReport, args: &StressArgs) {
         "rxq/pkt",
         "wake/bat",
         "bh_cpu",
+        "lock_cpu",
         "warns"
     ));
     for s in &r.stages {
         ui.out(format!(
-            "{:>5} {:>7.1} {:>6.0} {:>10} {:>8.1} {:>9.3} {:>9.1} {:>9.1} {:>8.1} {:>10.1} {:>10.3} {:>8.3} {:>5.1}% {:>5}",
+            "{:>5} {:>7.1} {:>6.0} {:>10} {:>8.1} {:>9.3} {:>9.1} {:>9.1} {:>8.1} {:>10.1} {:>10.3} {:>8.3} {:>5.1}% {:>7.1}% {:>5}",
             s.stage,
             s.offered_mb_per_s,
             s.ran_s(),
@@ -314,8 +348,18 @@ fn render(ui: &Ui, report: &SimReport, args: &StressArgs) {
             s.rx_queue_lock_per_rx_packet,
             s.bh_rx_wakeups_per_rx_batch,
             s.cpu_pct_of_one_cpu.get("bh").copied().unwrap_or(f64::NAN),
+            sim::compare::figure(s, "spinlock_cpu_pct").unwrap_or(f64::NAN),
             s.warns,
         ));
+    }
+    ui.out("lock_cpu: time in spin_lock_irqsave .. spin_unlock_irqrestore pairs, percent of one CPU (perf's _raw_spin_unlock_irqrestore share); per lock:");
+    for s in &r.stages {
+        let per: Vec<String> = s
+            .locks
+            .iter()
+            .map(|(name, l)| format!("{name} {:.1}% ({:.0}/s)", l.cpu_pct_of_one_cpu, l.acquisitions_per_s))
+            .collect();
+        ui.out(format!("  stage {}: {}", s.stage, per.join(", ")));
     }
     if r.warn_count > 0 {
         ui.out(format!("WARNs: {} (first {} shown)", r.warn_count, r.warns.len().min(3)));

@@ -308,7 +308,7 @@ pub fn series(root: &Path, req: &SeriesRequest) -> Result<BTreeMap<String, Strin
 
 /// The PR as a branch description: its title, a blank line, its body.
 fn description(root: &Path, variants: &Variants, all_notes: &[Note], tip: &Variant) -> Result<String> {
-    let ctx = pr::context(root, variants, all_notes, tip, false)?;
+    let ctx = pr::context(root, variants, all_notes, tip, pr::Inputs::default())?;
     let body = pr::render_file(&pr::templates(root).join("pr.md.j2"), &ctx)?;
     let (title, rest) = body.split_once('\n').unwrap_or((&body, ""));
     Ok(format!("{}\n\n{}\n", title.trim_start_matches("# ").trim(), rest.trim()))

@@ -7,6 +7,7 @@ use crate::error::{BenchError, Result};
 use crate::workspace::notes::{self, Note};
 use crate::workspace::variant::{Variant, Variants};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 #[derive(Serialize)]
@@ -28,15 +29,29 @@ impl NoteRef {
     }
 }
 
-/// What goes into a rendered PR. `local` adds the build ledger and the last stress run of
-/// this workspace (not committed, so patches/ leaves them out). Long because it gathers
-/// one template context from notes, predictions, the audit, the build and the stress run.
+/// The inputs of a PR beyond the committed notes and variants, each named explicitly (so
+/// nothing depends on what ran last in the workspace) and listed in the PR's footer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Inputs {
+    /// A build record id of `bench build` (the ledger).
+    pub build: Option<u64>,
+    /// A stress run id of `bench stress` (one seed, a swarm, or `--against` the parent,
+    /// whose predictions checks the PR shows).
+    pub stress: Option<u64>,
+}
+
+/// The headings the template places itself; a plan note's other sections follow them in
+/// the note's order, so no section is dropped.
+const PLACED: [&str; 4] = ["What this saves per RX frame", "Contract", "Phase 7 plan", "Test plan"];
+
+/// What goes into a rendered PR. Long because it gathers one template context from notes,
+/// predictions, the audit, the build and the stress run.
 pub fn context(
     root: &Path,
     variants: &Variants,
     all_notes: &[Note],
     v: &Variant,
-    local: bool,
+    inputs: Inputs,
 ) -> Result<minijinja::Value> {
     let of_kind = |kind: &str, name: &str| -> Vec<&Note> {
         let mut n: Vec<&Note> =
@@ -44,7 +59,8 @@ pub fn context(
         n.sort_by(|a, b| (&a.front.date, &a.file).cmp(&(&b.front.date, &b.file)));
         n
     };
-    // The parent's latest baseline, or the nearest ancestor's.
+    // The parent's latest baseline, or the nearest ancestor's (said so when it is not the
+    // parent's own).
     let mut baseline = None;
     let mut up = v.parent.clone();
     while let Some(p) = up {
@@ -53,14 +69,51 @@ pub fn context(
             f.insert("file".into(), n.file.clone());
             f.insert("srcversion".into(), n.front.srcversion.clone().unwrap_or_else(|| "unknown".into()));
             f.entry("offered".into()).or_insert_with(|| "unknown rate".into());
+            f.insert("of".into(), p.clone());
+            if v.parent.as_deref() != Some(p.as_str()) {
+                f.insert(
+                    "not_parents".into(),
+                    format!(
+                        "`{}` has no baseline note; this is `{p}`'s, its nearest ancestor with one",
+                        v.parent.as_deref().unwrap_or("")
+                    ),
+                );
+            }
             baseline = Some(f);
             break;
         }
         up = variants.get(&p)?.parent.clone();
     }
-    let plan = of_kind("plan", &v.name).last().map(|n| {
+    let stress = inputs.stress.map(|id| stress_context(root, v, id)).transpose()?;
+    let checks: BTreeMap<String, serde_json::Value> = stress
+        .as_ref()
+        .and_then(|s| s.1.clone())
+        .unwrap_or_default();
+    let predicted = |metric: &str, from: &str, to: &str, confidence: &str| -> minijinja::Value {
+        minijinja::context! { metric => metric, from => from, to => to, confidence => confidence,
+            check => checks.get(metric).cloned() }
+    };
+    let mut predictions: Vec<minijinja::Value> = v
+        .predictions
+        .iter()
+        .map(|p| {
+            let unit = p.unit.as_deref().map(|u| format!(" {u}")).unwrap_or_default();
+            predicted(&p.metric, &format!("{}{unit}", plain(&p.from)), &format!("{}{unit}", plain(&p.to)), &p.confidence)
+        })
+        .collect();
+    let plan_note = of_kind("plan", &v.name).last().copied();
+    if let Some(n) = plan_note {
+        predictions.extend(n.front.predictions.iter().map(|p| predicted(&p.metric, &p.from, &p.to, &p.confidence)));
+    }
+    let plan = plan_note.map(|n| {
+        let other: Vec<minijinja::Value> = n
+            .sections_in_order()
+            .into_iter()
+            .filter(|(h, _)| !PLACED.contains(&h.as_str()))
+            .map(|(h, t)| minijinja::context! { heading => h, text => t })
+            .collect();
         minijinja::context! {
-            title => n.front.title, sections => n.sections(), predictions => n.front.predictions,
+            title => n.front.title, sections => n.sections(), other_sections => other,
             checklist => n.front.checklist, srcversion => n.front.srcversion, board => n.front.board,
             rollback => n.front.rollback, file => n.file,
         }
@@ -103,16 +156,33 @@ pub fn context(
         .iter()
         .map(|x| minijinja::context! { field => x.field, rule => x.rule, message => x.message })
         .collect();
-    let build = if local {
-        crate::workspace::ledger::read(root)?
-            .into_iter()
-            .rev()
-            .find(|r| r.variant == v.name)
-            .map(|r| minijinja::context! { path => r.path, srcversion => r.srcversion, id => r.id })
-    } else {
-        None
+    let build = match inputs.build {
+        Some(id) => {
+            let records = crate::workspace::ledger::read(root)?;
+            let r = records.iter().find(|r| r.id == id).ok_or_else(|| {
+                BenchError::usage(format!("no build #{id} in this workspace's ledger")).hint(format!(
+                    "builds of `{}`: {}",
+                    v.name,
+                    records.iter().filter(|r| r.variant == v.name).map(|r| format!("#{}", r.id)).collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            if r.variant != v.name {
+                return Err(BenchError::usage(format!("build #{id} is of `{}`, not `{}`", r.variant, v.name)));
+            }
+            Some(minijinja::context! { path => r.path, srcversion => r.srcversion, id => r.id, commit => r.commit })
+        }
+        None => None,
     };
-    let stress = if local { read_stress(root, &v.name) } else { None };
+    let mut used_notes: Vec<String> = all_notes
+        .iter()
+        .filter(|n| n.front.variants.contains(&v.name) || v.rationale.notes.contains(&n.file))
+        .map(|n| n.file.clone())
+        .collect();
+    if let Some(b) = &baseline {
+        used_notes.push(b["file"].clone());
+    }
+    used_notes.sort();
+    used_notes.dedup();
     let summary = v.rationale.text.trim().split("\n\n").next().unwrap_or("").replace('\n', " ");
     Ok(minijinja::context! {
         title => format!("bes2600: {}", v.title.clone().unwrap_or_else(|| v.name.clone())),
@@ -124,16 +194,44 @@ pub fn context(
         motivation => motivation,
         audit => minijinja::context! { clean => report.clean(), violations => violations, moved => moved, findings => findings },
         build => build,
-        stress => stress,
+        stress => stress.map(|s| s.0),
+        predictions => predictions,
+        inputs => minijinja::context! { notes => used_notes, variant_file => format!("variants/{}.toml", v.name) },
     })
 }
 
-fn read_stress(root: &Path, variant: &str) -> Option<minijinja::Value> {
-    let p = crate::workspace::ledger::state_dir(root).join("stress").join(format!("{variant}.json"));
-    let r = crate::sim::report::SimReport::parse(&std::fs::read(&p).ok()?, &p.display().to_string()).ok()?;
-    Some(minijinja::Value::from_serialize(&serde_json::json!({
-        "seed": r.data.seed, "verdict": if r.data.clean { "clean" } else { "FAILED" }, "stages": r.raw["stages"],
-    })))
+/// A TOML prediction value as written (a string without quotes).
+fn plain(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The stress section of run `id`, and the predictions it checked by metric.
+fn stress_context(
+    root: &Path,
+    v: &Variant,
+    id: u64,
+) -> Result<(minijinja::Value, Option<BTreeMap<String, serde_json::Value>>)> {
+    let r = crate::sim::runs::load(root, id)?;
+    if r.variant != v.name {
+        return Err(BenchError::usage(format!("stress run #{id} is of `{}`, not `{}`", r.variant, v.name))
+            .hint(format!("run `bench stress --variant {} --against {}` and pass its id", v.name, v.parent.as_deref().unwrap_or("PARENT"))));
+    }
+    let checks = r.comparison.as_ref().and_then(|c| c["predictions"].as_array()).map(|list| {
+        list.iter()
+            .filter_map(|p| Some((p["metric"].as_str()?.to_string(), p["check"].clone())))
+            .collect::<BTreeMap<_, _>>()
+    });
+    let value = serde_json::json!({
+        "id": r.id, "kind": r.kind, "describe": r.describe(), "against": r.against,
+        "verdict": if r.clean { "clean" } else { "FAILED" },
+        "stages": r.report.as_ref().map(|rep| rep["stages"].clone()),
+        "rows": r.comparison.as_ref().map(|c| c["rows"].clone()),
+        "summary": r.summary,
+    });
+    Ok((minijinja::Value::from_serialize(&value), checks))
 }
 
 /// Renders `template` (a file) with `ctx`; errors name the template and line.

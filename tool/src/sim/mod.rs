@@ -4,4 +4,5 @@ pub mod build;
 pub mod compare;
 pub mod ramp;
 pub mod report;
+pub mod runs;
 pub mod stress;

@@ -18,8 +18,10 @@ pub struct SimReport {
 /// (a bisect builds those) default to empty.
 #[derive(Clone, Debug, Deserialize)]
 pub struct ReportData {
-    /// Written as a string (a u64 seed does not fit a JSON number exactly).
+    /// Written as a string (a u64 seed does not fit a JSON number exactly). Required: a
+    /// report that does not say its seed cannot be replayed, so it is refused.
     #[serde(deserialize_with = "u64_in_string")]
+    #[allow(dead_code)]
     pub seed: u64,
     pub clean: bool,
     pub stages: Vec<StageFigures>,
@@ -79,6 +81,16 @@ pub struct StageFigures {
     /// CPU share per context, in percent of one CPU.
     pub cpu_pct_of_one_cpu: BTreeMap<String, f64>,
     pub warns: u64,
+    /// Per lock: acquisitions and the CPU share spent holding it (older simulators: none).
+    #[serde(default)]
+    pub locks: BTreeMap<String, LockFigures>,
+}
+
+/// One lock's figures in one stage.
+#[derive(Clone, Debug, Deserialize)]
+pub struct LockFigures {
+    pub acquisitions_per_s: f64,
+    pub cpu_pct_of_one_cpu: f64,
 }
 
 impl StageFigures {

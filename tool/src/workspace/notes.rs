@@ -71,6 +71,23 @@ pub struct Note {
 }
 
 impl Note {
+    /// The body's `## ` sections in the order the note has them: (heading, text).
+    pub fn sections_in_order(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut current: Option<(String, String)> = None;
+        for line in self.body.lines() {
+            if let Some(h) = line.strip_prefix("## ") {
+                out.extend(current.take().map(|(k, v)| (k, v.trim().to_string())));
+                current = Some((h.trim().to_string(), String::new()));
+            } else if let Some((_, v)) = current.as_mut() {
+                v.push_str(line);
+                v.push('\n');
+            }
+        }
+        out.extend(current.map(|(k, v)| (k, v.trim().to_string())));
+        out
+    }
+
     /// The body's `## ` sections by heading.
     pub fn sections(&self) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
