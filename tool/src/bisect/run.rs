@@ -83,6 +83,7 @@ struct Ctx<'a> {
     ui: &'a Ui,
     runner: Runner,
     known: BTreeSet<String>,
+    implies: std::collections::BTreeMap<String, Vec<String>>,
     steps: Vec<Step>,
     spinner: indicatif::ProgressBar,
 }
@@ -96,6 +97,11 @@ impl Ctx<'_> {
         package: Option<PathBuf>,
     ) -> Result<Outcome> {
         self.spinner.set_message(format!("step {}: {label}", self.steps.len() + 1));
+        // Cargo enables what a feature implies: test the set cargo would build (delta
+        // debugging proposes sets that leave an implied feature out).
+        let listed: Vec<String> = features.iter().cloned().collect();
+        let closed: BTreeSet<String> = crate::workspace::variant::with_implied(&listed, &self.implies).into_iter().collect();
+        let features = &closed;
         let subject = Subject {
             label: label.to_string(),
             driver_src: src,
@@ -141,7 +147,7 @@ pub fn execute(root: &Path, a: &Request, ui: &Ui, use_cache: bool) -> Result<Log
     let need =
         |x: &Option<String>, what: &str| x.clone().ok_or_else(|| BenchError::usage(format!("--{what} is required")));
     let (good, bad) = (need(&a.good, "good")?, need(&a.bad, "bad")?);
-    let mut ctx = Ctx { ui, runner, known, steps: Vec::new(), spinner: ui.spinner("bisecting") };
+    let mut ctx = Ctx { ui, runner, known, implies: variants.implies.clone(), steps: Vec::new(), spinner: ui.spinner("bisecting") };
     let (found, conclusion) = match a.across {
         Across::Variants => across_variants(root, &variants, &good, &bad, &mut ctx)?,
         Across::Features => across_features(root, &variants, &good, &bad, &mut ctx)?,

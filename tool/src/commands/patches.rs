@@ -35,7 +35,8 @@ pub struct PatchesArgs {
     /// `reroll_of`): `[PATCH vN n/m]`, the same change-id, a range-diff in the cover letter.
     #[arg(long)]
     pub reroll_of: Option<String>,
-    /// Compare with patches/ instead of writing; exit 1 when stale.
+    /// Compare with patches/ instead of writing; exit 1 when stale. Without --variant, the
+    /// series the directory holds is checked (its patches name their variants).
     #[arg(long)]
     pub check: bool,
     /// Output directory.
@@ -49,12 +50,21 @@ pub fn run(args: &PatchesArgs, ui: &Ui) -> Result<()> {
     let root = args.ws.root()?;
     let dir = if args.out.is_absolute() { args.out.clone() } else { root.join(&args.out) };
     let variants = crate::workspace::variant::Variants::load(&root)?;
-    let variant = variants.named_or_default(&root, args.variant.as_deref())?;
-    let req = patches::SeriesRequest {
-        variant: &variant.name,
-        base: args.base.as_deref(),
-        reroll_of: args.reroll_of.as_deref(),
+    // --check with nothing named checks the series the directory holds.
+    let published = if args.check && args.variant.is_none() && args.base.is_none() {
+        patches::published(&dir).and_then(|(first, tip)| {
+            let base = variants.get(&first).ok()?.parent.clone()?;
+            variants.get(&tip).ok()?;
+            Some((tip, base))
+        })
+    } else {
+        None
     };
+    let (variant, base) = match &published {
+        Some((tip, base)) => (tip.clone(), Some(base.as_str())),
+        None => (variants.named_or_default(&root, args.variant.as_deref())?.name.clone(), args.base.as_deref()),
+    };
+    let req = patches::SeriesRequest { variant: &variant, base, reroll_of: args.reroll_of.as_deref() };
     match patches::write_or_check(&root, &req, &dir, args.check)? {
         Written::UpToDate(n) => ui.out(format!("patches/ is up to date ({n} files)")),
         Written::Wrote(n) => ui.out(format!("wrote {n} files to {}", dir.display())),

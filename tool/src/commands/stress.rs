@@ -90,7 +90,8 @@ pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
         bar.finish_and_clear();
         let (mine, theirs): (Vec<_>, Vec<_>) =
             (mine?.into_iter().map(|r| r.1).collect(), theirs?.into_iter().map(|r| r.1).collect());
-        let c = sim::compare::compare(&theirs, &mine, &variant.predictions);
+        let predictions = crate::workspace::notes::predictions_of(&root, &variants, variant)?;
+        let c = sim::compare::compare(&theirs, &mine, &predictions);
         let missed = c.predictions.iter().any(|p| matches!(p.check, sim::compare::Check::Missed { .. }));
         let rec = record(args, sim::runs::RunKind::Against, range, !missed);
         let id = sim::runs::record(

@@ -333,6 +333,28 @@ fn cover(letter: &str, date: &str, change_id: &str) -> String {
     text
 }
 
+/// The series a directory holds, read back from its patches' `Variant: NAME` lines: the
+/// last patch's variant (the tip) and the first patch's (whose parent is the base). So
+/// `bench patches --check` checks what is published, whatever the variant tree's tip is
+/// now (a new variant on top does not make the published series stale).
+pub fn published(dir: &Path) -> Option<(String, String)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            n.ends_with(".patch") && !n.contains("cover-letter")
+        })
+        .collect();
+    files.sort();
+    let variant_of = |p: &PathBuf| -> Option<String> {
+        let text = std::fs::read_to_string(p).ok()?;
+        let line = text.lines().take_while(|l| *l != "---").find(|l| l.starts_with("Variant: "))?;
+        Some(line["Variant: ".len()..].split_whitespace().next()?.to_string())
+    };
+    Some((variant_of(files.first()?)?, variant_of(files.last()?)?))
+}
+
 /// What [`write_or_check`] did.
 pub enum Written {
     /// The directory holds exactly the series.

@@ -127,8 +127,20 @@ impl Resolver<'_> {
         let line_start = self.text[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = self.text[end..].find('\n').map_or(t.len(), |i| end + i + 1);
         let only_ws = |a: usize, b: usize| t[a..b].iter().all(|c| c.is_ascii_whitespace());
-        let (s, e) =
+        let (mut s, e) =
             if only_ws(line_start, start) && only_ws(end, line_end) { (line_start, line_end) } else { (start, end) };
+        // Whole lines between a blank line and a blank line (or a closing brace, or the end
+        // of the file) take the blank line before them too: removing an item removes one
+        // of its separators, so a feature's cfg'd item leaves its neighbours' text exactly
+        // as it was before the item was written (published patches stay byte-identical).
+        if s == line_start && e == line_end && s > 0 {
+            let prev_start = self.text[..s - 1].rfind('\n').map_or(0, |i| i + 1);
+            let next_end = self.text[e..].find('\n').map_or(t.len(), |i| e + i + 1);
+            let next = self.text[e..next_end].trim();
+            if only_ws(prev_start, s) && (e == t.len() || next.is_empty() || next.starts_with('}')) {
+                s = prev_start;
+            }
+        }
         self.edits.insert(s, (e, String::new()));
     }
 

@@ -288,6 +288,31 @@ pub fn thousands(n: f64) -> String {
 }
 
 /// Figures derived from a baseline note's raw counters, formatted as the seed does.
+/// Every prediction made for `v`: its variant file's `[[predictions]]`, then those of its
+/// plan notes (oldest first), as one list.
+pub fn predictions_of(
+    root: &Path,
+    variants: &crate::workspace::variant::Variants,
+    v: &crate::workspace::variant::Variant,
+) -> Result<Vec<crate::workspace::variant::Prediction>> {
+    let mut out = v.predictions.clone();
+    let mut plans: Vec<Note> = load_all(root, variants)?
+        .into_iter()
+        .filter(|n| n.front.kind == "plan" && n.front.variants.contains(&v.name))
+        .collect();
+    plans.sort_by(|a, b| (&a.front.date, &a.file).cmp(&(&b.front.date, &b.file)));
+    for n in plans {
+        out.extend(n.front.predictions.iter().map(|p| crate::workspace::variant::Prediction {
+            metric: p.metric.clone(),
+            from: toml::Value::String(p.from.clone()),
+            to: toml::Value::String(p.to.clone()),
+            unit: None,
+            confidence: p.confidence.clone(),
+        }));
+    }
+    Ok(out)
+}
+
 pub fn baseline_figures(n: &Note) -> Result<BTreeMap<String, String>> {
     let need = |k: &str| {
         n.measure(k).ok_or_else(|| BenchError::usage(format!("{}: baseline has no measurement `{k}`", n.file)))

@@ -62,6 +62,8 @@ pub struct Variant {
 pub struct Variants {
     pub list: Vec<Variant>,
     pub driver_features: Vec<String>,
+    /// What each driver feature implies (the manifest's `[features]` table).
+    pub implies: BTreeMap<String, Vec<String>>,
 }
 
 /// A variant's features with everything they imply in the driver's `[features]` table
@@ -103,10 +105,10 @@ impl Variants {
         }
         list.sort_by(|a: &Variant, b: &Variant| a.name.cmp(&b.name));
         let (driver_features, implies) = driver_features(root)?;
-        let mut v = Variants { list, driver_features };
+        let mut v = Variants { list, driver_features, implies };
         v.validate(root)?;
         for var in &mut v.list {
-            var.features = with_implied(&var.features, &implies);
+            var.features = with_implied(&var.features, &v.implies);
         }
         Ok(v)
     }
@@ -197,8 +199,11 @@ impl Variants {
                         self.list.iter().map(|x| x.name.as_str()).collect::<Vec<_>>().join(", ")
                     ))
                 })?;
-                for f in &parent.features {
-                    if !v.features.contains(f) && !v.dropped.contains_key(f) {
+                // What the variant gets, as cargo enables it: a feature implied by a listed
+                // one is kept, not dropped.
+                let kept = with_implied(&v.features, &self.implies);
+                for f in &with_implied(&parent.features, &self.implies) {
+                    if !kept.contains(f) && !v.dropped.contains_key(f) {
                         return Err(at(format!("drops the parent's feature `{f}` without saying why"))
                             .hint(format!("keep it in features, or add [dropped] {f} = \"reason\"")));
                     }
