@@ -13,6 +13,10 @@ pub struct VariantsArgs {
     /// Print the variants as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Print each variant's feature set (with what they imply, sorted) on a line of its
+    /// own, comma-separated: for scripts that build every variant's set.
+    #[arg(long, conflicts_with = "json")]
+    pub feature_sets: bool,
     #[command(flatten)]
     pub ws: crate::workspace::WorkspaceArg,
 }
@@ -24,6 +28,14 @@ pub fn run(args: &VariantsArgs, ui: &Ui) -> Result<()> {
     let last_srcversion = |name: &str| -> Option<String> {
         records.iter().rev().find(|r| r.variant == name).map(|r| r.srcversion.clone())
     };
+    if args.feature_sets {
+        for v in &variants.list {
+            let mut f = v.features.clone();
+            f.sort();
+            ui.out(f.join(","));
+        }
+        return Ok(());
+    }
     if args.json {
         let list: Vec<serde_json::Value> = variants
             .list
