@@ -4,7 +4,7 @@
 
 mod common;
 use common::{copy_tree, repo, sh, Ws};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn all_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -422,4 +422,122 @@ fn a_dirty_tree_builds_its_own_version_and_an_unrelated_edit_just_works() {
     assert_eq!(code, 0, "{err}");
     let other = version(&out);
     assert!(other.contains(".dirty.") && other != dirty, "{dirty} vs {other}");
+}
+
+/// Every way to slip something into a package fails `verify`, in the directory and in the
+/// tarball: the signed manifest names each file with its sha256 and mode, and nothing else
+/// may be there.
+#[test]
+fn verify_refuses_every_tampering_class_in_directory_and_tarball() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Ws::new();
+    let (code, out, err) = ws.bench(&["build", "--variant", "b", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let pkg = Path::new(v[0]["package"].as_str().unwrap()).to_path_buf();
+    let tarball = Path::new(v[0]["tarball"].as_str().unwrap()).to_path_buf();
+    let t = tempfile::tempdir().unwrap();
+    let verify = |p: &Path| -> (i32, String) {
+        let (code, _, err) = ws.bench(&["verify", p.to_str().unwrap()]);
+        (code, err)
+    };
+    assert_eq!(verify(&pkg).0, 0);
+    assert_eq!(verify(&tarball).0, 0);
+
+    // The directory.
+    type Tamper = Box<dyn Fn(&Path)>;
+    let other = t.path().join("other_ed25519");
+    assert!(sh(t.path(), "ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", other.to_str().unwrap()]).status.success());
+    let other_pub = std::fs::read(format!("{}.pub", other.display())).unwrap();
+    let cases: Vec<(&str, Tamper, &str)> = vec![
+        ("hook not executable", Box::new(|d: &Path| std::fs::set_permissions(d.join("bench-slots.sh"), std::fs::Permissions::from_mode(0o644)).unwrap()), "bench-slots.sh has mode 0644, the manifest says 0755"),
+        ("setuid", Box::new(|d: &Path| std::fs::set_permissions(d.join("bh.rs"), std::fs::Permissions::from_mode(0o4644)).unwrap()), "bh.rs has mode 4644"),
+        ("symlink", Box::new(|d: &Path| std::os::unix::fs::symlink("/etc/passwd", d.join("evil.rs")).unwrap()), "evil.rs is a symbolic link"),
+        ("hard link", Box::new(|d: &Path| std::fs::hard_link(d.join("bh.rs"), d.join("bh2.rs")).unwrap()), "is hard-linked"),
+        ("subdirectory", Box::new(|d: &Path| std::fs::create_dir(d.join("extra")).unwrap()), "extra/ is a directory"),
+        ("extra file", Box::new(|d: &Path| std::fs::write(d.join("evil.rs"), "x").unwrap()), "evil.rs is not in the manifest"),
+        ("shipped key swapped", Box::new(move |d: &Path| std::fs::write(d.join("SIGNER.pub"), &other_pub).unwrap()), "SIGNER.pub names key"),
+    ];
+    for (what, tamper, needle) in &cases {
+        let d = t.path().join(what.replace(' ', "-"));
+        copy_tree(&pkg, &d);
+        tamper(&d);
+        let (code, err) = verify(&d);
+        assert_eq!(code, 1, "{what}: {err}");
+        assert!(err.contains(needle), "{what}: wanted `{needle}` in {err}");
+    }
+
+    // The tarball, rebuilt with GNU tar around one change each.
+    let unpacked = t.path().join("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    assert!(sh(&unpacked, "tar", &["-xzf", tarball.to_str().unwrap()]).status.success());
+    let repack = |name: &str, extra: &[&str], prepare: &dyn Fn(&Path)| -> PathBuf {
+        let d = t.path().join(format!("tar-{name}"));
+        copy_tree(&unpacked, &d);
+        prepare(&d);
+        let out = t.path().join(format!("{name}.dkms.tar.gz"));
+        let mut args = vec!["-czf", out.to_str().unwrap(), "--owner=0", "--group=0"];
+        args.extend(extra);
+        args.extend(["dkms_main_tree", "dkms_source_tree"]);
+        let r = sh(&d, "tar", &args);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        out
+    };
+    let same = repack("same", &[], &|_| {});
+    assert_eq!(verify(&same).0, 0, "GNU tar's own packing of the same files verifies");
+    for (name, extra, prepare, needle) in [
+        (
+            "prebuilt",
+            vec![],
+            Box::new(|d: &Path| {
+                std::fs::create_dir_all(d.join("dkms_main_tree/6.1.0/x86_64/module")).unwrap();
+                std::fs::write(d.join("dkms_main_tree/6.1.0/x86_64/module/bes2600.ko"), "ELF").unwrap();
+            }) as Box<dyn Fn(&Path)>,
+            "is a directory no package has",
+        ),
+        ("owner", vec!["--owner=1000"], Box::new(|_: &Path| {}), "owned by 1000:0"),
+        (
+            "symlink",
+            vec![],
+            Box::new(|d: &Path| std::os::unix::fs::symlink("/etc/shadow", d.join("dkms_source_tree/x.rs")).unwrap()),
+            "dkms_source_tree/x.rs is a link",
+        ),
+        (
+            "mode",
+            vec![],
+            Box::new(|d: &Path| {
+                std::fs::set_permissions(d.join("dkms_source_tree/bench-slots.sh"), std::fs::Permissions::from_mode(0o4755)).unwrap()
+            }),
+            "bench-slots.sh has mode 4755",
+        ),
+    ] {
+        let p = repack(name, &extra, &*prepare);
+        let (code, err) = verify(&p);
+        assert_eq!(code, 1, "{name}: {err}");
+        assert!(err.contains(needle), "{name}: wanted `{needle}` in {err}");
+    }
+    // A `..` entry, written by the tar crate (GNU tar strips it).
+    let dotdot = t.path().join("dotdot.dkms.tar.gz");
+    {
+        let gz = flate2::write::GzEncoder::new(std::fs::File::create(&dotdot).unwrap(), flate2::Compression::default());
+        let mut b = tar::Builder::new(gz);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.as_gnu_mut().unwrap().name[..14].copy_from_slice(b"../evil.rs\0\0\0\0");
+        h.set_cksum();
+        b.append(&h, &b"x"[..]).unwrap();
+        b.into_inner().unwrap().finish().unwrap();
+    }
+    let (code, err) = verify(&dotdot);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("../evil.rs is outside dkms_source_tree/"), "{err}");
+    // Not a package at all: bad input, named.
+    let junk = t.path().join("junk.tar.gz");
+    std::fs::write(&junk, "not gzip").unwrap();
+    let (code, err) = verify(&junk);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not a package"), "{err}");
 }

@@ -6,6 +6,7 @@ pub mod build;
 pub mod cache;
 pub mod signing;
 pub mod srcversion;
+pub mod verify;
 
 use crate::error::ResultExt;
 use crate::error::{BenchError, Result};
@@ -51,6 +52,9 @@ pub struct Manifest {
     /// sha256 of every file of the package except the manifest, its signature and the
     /// signer's public key.
     pub files: BTreeMap<String, String>,
+    /// The permission bits of each of those files (0644, or 0755 for the DKMS hook):
+    /// `bench verify` refuses any other mode.
+    pub modes: BTreeMap<String, u32>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -199,6 +203,7 @@ pub fn assemble(
         time: crate::workspace::git::rfc3339(git.time_s),
         audit: AuditSummary { clean: violations.is_empty(), violations: violations.clone() },
         files: files.iter().map(|f| (f.path.clone(), sha256_hex(&f.bytes))).collect(),
+        modes: files.iter().map(|f| (f.path.clone(), if f.executable { 0o755 } else { 0o644 })).collect(),
     };
     Ok(Package { name, manifest, files })
 }
