@@ -212,31 +212,32 @@ fn a_new_feature_variant_and_notes_go_through_every_command() {
     assert!(out.contains("d-racy: count RX batches"), "{out}");
 
     // Stage on a local target.
+    let ko = ws.home.path().join("mod");
+    let release = small_module(&ko);
     let target_root = ws.home.path().join("target-root");
     std::fs::create_dir_all(&target_root).unwrap();
     std::fs::write(
         ws.root.join("bench.toml"),
         format!(
-            "module = \"bes2600\"\n[patches]\nfrom = \"T <t@t>\"\n[targets.board]\ntransport = \"local\"\nroot = \"{}\"\nkernel = \"6.1.0-test\"\n",
+            "module = \"bes2600\"\n[patches]\nfrom = \"T <t@t>\"\n[targets.board]\ntransport = \"local\"\nroot = \"{}\"\nkernel = \"{release}\"\n",
             target_root.display()
         ),
     )
     .unwrap();
-    let ko = ws.home.path().join("mod");
-    small_module(&ko);
     let (code, out, err) = ws.bench(&[
         "stage", "--target", "board", "--ko", ko.join("bes2600.ko").to_str().unwrap(), "--variant", "d",
     ]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.starts_with("staged d on board (kernel 6.1.0-test)"), "{out}");
+    assert!(out.starts_with(&format!("staged d on board (kernel {release})")), "{out}");
     let (code, out, err) = ws.bench(&["target", "status", "board"]);
     assert_eq!(code, 0, "{err}");
     let active = out.lines().find(|l| l.trim_start().starts_with("active")).unwrap_or_else(|| panic!("{out}"));
     assert_eq!(active.split_whitespace().nth(1), Some("d"), "{out}");
 }
 
-/// A small C module named bes2600.ko, built against Debian's headers.
-fn small_module(dir: &Path) {
+/// A small C module named bes2600.ko, built against Debian's headers; returns their
+/// kernel release (the module's vermagic).
+fn small_module(dir: &Path) -> String {
     std::fs::create_dir_all(dir).unwrap();
     let headers = std::fs::read_dir("/usr/src")
         .unwrap()
@@ -251,4 +252,6 @@ fn small_module(dir: &Path) {
     std::fs::write(dir.join("Kbuild"), "obj-m := bes2600.o\n").unwrap();
     let make = Command::new("make").arg("-s").arg("-C").arg(&headers).arg(format!("M={}", dir.display())).arg("modules").output().unwrap();
     assert!(make.status.success(), "{}", String::from_utf8_lossy(&make.stderr));
+    let name = headers.file_name().unwrap().to_string_lossy().into_owned();
+    name.strip_prefix("linux-headers-").unwrap_or(&name).to_string()
 }

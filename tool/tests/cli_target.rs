@@ -9,18 +9,28 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::OnceLock;
 
-const KVER: &str = "6.1.0-test";
+/// The release of Debian's kernel headers the test modules are built against (their
+/// vermagic): the targets run it, so staging them is not a kernel mismatch.
+fn kver() -> String {
+    let headers = headers();
+    let name = headers.file_name().unwrap().to_string_lossy().into_owned();
+    name.strip_prefix("linux-headers-").unwrap_or(&name).to_string()
+}
+
+fn headers() -> PathBuf {
+    std::fs::read_dir("/usr/src")
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.join("Module.symvers").is_file())
+        .expect("Debian kernel headers in /usr/src")
+}
 
 /// Three builds of a module named bes2600 (MODULE_VERSION a, b, c: three srcversions).
 fn modules() -> &'static BTreeMap3 {
     static M: OnceLock<BTreeMap3> = OnceLock::new();
     M.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("bench-target-modules-{}", std::process::id()));
-        let headers = std::fs::read_dir("/usr/src")
-            .unwrap()
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.join("Module.symvers").is_file())
-            .expect("Debian kernel headers in /usr/src");
+        let headers = headers();
         let mut out = Vec::new();
         for v in ["a", "b", "c"] {
             let d = dir.join(v);
@@ -113,7 +123,7 @@ fn env(ssh: bool) -> Env {
     let root = ws.root.join("target-root");
     std::fs::create_dir_all(&root).unwrap();
     let mut conf =
-        format!("module = \"bes2600\"\n\n[targets.lab]\nkernel = \"{KVER}\"\nroot = \"{}\"\n", root.display());
+        format!("module = \"bes2600\"\n\n[targets.lab]\nkernel = \"{}\"\nroot = \"{}\"\n", kver(), root.display());
     let server = if ssh {
         let s = sshd();
         conf += &format!(
@@ -171,7 +181,7 @@ impl Env {
             assert!(meta.contains(&format!("sha256={s}")), "{}: module does not match its record", d.display());
             all.insert(s);
         }
-        let installed = self.root.join(format!("lib/modules/{KVER}/updates/dkms/bes2600.ko"));
+        let installed = self.root.join(format!("lib/modules/{}/updates/dkms/bes2600.ko", kver()));
         assert_eq!(Some(sha(&installed)), self.slot_sha("slots/active"), "installed = active");
         assert!(
             !self.state().join("journal").exists() && !self.state().join("lock").exists(),
@@ -183,8 +193,19 @@ impl Env {
 
 fn seed_sequence(ssh: bool) {
     let e = env(ssh);
-    e.stage("b");
-    e.stage("c");
+    let (code, out, err) = e.bench(&["stage", "--target", "lab", "--ko", &ko("b"), "--variant", "b"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("there was no active module: nothing to roll back to yet"), "{out}");
+    // The same module again: a no-op that says so; the slots are untouched.
+    let before = e.check_invariants();
+    let (code, out, err) = e.bench(&["stage", "--target", "lab", "--ko", &ko("b"), "--variant", "b"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("is already the active module on lab") && out.contains("nothing changed"), "{out}");
+    assert_eq!(e.check_invariants(), before);
+    assert_eq!(e.slot_sha("slots/rollback"), None, "no rollback made of the same module");
+    let (code, out, err) = e.bench(&["stage", "--target", "lab", "--ko", &ko("c"), "--variant", "c"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("the previous module, b (srcversion "), "{out}");
     assert_eq!(e.slot_sha("slots/rollback"), Some(sha(Path::new(&ko("b")))), "b moved to rollback");
     let (code, out, err) = e.bench(&["rollback", "--target", "lab"]);
     assert_eq!(code, 0, "{err}");
@@ -196,7 +217,7 @@ fn seed_sequence(ssh: bool) {
     assert!(out.contains("installed: the active slot's module"), "{out}");
     let all = e.check_invariants();
     assert!(all.contains(&sha(Path::new(&ko("b")))) && all.contains(&sha(Path::new(&ko("c")))));
-    assert!(e.root.join(format!("lib/modules/{KVER}/modules.dep")).is_file(), "depmod -b ran against the target root");
+    assert!(e.root.join(format!("lib/modules/{}/modules.dep", kver())).is_file(), "depmod -b ran against the target root");
     // Dry runs change nothing.
     let before = e.check_invariants();
     let (code, out, _) = e.bench(&["stage", "--target", "lab", "--ko", &ko("a"), "--variant", "a", "--dry-run"]);
@@ -398,4 +419,35 @@ fn unreachable_host_and_failed_authentication_are_named() {
     assert_eq!(code, 3);
     assert!(err.contains("authentication failed"), "{err}");
     assert!(!e.root.join("var").exists(), "nothing written on the target");
+}
+
+#[test]
+fn a_module_for_another_kernel_is_refused_unless_forced() {
+    let e = env(false);
+    let conf = std::fs::read_to_string(e.ws.root.join("bench.toml")).unwrap().replace(&kver(), "6.19.10");
+    std::fs::write(e.ws.root.join("bench.toml"), conf).unwrap();
+    let (code, out, err) = e.bench(&["stage", "--target", "lab", "--ko", &ko("b"), "--variant", "b"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains(&format!("the module was built for kernel {}, target `lab` runs 6.19.10", kver()))
+            && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(e.slot_sha("slots/active"), None, "nothing staged");
+    assert!(!e.state().join("staging").exists(), "no staging copy left behind");
+    assert!(!e.state().join("journal").exists() && !e.state().join("lock").exists());
+    let (code, out, err) = e.bench(&["stage", "--target", "lab", "--ko", &ko("b"), "--variant", "b", "--force"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("staged b on lab (kernel 6.19.10)"), "{out}");
+    assert_eq!(e.bench(&["stage", "--target", "lab", "--ko", &ko("c"), "--variant", "c", "--force"]).0, 0);
+    // --target alike on every target command, --json on each.
+    let (code, out, err) = e.bench(&["rollback", "--target", "lab", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["active"]["variant"], "b", "{out}");
+    let (code, out, err) = e.bench(&["target", "status", "--target", "lab", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"slot\""), "{out}");
+    let (code, _, err) = e.bench(&["target", "status", "lab", "--target", "lab"]);
+    assert_eq!(code, 2, "one way to name it: {err}");
 }

@@ -16,6 +16,9 @@ pub struct RollbackArgs {
     /// Print every step without changing the target.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print the active module after the rollback as JSON.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub ws: crate::workspace::WorkspaceArg,
 }
@@ -29,6 +32,14 @@ pub fn run(args: &RollbackArgs, ui: &Ui) -> Result<()> {
         for l in &t.log {
             ui.out(format!("  {l}"));
         }
+        return Ok(());
+    }
+    if args.json {
+        ui.out(
+            serde_json::to_string_pretty(&serde_json::json!({"target": t.name, "kernel": t.kver, "active": meta,
+                "replaced_to": "forensics"}))
+            .expect("serialises"),
+        );
         return Ok(());
     }
     ui.out(format!(

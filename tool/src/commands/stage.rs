@@ -3,7 +3,7 @@
 
 use crate::error::ResultExt;
 use crate::error::{BenchError, Result};
-use crate::target::Target;
+use crate::target::{StageOptions, Target};
 use crate::ui::Ui;
 use crate::workspace::ledger;
 use clap::Args;
@@ -35,6 +35,9 @@ pub struct StageArgs {
     /// The module being replaced is broken: keep it in forensics instead of rollback.
     #[arg(long)]
     pub failed: bool,
+    /// Stage a module whose vermagic names another kernel release than the target runs.
+    #[arg(long)]
+    pub force: bool,
     /// rmmod + modprobe afterwards, and check /sys/module/NAME/srcversion.
     #[arg(long)]
     pub reload: bool,
@@ -72,10 +75,15 @@ pub fn run(args: &StageArgs, ui: &Ui) -> Result<()> {
         .unwrap_or_default();
     let mut t = Target::open(&root, &args.target, args.dry_run)?;
     let spinner = ui.spinner(format!("staging {variant} on {}", t.name));
-    let staged =
-        t.stage(&bytes, &variant, &build, args.failed, std::env::var_os("BENCH_FAULT_CORRUPT_UPLOAD").is_some());
+    let opts = StageOptions {
+        failed: args.failed,
+        force: args.force,
+        corrupt_upload: std::env::var_os("BENCH_FAULT_CORRUPT_UPLOAD").is_some(),
+    };
+    let staged = t.stage(&bytes, &variant, &build, opts);
     spinner.finish_and_clear();
-    let meta = staged?;
+    let staged = staged?;
+    let meta = &staged.meta;
     if args.dry_run {
         ui.out(format!("dry run: would stage {} on {} ({} steps):", ko.display(), t.name, t.log.len()));
         for l in &t.log {
@@ -83,22 +91,39 @@ pub fn run(args: &StageArgs, ui: &Ui) -> Result<()> {
         }
         return Ok(());
     }
+    let describe = |m: &crate::target::Meta| format!("{} (srcversion {})", m.variant, m.srcversion);
     if args.json {
         ui.out(
-            serde_json::to_string_pretty(&serde_json::json!({"target": t.name, "active": meta, "kernel": t.kver}))
-                .expect("serialises"),
+            serde_json::to_string_pretty(&serde_json::json!({"target": t.name, "active": meta, "kernel": t.kver,
+                "unchanged": staged.unchanged, "previous": staged.previous, "displaced_to_forensics": staged.displaced,
+                "previous_slot": staged.previous.as_ref().map(|_| if args.failed { "forensics" } else { "rollback" })}))
+            .expect("serialises"),
         );
+    } else if staged.unchanged {
+        ui.out(format!(
+            "{} is already the active module on {} ({}): nothing changed",
+            ko.display(),
+            t.name,
+            describe(meta)
+        ));
+        return Ok(());
     } else {
         ui.out(format!(
             "staged {variant} on {} (kernel {}): srcversion {}, sha256 {}",
             t.name, t.kver, meta.srcversion, meta.sha256
         ));
-        ui.out(format!(
-            "  installed {}/{}.ko, depmod done; the previous module is in the {} slot",
-            t.moddir,
-            t.module,
-            if args.failed { "forensics" } else { "rollback" }
-        ));
+        ui.out(format!("  installed {}/{}.ko, depmod done", t.moddir, t.module));
+        match &staged.previous {
+            Some(p) => ui.out(format!(
+                "  the previous module, {}, is in the {} slot",
+                describe(p),
+                if args.failed { "forensics" } else { "rollback" }
+            )),
+            None => ui.out("  there was no active module: nothing to roll back to yet"),
+        }
+        if let Some(d) = &staged.displaced {
+            ui.out(format!("  the old rollback module, {}, moved to forensics", describe(d)));
+        }
     }
     if args.reload {
         let loaded = t.reload()?;

@@ -7,18 +7,42 @@ use crate::ui::Ui;
 use crate::workspace::ledger;
 use clap::{Args, Subcommand};
 
+/// A target, as `--target T` (like stage and rollback) or positionally.
+#[derive(Args, Debug)]
+pub struct TargetName {
+    /// Target name (a [targets.NAME] table in bench.toml).
+    #[arg(long = "target", value_name = "T")]
+    flag: Option<String>,
+    /// The same, positional.
+    #[arg(value_name = "TARGET", conflicts_with = "flag", required_unless_present = "flag")]
+    positional: Option<String>,
+}
+
+impl TargetName {
+    fn name(&self) -> &str {
+        self.flag.as_deref().or(self.positional.as_deref()).unwrap_or_default()
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum TargetSub {
     /// Slots (active, rollback, forensics), the installed and the loaded module, each mapped
     /// back to a variant through the build records.
     Status {
-        target: String,
+        #[command(flatten)]
+        target: TargetName,
         #[arg(long)]
         json: bool,
     },
     /// Complete (or, before the staged module was verified, undo) an interrupted stage or
     /// rollback, from the target's journal.
-    Recover { target: String },
+    Recover {
+        #[command(flatten)]
+        target: TargetName,
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -33,14 +57,18 @@ pub struct TargetArgs {
 pub fn run(args: &TargetArgs, ui: &Ui) -> Result<()> {
     let root = args.ws.root()?;
     match &args.sub {
-        TargetSub::Recover { target } => {
-            let mut t = Target::open(&root, target, false)?;
+        TargetSub::Recover { target, json } => {
+            let mut t = Target::open(&root, target.name(), false)?;
             let what = t.recover()?;
-            ui.out(format!("{}: {what}", t.name));
+            if *json {
+                ui.out(serde_json::to_string_pretty(&serde_json::json!({"target": t.name, "done": what})).expect("serialises"));
+            } else {
+                ui.out(format!("{}: {what}", t.name));
+            }
             Ok(())
         }
         TargetSub::Status { target, json } => {
-            let t = Target::open(&root, target, false)?;
+            let t = Target::open(&root, target.name(), false)?;
             let s = t.status()?;
             let records = ledger::read(&root)?;
             let variant_of = |srcv: &str| -> Option<String> {

@@ -37,6 +37,30 @@ pub enum Transport {
     Lab,
 }
 
+/// How to stage.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StageOptions {
+    /// The module being replaced is broken: it goes to forensics, not rollback.
+    pub failed: bool,
+    /// Stage a module built for another kernel release.
+    pub force: bool,
+    /// Test hook: damage the upload (BENCH_FAULT_CORRUPT_UPLOAD).
+    pub corrupt_upload: bool,
+}
+
+/// What a stage did.
+#[derive(Clone, Debug)]
+pub struct Staged {
+    /// The active module now.
+    pub meta: Meta,
+    /// It was already active: nothing changed.
+    pub unchanged: bool,
+    /// The module it replaced (now in rollback, or in forensics with `failed`).
+    pub previous: Option<Meta>,
+    /// The rollback module it displaced into forensics.
+    pub displaced: Option<Meta>,
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
@@ -560,12 +584,26 @@ impl Target {
     // ----- operations
 
     /// Stages `ko` as the active module; the previous active goes to rollback (or to
-    /// forensics when `failed`), a displaced rollback to forensics.
-    pub fn stage(&mut self, ko: &[u8], variant: &str, build: &str, failed: bool, corrupt_upload: bool) -> Result<Meta> {
+    /// forensics when `failed`), a displaced rollback to forensics. The module already
+    /// active is a no-op; a module built for another kernel release is refused unless
+    /// `force`.
+    pub fn stage(&mut self, ko: &[u8], variant: &str, build: &str, opts: StageOptions) -> Result<Staged> {
         let sha = crate::fsutil::sha256_hex(ko);
         self.lock(&format!("bench stage --variant {variant}"))?;
         fault_point("lock");
-        let result = self.stage_locked(ko, &sha, variant, build, failed, corrupt_upload);
+        let before = (self.read_meta(&self.slot("active"))?, self.read_meta(&self.slot("rollback"))?);
+        if let Some(active) = before.0.as_ref().filter(|a| a.sha256 == sha) {
+            let active = active.clone();
+            self.unlock()?;
+            return Ok(Staged { meta: active, unchanged: true, previous: None, displaced: None });
+        }
+        let result = self.stage_locked(ko, &sha, variant, build, opts);
+        let result = result.map(|meta| Staged {
+            meta,
+            unchanged: false,
+            previous: before.0,
+            displaced: if opts.failed { None } else { before.1 },
+        });
         if result.is_err() && !self.dry_run {
             match self.read_journal() {
                 // Before the staged module was verified nothing changed: undo and unlock.
@@ -586,15 +624,8 @@ impl Target {
         result
     }
 
-    fn stage_locked(
-        &mut self,
-        ko: &[u8],
-        sha: &str,
-        variant: &str,
-        build: &str,
-        failed: bool,
-        corrupt: bool,
-    ) -> Result<Meta> {
+    fn stage_locked(&mut self, ko: &[u8], sha: &str, variant: &str, build: &str, opts: StageOptions) -> Result<Meta> {
+        let (failed, corrupt) = (opts.failed, opts.corrupt_upload);
         let mut j = Journal { variant: variant.into(), sha256: sha.into(), failed, ..Journal::new(Op::Stage) };
         self.journal(&j)?;
         fault_point("journal-begin");
@@ -618,10 +649,21 @@ impl Target {
                 ))
                 .hint("nothing was activated; stage again"));
             }
-            let srcv = self
-                .sh_read(&format!("modinfo -F srcversion {}", q(&format!("{staging}/{}.ko", self.module))), None)?
-                .trim()
-                .to_string();
+            let staged_ko = q(&format!("{staging}/{}.ko", self.module));
+            let srcv = self.sh_read(&format!("modinfo -F srcversion {staged_ko}"), None)?.trim().to_string();
+            // vermagic starts with the kernel release the module was built for; the
+            // target's kernel refuses another one at the next boot.
+            let vermagic = self.sh_read(&format!("modinfo -F vermagic {staged_ko}"), None)?;
+            let built_for = vermagic.split_whitespace().next().unwrap_or("").to_string();
+            if built_for != self.kver && !opts.force {
+                return Err(BenchError::usage(format!(
+                    "the module was built for kernel {}, target `{}` runs {}: it would not load",
+                    if built_for.is_empty() { "(no vermagic)" } else { &built_for },
+                    self.name,
+                    self.kver
+                ))
+                .hint("build for the target's kernel (its DKMS, or --kernel), or pass --force to stage it anyway; nothing was changed"));
+            }
             Meta { sha256: sha.into(), srcversion: srcv, variant: variant.into(), build: build.into(), time: now() }
         };
         self.put("staging meta", &format!("{staging}/meta"), meta.render().as_bytes())?;
