@@ -8,8 +8,7 @@
 use crate::error::ResultExt;
 use crate::error::{BenchError, Result};
 use der::{Decode, DecodePem, Encode};
-use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::pkcs8::DecodePrivateKey;
+use rsa::pkcs8::DecodePublicKey;
 use rsa::signature::{SignatureEncoding, Signer};
 use std::path::Path;
 
@@ -39,21 +38,74 @@ fn seq(parts: &[&[u8]]) -> Vec<u8> {
     tlv(0x30, &parts.concat())
 }
 
+/// The first PEM block of one of `labels` in `text` (a file may hold a key and a
+/// certificate, as the kernel's certs/signing_key.pem does).
+fn pem_block<'a>(text: &'a str, labels: &[&str]) -> Option<&'a str> {
+    labels
+        .iter()
+        .filter_map(|label| {
+            let begin = format!("-----BEGIN {label}-----");
+            let end = format!("-----END {label}-----");
+            let a = text.find(&begin)?;
+            let b = text[a..].find(&end)? + a + end.len();
+            Some((a, &text[a..b]))
+        })
+        .min_by_key(|(a, _)| *a)
+        .map(|(_, block)| block)
+}
+
+/// The RSA private key of a PEM file: PKCS#8, PKCS#1, or encrypted PKCS#8 with `pin`
+/// (KBUILD_SIGN_PIN, as sign-file reads it).
+fn private_key(text: &str, pin: Option<&str>) -> Result<rsa::RsaPrivateKey> {
+    use rsa::pkcs8::DecodePrivateKey;
+    if let Some(block) = pem_block(text, &["ENCRYPTED PRIVATE KEY"]) {
+        let Some(pin) = pin else {
+            return Err(BenchError::usage("the key is encrypted and KBUILD_SIGN_PIN is not set")
+                .hint("export KBUILD_SIGN_PIN=<passphrase>, as for scripts/sign-file"));
+        };
+        return rsa::RsaPrivateKey::from_pkcs8_encrypted_pem(block, pin)
+            .or_usage("cannot decrypt the key with KBUILD_SIGN_PIN (wrong passphrase, or not an RSA key)");
+    }
+    if let Some(block) = pem_block(text, &["PRIVATE KEY"]) {
+        return rsa::RsaPrivateKey::from_pkcs8_pem(block).or_usage("the PRIVATE KEY block is not an RSA key");
+    }
+    if let Some(block) = pem_block(text, &["RSA PRIVATE KEY"]) {
+        if block.contains("Proc-Type: 4,ENCRYPTED") {
+            return Err(BenchError::usage("the key is encrypted in OpenSSL's old PKCS#1 form")
+                .hint("convert it: openssl pkcs8 -topk8 -in KEY -out KEY8.pem (then KBUILD_SIGN_PIN)"));
+        }
+        use rsa::pkcs1::DecodeRsaPrivateKey;
+        return rsa::RsaPrivateKey::from_pkcs1_pem(block).or_usage("the RSA PRIVATE KEY block does not parse");
+    }
+    Err(BenchError::usage("no private key in the key file")
+        .hint("a PEM file with -----BEGIN PRIVATE KEY----- (PKCS#8), RSA PRIVATE KEY or ENCRYPTED PRIVATE KEY"))
+}
+
 /// The signed module: `module` followed by the signature block.
 pub fn sign(module: &[u8], key_pem: &str, cert_bytes: &[u8]) -> Result<Vec<u8>> {
     if module.ends_with(MAGIC) {
         return Err(BenchError::usage("the module is already signed")
             .hint("sign the unsigned .ko (strip the old signature with `strip --strip-debug` or rebuild)"));
     }
-    let key = rsa::RsaPrivateKey::from_pkcs8_pem(key_pem)
-        .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(key_pem))
-        .or_usage("the key is not an unencrypted RSA private key in PEM")?;
-    let cert = if cert_bytes.starts_with(b"-----BEGIN") {
-        x509_cert::Certificate::from_pem(cert_bytes)
-    } else {
-        x509_cert::Certificate::from_der(cert_bytes)
+    let key = private_key(key_pem, std::env::var("KBUILD_SIGN_PIN").ok().as_deref())?;
+    let cert_pem_block = std::str::from_utf8(cert_bytes).ok().and_then(|t| pem_block(t, &["CERTIFICATE"]));
+    if cert_pem_block.is_none() && cert_bytes.starts_with(b"-----BEGIN") {
+        return Err(BenchError::usage("no certificate in the PEM file given for it")
+            .hint("pass --cert CERT.pem (or a key file that holds the certificate too, like certs/signing_key.pem)"));
     }
-    .or_usage("the certificate is not X.509 (PEM or DER)")?;
+    let cert = match cert_pem_block {
+        Some(block) => x509_cert::Certificate::from_pem(block.as_bytes()),
+        None => x509_cert::Certificate::from_der(cert_bytes),
+    }
+    .or_usage("the certificate is not X.509 (PEM, alone or after the key as in certs/signing_key.pem, or DER)")?;
+    // A kernel refuses a signature by a key that is not the certificate's.
+    let spki = cert.tbs_certificate.subject_public_key_info.to_der().or_env("cannot encode the certificate's key")?;
+    let cert_key = rsa::RsaPublicKey::from_public_key_der(&spki)
+        .or_usage("the certificate's key is not RSA (sign-file's sha256 signatures are RSA here)")?;
+    if cert_key != key.to_public_key() {
+        return Err(BenchError::usage("the private key does not match the certificate")
+            .hint("pass the key the certificate was made for (a kernel would refuse the module); certs/signing_key.pem holds both"));
+    }
     let issuer = cert.tbs_certificate.issuer.to_der().or_env("cannot encode the issuer")?;
     let serial = cert.tbs_certificate.serial_number.to_der().or_env("cannot encode the serial")?;
 

@@ -351,6 +351,53 @@ fn sign_module_is_byte_identical_to_sign_file() {
         .output()
         .unwrap();
     assert_eq!(again.status.code(), Some(2));
+
+    // The kernel's combined key + certificate file (certs/signing_key.pem), given once.
+    let combined = [std::fs::read(d.join("key.pem")).unwrap(), std::fs::read(d.join("cert.pem")).unwrap()].concat();
+    std::fs::write(d.join("signing_key.pem"), combined).unwrap();
+    let bench_sign = |args: &[&str], pin: Option<&str>| {
+        let mut c = common::bench_command(d, d);
+        c.arg("sign-module").args(args);
+        if let Some(p) = pin {
+            c.env("KBUILD_SIGN_PIN", p);
+        }
+        c.output().unwrap()
+    };
+    let out = bench_sign(&["m.ko", "--key", "signing_key.pem", "--out", "combined.ko"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(d.join("combined.ko")).unwrap(), std::fs::read(d.join("theirs.ko")).unwrap());
+
+    // An encrypted PKCS#8 key with its passphrase in KBUILD_SIGN_PIN, as sign-file reads it.
+    let enc = sh(d, "openssl", &["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", "key.pem", "-out", "enc.pem", "-passout", "pass:s3cret"]);
+    assert!(enc.status.success(), "{}", String::from_utf8_lossy(&enc.stderr));
+    let theirs_enc = Command::new(&sign_file)
+        .current_dir(d)
+        .env("KBUILD_SIGN_PIN", "s3cret")
+        .args(["sha256", "enc.pem", "cert.pem", "m.ko", "theirs-enc.ko"])
+        .output()
+        .unwrap();
+    assert!(theirs_enc.status.success(), "{}", String::from_utf8_lossy(&theirs_enc.stderr));
+    let out = bench_sign(&["m.ko", "--key", "enc.pem", "--cert", "cert.pem", "--out", "enc.ko"], Some("s3cret"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(d.join("enc.ko")).unwrap(), std::fs::read(d.join("theirs-enc.ko")).unwrap());
+    for (args, pin, needle) in [
+        (vec!["m.ko", "--key", "enc.pem", "--cert", "cert.pem", "--out", "x.ko"], None, "KBUILD_SIGN_PIN is not set"),
+        (vec!["m.ko", "--key", "enc.pem", "--cert", "cert.pem", "--out", "x.ko"], Some("wrong"), "cannot decrypt"),
+        (vec!["m.ko", "--key", "key.pem", "--out", "x.ko"], None, "no certificate"),
+    ] {
+        let out = bench_sign(&args, pin);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{needle}: {err}");
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    // A key that is not the certificate's: refused (a kernel would refuse the module).
+    let other = sh(d, "openssl", &["genrsa", "-out", "other.pem", "2048"]);
+    assert!(other.status.success());
+    let out = bench_sign(&["m.ko", "--key", "other.pem", "--cert", "cert.pem", "--out", "x.ko"], None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("the private key does not match the certificate"), "{err}");
+    assert!(!d.join("x.ko").exists(), "nothing written");
 }
 
 #[test]
