@@ -18,6 +18,36 @@ fn across_variants_names_c_and_finds_nothing_bad_up_to_c_v2() {
     assert!(out.starts_with("nothing along the chain b -> c-prep -> c-v2 is bad"), "{out}");
 }
 
+/// The cache key covers the simulator: after a change to the simulator alone nothing is
+/// answered from the cache; the simulator built for a tree is kept and reused when only
+/// the oracle's parameters change.
+#[test]
+fn a_simulator_only_change_is_never_answered_from_the_cache() {
+    let ws = Ws::new();
+    let args = ["bisect", "--good", "b", "--bad", "c", "--oracle", "stress:ramp=4:20s"];
+    let (code, _, err) = ws.bench(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("(cached)"), "{err}");
+    let (code, _, err) = ws.bench(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("(cached)"), "the same inputs are cached: {err}");
+    let sims = || std::fs::read_dir(ws.root.join("target/bench-bisect/sims")).map_or(0, |d| d.count());
+    let kept = sims();
+    assert!(kept >= 2, "a simulator kept per tree: {kept}");
+    // Another seed: not cached, but no simulator is built again.
+    let (code, _, err) = ws.bench(&["bisect", "--good", "b", "--bad", "c", "--oracle", "stress:ramp=4:20s;seed=2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("(cached)"), "{err}");
+    assert_eq!(sims(), kept, "the kept simulators were reused");
+    // A comment in the simulator's own sources: the same driver srcversion, new answers.
+    let cfg = ws.root.join("driver/src/sim/config.rs");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{text}// a simulator-only change\n")).unwrap();
+    let (code, _, err) = ws.bench(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("(cached)"), "a simulator change must not reuse verdicts: {err}");
+}
+
 #[test]
 fn across_features_reports_direct_rx_without_atomics() {
     let ws = Ws::new();

@@ -588,3 +588,31 @@ fn verify_refuses_every_tampering_class_in_directory_and_tarball() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("is not a package"), "{err}");
 }
+
+/// Builds at once on a fresh workspace: one makes the key, the other waits for the
+/// workspace lock; both succeed, each record has its own id.
+#[test]
+fn parallel_builds_on_a_fresh_workspace_both_succeed() {
+    let ws = Ws::new();
+    let spawn = |v: &str| {
+        common::bench_command(&ws.root, ws.home.path())
+            .args(["build", "--variant", v, "--json"])
+            .env("BENCH_STATE_DIR", ws.root.join(".bench"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let children: Vec<_> = ["b", "c-prep", "c-v2"].iter().map(|v| spawn(v)).collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let ledger = std::fs::read_to_string(ws.root.join(".bench/builds.jsonl")).unwrap();
+    let mut ids: Vec<u64> =
+        ledger.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_u64().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 2, 3]);
+    let (code, _, err) = ws.bench(&["build", "--all", "--allow-violations"]);
+    assert_eq!(code, 0, "{err}");
+}

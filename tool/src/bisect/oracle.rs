@@ -98,6 +98,33 @@ pub struct Runner {
     cache_file: PathBuf,
     /// Off for replays: every step is run again.
     pub use_cache: bool,
+    /// `rustc -V` (part of the cache key).
+    rustc: String,
+}
+
+/// SHA-256 (16 hex digits) over every file under `dir`, by relative path, in order.
+fn tree_digest(dir: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).or_env(format!("cannot read {}", d.display()))? {
+            let p = e.or_env(format!("cannot read {}", d.display()))?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mut h = Sha256::new();
+    for f in &files {
+        h.update(f.strip_prefix(dir).unwrap_or(f).to_string_lossy().as_bytes());
+        h.update([0]);
+        h.update(Sha256::digest(std::fs::read(f).or_env(format!("cannot read {}", f.display()))?));
+    }
+    Ok(h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect())
 }
 
 impl Runner {
@@ -106,11 +133,29 @@ impl Runner {
         let workdir = root.join("target").join("bench-bisect");
         let cache_file = crate::workspace::ledger::state_dir(root).join("bisect-cache.json");
         let cache = std::fs::read(&cache_file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-        Ok(Runner { oracle, oracle_text: oracle_text.to_string(), seed, workdir, cache, cache_file, use_cache: true })
+        let rustc = Command::new(std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()))
+            .arg("-V")
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().replace(' ', "_"))
+            .unwrap_or_default();
+        Ok(Runner {
+            oracle,
+            oracle_text: oracle_text.to_string(),
+            seed,
+            workdir,
+            cache,
+            cache_file,
+            use_cache: true,
+            rustc,
+        })
     }
 
-    fn key(&self, srcversion: &str) -> String {
-        format!("{srcversion} {} seed={}", self.oracle_text, self.seed)
+    /// The cache key: everything the oracle builds and runs. The driver's srcversion
+    /// leaves out the simulator (driver/src/sim, the sim program) and the toolchain, so
+    /// the key also holds a digest of every file of the tree and `rustc -V`.
+    fn key(&self, srcversion: &str, tree_digest: &str) -> String {
+        format!("{srcversion} tree={tree_digest} rustc={} {} seed={}", self.rustc, self.oracle_text, self.seed)
     }
 
     /// Tests one subject. Returns the verdict and whether it came from the cache.
@@ -130,7 +175,7 @@ impl Runner {
             }
         };
         let (flat, srcversion) = crate::package::flat_sources(&tree)?;
-        let key = self.key(&srcversion);
+        let key = self.key(&srcversion, &tree_digest(s.driver_src)?);
         if let Some(v) = self.cache.get(&key).filter(|_| self.use_cache) {
             return Ok((v.clone(), true));
         }
@@ -192,6 +237,21 @@ impl Runner {
             Ok(t) => t,
             Err(e) => return Ok((Outcome::Skip, format!("simulator does not materialise: {}", e.message))),
         };
+        // The simulator is built once per materialised tree (with its program) and kept.
+        let sim_key = {
+            let mut text = String::new();
+            for o in &tree {
+                text += &format!("{}\0{}\0", o.rel_path.display(), crate::fsutil::sha256_hex(o.text.as_bytes()));
+            }
+            let prog = std::fs::read(s.driver_src.join("bin").join("bes2600-sim.rs")).unwrap_or_default();
+            text += &crate::fsutil::sha256_hex(&prog);
+            text += &self.rustc;
+            crate::fsutil::sha256_hex(text.as_bytes())[..16].to_string()
+        };
+        let kept = self.workdir.join("sims").join(format!("bes2600-sim-{sim_key}"));
+        if kept.is_file() {
+            return self.run_sim(&kept, s, stages, seed, min);
+        }
         let dir = self.workdir.join(format!("src-{srcversion}"));
         let _ = std::fs::remove_dir_all(&dir);
         materialise::write_crate(
@@ -217,7 +277,17 @@ impl Runner {
         if !build.status.success() {
             return Ok((Outcome::Skip, "the simulator does not build".into()));
         }
-        let mut cmd = Command::new(target.join("release").join("bes2600-sim"));
+        std::fs::create_dir_all(kept.parent().expect("has a parent")).or_env("cannot keep the simulator")?;
+        let tmp = kept.with_extension("tmp");
+        std::fs::copy(target.join("release").join("bes2600-sim"), &tmp)
+            .and_then(|_| std::fs::rename(&tmp, &kept))
+            .or_env(format!("cannot keep the simulator as {}", kept.display()))?;
+        self.run_sim(&kept, s, stages, seed, min)
+    }
+
+    /// Runs a built simulator over the ramp and judges its report.
+    fn run_sim(&self, exe: &Path, s: &Subject, stages: &[Stage], seed: u64, min: Option<f64>) -> Result<(Outcome, String)> {
+        let mut cmd = Command::new(exe);
         cmd.arg("--seed").arg(seed.to_string());
         for st in stages {
             cmd.arg("--stage").arg(format!("{}:{}", st.offered_mb_per_s, st.duration_s));

@@ -59,6 +59,8 @@ struct Signer {
 
 /// Builds the packages `req` asks for (and their lab modules).
 pub fn build(root: &Path, req: &BuildRequest, ui: &Ui) -> Result<BuildOutcome> {
+    // One build at a time per workspace: the key, the cache and dist/ are shared.
+    let _lock = crate::workspace::lock::acquire(root, "bench build", ui)?;
     let variants = Variants::load(root)?;
     let names: Vec<String> = match &req.variants {
         Some(list) => list.iter().map(|v| variants.get(v).map(|v| v.name.clone())).collect::<Result<_>>()?,

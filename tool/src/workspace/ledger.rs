@@ -58,19 +58,36 @@ pub fn read(root: &Path) -> Result<Vec<BuildRecord>> {
     Ok(out)
 }
 
-/// Appends a record, giving it the next id.
+/// Appends a record, giving it the next id. The ledger file is locked from reading the
+/// last id to the end of the write, so parallel appends never share an id.
 pub fn append(root: &Path, mut record: BuildRecord) -> Result<BuildRecord> {
+    use std::io::Read;
     let p = path(root);
-    let existing = read(root)?;
-    record.id = existing.last().map_or(1, |r| r.id + 1);
     std::fs::create_dir_all(p.parent().expect("has a parent")).or_env(format!("cannot create {}", p.display()))?;
-    let mut line = serde_json::to_string(&record).expect("a record serialises");
-    line.push('\n');
     let mut f = std::fs::OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .open(&p)
         .or_env(format!("cannot open {}", p.display()))?;
+    f.lock().or_env(format!("cannot lock {}", p.display()))?;
+    let mut text = String::new();
+    f.read_to_string(&mut text).or_env(format!("cannot read {}", p.display()))?;
+    let last = text
+        .lines()
+        .rev()
+        .filter(|l| !l.trim().is_empty())
+        .find_map(|l| serde_json::from_str::<BuildRecord>(l).ok())
+        .map_or(0, |r| r.id);
+    record.id = last + 1;
+    // A torn last line (a crash mid-append) was never a record: cut it off, so this
+    // record starts a line of its own.
+    let complete = text.rfind('\n').map_or(0, |i| i + 1);
+    if complete < text.len() {
+        f.set_len(complete as u64).or_env(format!("cannot repair {}", p.display()))?;
+    }
+    let mut line = serde_json::to_string(&record).expect("a record serialises");
+    line.push('\n');
     f.write_all(line.as_bytes()).and_then(|_| f.sync_all()).or_env(format!("cannot append to {}", p.display()))?;
     Ok(record)
 }
@@ -103,5 +120,25 @@ mod tests {
         f.write_all(b"{\"id\":3,\"var").unwrap();
         let all = read(dir.path()).unwrap();
         assert_eq!(all.iter().map(|r| r.variant.as_str()).collect::<Vec<_>>(), ["b", "c"]);
+        // The next append cuts the torn fragment off and starts its own line.
+        assert_eq!(append(dir.path(), rec("d")).unwrap().id, 3);
+        let all = read(dir.path()).unwrap();
+        assert_eq!(all.iter().map(|r| (r.id, r.variant.as_str())).collect::<Vec<_>>(), [(1, "b"), (2, "c"), (3, "d")]);
+    }
+
+    #[test]
+    fn parallel_appends_never_share_an_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let root = root.clone();
+                std::thread::spawn(move || (0..10).map(|_| append(&root, rec("b")).unwrap().id).collect::<Vec<_>>())
+            })
+            .collect();
+        let mut ids: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (1..=80).collect::<Vec<u64>>());
+        assert_eq!(read(&root).unwrap().len(), 80);
     }
 }

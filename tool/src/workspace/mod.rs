@@ -3,6 +3,7 @@
 
 pub mod git;
 pub mod ledger;
+pub mod lock;
 pub mod new_note;
 pub mod notes;
 pub mod variant;
