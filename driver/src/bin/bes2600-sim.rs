@@ -30,13 +30,12 @@ fn main() -> ExitCode {
             },
             "--stage" => {
                 let Some(spec) = args.next() else { return usage("--stage takes MB_PER_S:SECONDS") };
-                let parsed =
-                    spec.split_once(':').and_then(|(r, d)| Some((r.parse::<f64>().ok()?, d.parse::<u64>().ok()?)));
+                let parsed = spec.split_once(':').and_then(|(r, d)| Some((r.parse::<f64>().ok()?, millis(d)?)));
                 match parsed {
-                    Some((rate, secs)) if rate > 0.0 && rate.is_finite() && secs > 0 => {
-                        stages.push(Stage { offered_mb_per_s: rate, duration_s: secs })
+                    Some((rate, ms)) if rate > 0.0 && rate.is_finite() && ms > 0 => {
+                        stages.push(Stage { offered_mb_per_s: rate, duration_ms: ms })
                     }
-                    _ => return usage(&format!("bad --stage {spec:?}: want a positive rate and whole seconds")),
+                    _ => return usage(&format!("bad --stage {spec:?}: want a positive rate and seconds (at most 3 decimals)")),
                 }
             }
             "--progress" => progress = true,
@@ -66,4 +65,14 @@ fn main() -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// Seconds with at most three decimals ("404.8") as milliseconds, exactly.
+fn millis(text: &str) -> Option<u64> {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty() || frac.len() > 3 || !whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let frac_ms: u64 = format!("{frac:0<3}").parse().ok()?;
+    whole.parse::<u64>().ok()?.checked_mul(1000)?.checked_add(frac_ms)
 }

@@ -7,16 +7,23 @@ use super::cost::CostModel;
 pub struct Stage {
     /// Offered over the air, in MB/s (10^6 bytes per second).
     pub offered_mb_per_s: f64,
-    pub duration_s: u64,
+    /// Milliseconds (the seed's baseline ran 404.8 s).
+    pub duration_ms: u64,
+}
+
+impl Stage {
+    pub fn duration_ns(&self) -> u64 {
+        self.duration_ms * 1_000_000
+    }
 }
 
 /// The seed's Phase 7 ramp: 5 min at 1 MB/s, 10 at 2, 30 at 4, 30 at 8.
 pub fn default_ramp() -> Vec<Stage> {
     vec![
-        Stage { offered_mb_per_s: 1.0, duration_s: 300 },
-        Stage { offered_mb_per_s: 2.0, duration_s: 600 },
-        Stage { offered_mb_per_s: 4.0, duration_s: 1800 },
-        Stage { offered_mb_per_s: 8.0, duration_s: 1800 },
+        Stage { offered_mb_per_s: 1.0, duration_ms: 300_000 },
+        Stage { offered_mb_per_s: 2.0, duration_ms: 600_000 },
+        Stage { offered_mb_per_s: 4.0, duration_ms: 1_800_000 },
+        Stage { offered_mb_per_s: 8.0, duration_ms: 1_800_000 },
     ]
 }
 

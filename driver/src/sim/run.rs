@@ -26,7 +26,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
     let drv = Rc::new(Bes2600::new(SimPlatform { core: core.clone() }));
     let mut cos: Vec<Co> = Ctx::ALL.iter().map(|&c| spawn(c, &core, &drv)).collect();
 
-    let total_ns = WARMUP_NS + config.stages.iter().map(|s| s.duration_s * 1_000_000_000).sum::<u64>();
+    let total_ns = WARMUP_NS + config.stages.iter().map(|s| s.duration_ns()).sum::<u64>();
     let mut stage_index = 0usize;
     let mut stage_end_ns = WARMUP_NS;
     let mut stage_start = Counters::default();
@@ -78,7 +78,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
             core.chip.borrow_mut().set_offered(now, offered as u64);
             core.last_rx_progress_ns.set(now);
             stage_index += 1;
-            stage_end_ns = now + s.duration_s * 1_000_000_000;
+            stage_end_ns = now + s.duration_ns();
         } else if pending_due.is_some_and(|(t, _)| t == now) {
             // The softirq timer: it runs between context steps, as a timer interrupt does.
             let space = pending_due.map(|x| x.1).unwrap_or(0);
@@ -103,7 +103,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
                 let end = core.snapshot();
                 let s = config.stages[stage_index - 1];
                 let mut r = StageReport::new(stage_index, s, &stage_start, &end, &core.cost);
-                r.cut_short_at_s = Some((now - (stage_end_ns - s.duration_s * 1_000_000_000)) as f64 / 1e9);
+                r.cut_short_at_s = Some((now - (stage_end_ns - s.duration_ns())) as f64 / 1e9);
                 stages.push(r);
             }
             break;

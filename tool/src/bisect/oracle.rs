@@ -290,7 +290,7 @@ impl Runner {
         let mut cmd = Command::new(exe);
         cmd.arg("--seed").arg(seed.to_string());
         for st in stages {
-            cmd.arg("--stage").arg(format!("{}:{}", st.offered_mb_per_s, st.duration_s));
+            cmd.arg("--stage").arg(st.sim_arg());
         }
         let out = cmd.output().or_env("cannot run the simulator")?;
         let report = match SimReport::parse(&out.stdout, &format!("the simulator of {}", s.label)) {

@@ -39,7 +39,7 @@ pub fn run(args: &BenchSimArgs, ui: &Ui) -> Result<()> {
         args.variants.clone()
     };
     let variants = names.iter().map(|n| all.get(n)).collect::<Result<Vec<_>>>()?;
-    let ramp_s: u64 = ramp::parse(DEFAULT_RAMP)?.iter().map(|s| s.duration_s).sum();
+    let ramp_s: u64 = ramp::parse(DEFAULT_RAMP)?.iter().map(|s| s.duration_s_ceil()).sum();
     let mut exes = Vec::new();
     for v in &variants {
         let spinner = ui.spinner(format!("building the simulator for variant {}", v.name));

@@ -333,10 +333,20 @@ fn render(ui: &Ui, report: &SimReport, args: &StressArgs) {
         "lock_cpu",
         "warns"
     ));
+    let per_rep = stages_per_rep(args);
+    let label = |n: u64| -> String {
+        match per_rep {
+            Some(k) if args.reps > 1 => format!("r{}s{}", (n - 1) / k + 1, (n - 1) % k + 1),
+            _ => n.to_string(),
+        }
+    };
+    if args.reps > 1 {
+        ui.out(format!("(rows rNsM: repetition N of the ramp, its stage M; {} repetitions)", args.reps));
+    }
     for s in &r.stages {
         ui.out(format!(
             "{:>5} {:>7.1} {:>6.0} {:>10} {:>8.1} {:>9.3} {:>9.1} {:>9.1} {:>8.1} {:>10.1} {:>10.3} {:>8.3} {:>5.1}% {:>7.1}% {:>5}",
-            s.stage,
+            label(s.stage),
             s.offered_mb_per_s,
             s.ran_s(),
             s.rx_packets,
@@ -360,14 +370,15 @@ fn render(ui: &Ui, report: &SimReport, args: &StressArgs) {
             .iter()
             .map(|(name, l)| format!("{name} {:.1}% ({:.0}/s)", l.cpu_pct_of_one_cpu, l.acquisitions_per_s))
             .collect();
-        ui.out(format!("  stage {}: {}", s.stage, per.join(", ")));
+        ui.out(format!("  stage {}: {}", label(s.stage), per.join(", ")));
     }
     if r.warn_count > 0 {
         ui.out(format!("WARNs: {} (first {} shown)", r.warn_count, r.warns.len().min(3)));
         for w in r.warns.iter().take(3) {
             ui.out(format!(
-                "  [{:>10.6}] {} (context {})\n               call path: {}",
+                "  [{:>10.6}] {}: {} (context {})\n               call path: {}",
                 w.time_s,
+                when(&r.stages, w.time_s, &label),
                 w.message,
                 w.context,
                 w.call_path.join(" -> ")
@@ -375,7 +386,7 @@ fn render(ui: &Ui, report: &SimReport, args: &StressArgs) {
         }
     }
     for x in &r.failures {
-        ui.out(format!("FAILURE [{:>10.3}] {}: {}", x.time_s, x.kind, x.detail));
+        ui.out(format!("FAILURE [{:>10.3}] {}: {}: {}", x.time_s, when(&r.stages, x.time_s, &label), x.kind, x.detail));
     }
     if !r.coverage.is_empty() {
         let ran: Vec<String> = r.coverage.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k} {v}")).collect();
@@ -386,4 +397,26 @@ fn render(ui: &Ui, report: &SimReport, args: &StressArgs) {
         }
     }
     ui.out(format!("verdict: {} ({} virtual s simulated)", if r.clean { "clean" } else { "FAILED" }, r.virtual_s));
+}
+
+/// The ramp's stages per repetition (the ramp as given).
+fn stages_per_rep(args: &StressArgs) -> Option<u64> {
+    ramp::parse(&args.ramp).ok().map(|s| s.len() as u64)
+}
+
+/// Where `t` seconds after the ramp's start falls: "stage N T+S s" (the seed's "T+13s"),
+/// or the warm-up before the ramp (the firmware starting).
+fn when(stages: &[sim::report::StageFigures], t: f64, label: &dyn Fn(u64) -> String) -> String {
+    if t < 0.0 {
+        return "warm-up, before the ramp".into();
+    }
+    let mut start = 0.0;
+    for s in stages {
+        let end = start + s.ran_s();
+        if t < end || std::ptr::eq(s, stages.last().expect("not empty")) {
+            return format!("stage {} T+{:.1}s", label(s.stage), t - start);
+        }
+        start = end;
+    }
+    format!("T+{t:.1}s")
 }

@@ -1,6 +1,7 @@
 //! The stress ramp syntax: `RATE:DURATION[,RATE:DURATION...]`, rate in MB/s (10^6 bytes
-//! per second, offered over the air), duration with a unit `s`, `m` or `h`. The seed's
-//! Phase 7 ramp is `1:5m,2:10m,4:30m,8:30m`.
+//! per second, offered over the air), duration with a unit `s`, `m` or `h`, fractions to
+//! the millisecond (`4:404.8s`, the seed's baseline). The seed's Phase 7 ramp is
+//! `1:5m,2:10m,4:30m,8:30m`.
 
 use crate::error::{BenchError, Result};
 
@@ -16,7 +17,39 @@ pub const MAX_RAMP_S: u64 = 7 * 24 * 3600;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Stage {
     pub offered_mb_per_s: f64,
-    pub duration_s: u64,
+    pub duration_ms: u64,
+}
+
+impl Stage {
+    /// Whole seconds, rounded up (progress bars, totals).
+    pub fn duration_s_ceil(&self) -> u64 {
+        self.duration_ms.div_ceil(1000)
+    }
+
+    /// The simulator's `--stage RATE:SECONDS` argument: whole seconds when whole (what a
+    /// simulator of an older tree reads), else seconds with up to three decimals.
+    pub fn sim_arg(&self) -> String {
+        let secs = if self.duration_ms % 1000 == 0 {
+            (self.duration_ms / 1000).to_string()
+        } else {
+            format!("{}.{:03}", self.duration_ms / 1000, self.duration_ms % 1000).trim_end_matches('0').to_string()
+        };
+        format!("{}:{secs}", self.offered_mb_per_s)
+    }
+}
+
+/// `digits` (a decimal like "404.8") times `unit_ms`, exactly, in milliseconds.
+fn scaled_ms(digits: &str, unit_ms: u64) -> Option<u64> {
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty() || frac.len() > 9 || !whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let scale = 10u64.pow(frac.len() as u32);
+    let frac_part = if frac.is_empty() { 0 } else { frac.parse::<u64>().ok()?.checked_mul(unit_ms)? };
+    if frac_part % scale != 0 {
+        return None;
+    }
+    whole.parse::<u64>().ok()?.checked_mul(unit_ms)?.checked_add(frac_part / scale)
 }
 
 pub fn parse(text: &str) -> Result<Vec<Stage>> {
@@ -43,25 +76,35 @@ pub fn parse(text: &str) -> Result<Vec<Stage>> {
             return Err(bad(n, item, &format!("rate {rate} MB/s is above the limit of {MAX_RATE_MB_PER_S} MB/s")));
         }
         let duration = duration.trim();
-        let (digits, unit_s) = match duration.chars().last() {
-            Some('s') => (&duration[..duration.len() - 1], 1),
-            Some('m') => (&duration[..duration.len() - 1], 60),
-            Some('h') => (&duration[..duration.len() - 1], 3600),
+        let (digits, unit_ms) = match duration.chars().last() {
+            Some('s') => (&duration[..duration.len() - 1], 1000),
+            Some('m') => (&duration[..duration.len() - 1], 60_000),
+            Some('h') => (&duration[..duration.len() - 1], 3_600_000),
             _ => return Err(bad(n, item, &format!("duration `{duration}` needs a unit: s, m or h"))),
         };
-        let count: u64 = digits
-            .parse()
-            .map_err(|_| bad(n, item, &format!("duration `{duration}` is not a whole number with a unit")))?;
-        if count == 0 {
+        let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        let well_formed = !whole.is_empty()
+            && whole.bytes().all(|b| b.is_ascii_digit())
+            && (digits.find('.').is_none() || (!frac.is_empty() && frac.bytes().all(|b| b.is_ascii_digit())));
+        if !well_formed {
+            return Err(bad(n, item, &format!("duration `{duration}` is not a number with a unit (4:404.8s, 5m)")));
+        }
+        let duration_ms = match scaled_ms(digits, unit_ms) {
+            Some(ms) => ms,
+            None if frac.len() > 9 || scaled_ms(&format!("{whole}.{frac}"), unit_ms * 1_000_000_000).is_some() => {
+                return Err(bad(n, item, &format!("duration `{duration}` is finer than a millisecond")))
+            }
+            None => return Err(bad(n, item, &format!("duration `{duration}` is above the limit of one stage, 24h"))),
+        };
+        if duration_ms == 0 {
             return Err(bad(n, item, "duration must be positive"));
         }
-        let duration_s = count
-            .checked_mul(unit_s)
-            .filter(|d| *d <= MAX_STAGE_S)
-            .ok_or_else(|| bad(n, item, &format!("duration `{duration}` is above the limit of one stage, 24h")))?;
-        stages.push(Stage { offered_mb_per_s, duration_s });
+        if duration_ms > MAX_STAGE_S * 1000 {
+            return Err(bad(n, item, &format!("duration `{duration}` is above the limit of one stage, 24h")));
+        }
+        stages.push(Stage { offered_mb_per_s, duration_ms });
     }
-    let total_s: u64 = stages.iter().map(|s| s.duration_s).sum();
+    let total_s: u64 = stages.iter().map(|s| s.duration_ms).sum::<u64>() / 1000;
     if total_s > MAX_RAMP_S {
         return Err(BenchError::usage(format!(
             "bad --ramp: {} h in all, above the limit of {} h (one virtual week)",
@@ -80,8 +123,18 @@ mod tests {
     #[test]
     fn default_ramp_is_the_seeds_phase_7() {
         let s = parse(DEFAULT_RAMP).unwrap();
-        let pairs: Vec<(f64, u64)> = s.iter().map(|s| (s.offered_mb_per_s, s.duration_s)).collect();
-        assert_eq!(pairs, [(1.0, 300), (2.0, 600), (4.0, 1800), (8.0, 1800)]);
+        let pairs: Vec<(f64, u64)> = s.iter().map(|s| (s.offered_mb_per_s, s.duration_ms)).collect();
+        assert_eq!(pairs, [(1.0, 300_000), (2.0, 600_000), (4.0, 1_800_000), (8.0, 1_800_000)]);
+    }
+
+    #[test]
+    fn fractions_are_exact_to_the_millisecond() {
+        let s = parse("4:404.8s,2:1.5m,1:0.001s,8:0.25h").unwrap();
+        let ms: Vec<u64> = s.iter().map(|s| s.duration_ms).collect();
+        assert_eq!(ms, [404_800, 90_000, 1, 900_000]);
+        assert_eq!(s[0].sim_arg(), "4:404.8");
+        assert_eq!(s[1].sim_arg(), "2:90");
+        assert_eq!(s[2].sim_arg(), "1:0.001");
     }
 
     #[test]
@@ -91,6 +144,10 @@ mod tests {
             ("-1:5m", "rate must be a positive"),
             ("4:0m", "duration must be positive"),
             ("4:5", "needs a unit"),
+            ("4:1.0001s", "finer than a millisecond"),
+            ("4:1.2.3s", "is not a number"),
+            ("4:.5s", "is not a number"),
+            ("4:-5s", "is not a number"),
             ("4-5m", "missing `:`"),
             ("x:5m", "is not a number"),
             ("1:5m,,", "stage 2"),

@@ -24,7 +24,7 @@ pub struct Runner<'a> {
 impl Runner<'_> {
     /// Virtual seconds of one run.
     pub fn total_s(&self) -> u64 {
-        self.stages.iter().map(|s| s.duration_s).sum::<u64>() * self.reps as u64
+        self.stages.iter().map(|s| s.duration_s_ceil()).sum::<u64>() * self.reps as u64
     }
 
     /// Runs one seed; `progress(virtual_s)` follows the run.
@@ -36,7 +36,7 @@ impl Runner<'_> {
         }
         for _ in 0..self.reps {
             for s in self.stages {
-                cmd.arg("--stage").arg(format!("{}:{}", s.offered_mb_per_s, s.duration_s));
+                cmd.arg("--stage").arg(s.sim_arg());
             }
         }
         let mut child = cmd
