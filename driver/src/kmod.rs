@@ -34,8 +34,9 @@ use kernel::prelude::*;
 use kernel::types::Opaque;
 
 /// modpost emits a srcversion for modules with a `version` entry (Rust's `module!` has
-/// no version key). The build is identified by srcversion; the package version is in
-/// dkms.conf.
+/// no version key). `bench build` writes the package version here (this file is not the
+/// crate root, so srcversion does not change with it): `modinfo -F version` names the
+/// package.
 #[link_section = ".modinfo"]
 #[used(compiler)]
 static MODINFO_VERSION: [u8; 14] = *b"version=0.1.0\0";

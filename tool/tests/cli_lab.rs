@@ -49,6 +49,11 @@ fn kernel_lab_end_to_end() {
         let m = &b["lab"];
         assert_eq!(m["srcversion"], b["srcversion"], "{v}: modinfo srcversion equals the prediction");
         assert_eq!(m["signer"], "bench lab key", "{v}");
+        let version = std::path::Path::new(b["package"].as_str().unwrap()).file_name().unwrap().to_string_lossy()
+            ["bes2600-".len()..]
+            .to_string();
+        assert_eq!(m["version"], version.as_str(), "{v}: modinfo's version is the package version");
+        assert_eq!(m["compiler_warnings"], serde_json::json!([]), "{v}: the DKMS build warns");
         srcversions.insert(v, b["srcversion"].as_str().unwrap().to_string());
     }
     let distinct: std::collections::BTreeSet<&String> = srcversions.values().collect();

@@ -229,6 +229,10 @@ pub struct SimCore {
     pub horizon_ns: Cell<u64>,
     pub current: Cell<usize>,
     pub sched_rng: Cell<Rng>,
+    /// The `stall` fault's own stream: switching it on changes nothing else's draws.
+    pub stall_rng: Cell<Rng>,
+    /// How often the `stall` fault fired.
+    pub stalls: Cell<u64>,
     pub yielders: [Cell<*const Yielder<(), Yield>>; NCTX],
     pub ctx: RefCell<[CtxState; NCTX]>,
     pub run_queue: RefCell<VecDeque<usize>>,
@@ -268,6 +272,8 @@ impl SimCore {
             horizon_ns: Cell::new(0),
             current: Cell::new(NO_CTX),
             sched_rng: Cell::new(Rng::new(seed, 2)),
+            stall_rng: Cell::new(Rng::new(seed, 7)),
+            stalls: Cell::new(0),
             yielders: std::array::from_fn(|_| Cell::new(std::ptr::null())),
             ctx: RefCell::new([CtxState::new(); NCTX]),
             run_queue: RefCell::new(VecDeque::new()),
@@ -307,7 +313,20 @@ impl SimCore {
         }
         c.queued = true;
         if !c.running && c.state == State::Idle {
-            c.state = State::Activating(self.now() + latency_ns);
+            // Fault `stall`: a woken work item or the BH starts late (the interrupt thread
+            // and the stack's own contexts are not stalled).
+            let mut stall_ns = 0;
+            let stallable = matches!(Ctx::ALL[i], Ctx::RxWork | Ctx::TxWork | Ctx::Bh);
+            if self.cost.fault_stall_chance > 0.0 && stallable {
+                let mut rng = self.stall_rng.get();
+                if rng.chance(self.cost.fault_stall_chance) {
+                    let (lo, hi) = self.cost.fault_stall_ns;
+                    stall_ns = rng.range(lo, hi);
+                    self.stalls.set(self.stalls.get() + 1);
+                }
+                self.stall_rng.set(rng);
+            }
+            c.state = State::Activating(self.now() + latency_ns + stall_ns);
             c.starting = true;
         }
         true

@@ -79,6 +79,12 @@ pub struct CostModel {
     /// confirms and exhausts the input buffers. Seeded from its own stream.
     pub fault_slow_air_chance: f64,
     pub fault_slow_air_ns: (u64, u64),
+    /// Fault `stall` (off: 0): the chance that a work item or the BH, when woken, starts
+    /// late by a time in `fault_stall_ns` (a busy CPU, a higher-priority kworker, an
+    /// interrupt storm): far below every driver timeout (3 s pending, 5 s missed
+    /// interrupt, 6 s command, 10 s flush), so a correct driver survives it.
+    pub fault_stall_chance: f64,
+    pub fault_stall_ns: (u64, u64),
 }
 
 impl Default for CostModel {
@@ -117,19 +123,24 @@ impl Default for CostModel {
             tx_wedge_after_ns: 5_000_000_000,
             fault_slow_air_chance: 0.0,
             fault_slow_air_ns: (5_000_000, 40_000_000),
+            fault_stall_chance: 0.0,
+            fault_stall_ns: (1_000_000, 20_000_000),
         }
     }
 }
 
 /// The faults a run can switch on, by name: each stays within what the driver must survive.
-pub const FAULTS: &[(&str, &str)] =
-    &[("slow-air", "the firmware holds the air 5-40 ms on 2% of frames: confirms bunch, input buffers run out")];
+pub const FAULTS: &[(&str, &str)] = &[
+    ("slow-air", "the firmware holds the air 5-40 ms on 2% of frames: confirms bunch, input buffers run out"),
+    ("stall", "a woken work item or the BH starts 1-20 ms late on 5% of wake-ups: contexts interleave otherwise"),
+];
 
 impl CostModel {
     /// Switches on the named fault; an unknown name is an error naming the known ones.
     pub fn enable_fault(&mut self, name: &str) -> Result<(), String> {
         match name {
             "slow-air" => self.fault_slow_air_chance = 0.02,
+            "stall" => self.fault_stall_chance = 0.05,
             _ => {
                 let known: Vec<&str> = FAULTS.iter().map(|f| f.0).collect();
                 return Err(format!("unknown fault `{name}`: known faults are {}", known.join(", ")));
@@ -143,6 +154,9 @@ impl CostModel {
         let mut v = Vec::new();
         if self.fault_slow_air_chance > 0.0 {
             v.push("slow-air");
+        }
+        if self.fault_stall_chance > 0.0 {
+            v.push("stall");
         }
         v
     }

@@ -308,7 +308,14 @@ impl Report {
                 .cost
                 .faults()
                 .into_iter()
-                .map(|f| (f, if f == "slow-air" { core.chip.borrow().stats.tx_delayed } else { 0 }))
+                .map(|f| {
+                    let fired = match f {
+                        "slow-air" => core.chip.borrow().stats.tx_delayed,
+                        "stall" => core.stalls.get(),
+                        _ => 0,
+                    };
+                    (f, fired)
+                })
                 .collect(),
         }
     }

@@ -45,8 +45,9 @@ pub struct StressArgs {
     pub jobs: Option<u32>,
     /// Faults to switch on (comma-separated), each within what the driver must survive:
     /// slow-air (the firmware holds the air 5-40 ms on 2% of frames: confirms bunch, input
-    /// buffers run out, TX throttles and restarts).
-    #[arg(long, value_delimiter = ',', value_parser = ["slow-air"])]
+    /// buffers run out, TX throttles and restarts); stall (a woken work item or the BH
+    /// starts 1-20 ms late on 5% of wake-ups, far below every driver timeout).
+    #[arg(long, value_delimiter = ',', value_parser = ["slow-air", "stall"])]
     pub faults: Vec<String>,
     /// Compare with another variant (its parent, usually) on the same seeds: every figure
     /// with its spread, and this variant's `[[predictions]]` checked (exit 1 if one is

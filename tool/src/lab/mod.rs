@@ -300,6 +300,10 @@ pub struct LabModule {
     pub predicted_srcversion: String,
     pub signer: String,
     pub sha256: String,
+    /// `modinfo -F version`: the package version.
+    pub version: String,
+    /// `warning:` lines of the DKMS build's make.log, as the compiler printed them.
+    pub compiler_warnings: Vec<String>,
 }
 
 /// Builds the package with dkms inside the lab against the lab kernel, signs the module
@@ -319,6 +323,7 @@ pub fn build_module(lab: &Lab, tarball: &Path, version: &str, predicted: &str, o
          dkms ldtarball /lab/pkg/package.dkms.tar.gz\n\
          dkms build -m bes2600 -v {v} -k {k} --kernelsourcedir /build/linux\n\
          cp /var/lib/dkms/bes2600/{v}/{k}/*/module/bes2600.ko /lab/pkg/bes2600.built.ko\n\
+         cp /var/lib/dkms/bes2600/{v}/build/make.log /lab/pkg/make.log\n\
          dkms remove -m bes2600 -v {v} --all >/dev/null 2>&1 || true",
         v = q(version),
         k = q(&kver)
@@ -344,10 +349,16 @@ pub fn build_module(lab: &Lab, tarball: &Path, version: &str, predicted: &str, o
     let ko = out_dir.join("bes2600.ko");
     crate::fsutil::write_synced(&ko, &signed, false)?;
     std::fs::copy(&ko, work.join("bes2600.ko")).or_env("cannot copy the signed module into the lab")?;
-    let info = lab.sh_out("modinfo -F srcversion /lab/pkg/bes2600.ko; modinfo -F signer /lab/pkg/bes2600.ko")?;
+    let info = lab.sh_out(
+        "modinfo -F srcversion /lab/pkg/bes2600.ko; modinfo -F signer /lab/pkg/bes2600.ko; modinfo -F version /lab/pkg/bes2600.ko",
+    )?;
     let mut lines = info.lines();
     let srcversion = lines.next().unwrap_or("").trim().to_string();
     let signer = lines.next().unwrap_or("").trim().to_string();
+    let modinfo_version = lines.next().unwrap_or("").trim().to_string();
+    let make_log = std::fs::read_to_string(work.join("make.log")).unwrap_or_default();
+    let compiler_warnings: Vec<String> =
+        make_log.lines().filter(|l| l.contains("warning:")).map(|l| l.trim().to_string()).collect();
     let module = LabModule {
         kernel_release: kver,
         ko,
@@ -355,6 +366,8 @@ pub fn build_module(lab: &Lab, tarball: &Path, version: &str, predicted: &str, o
         predicted_srcversion: predicted.to_string(),
         signer,
         sha256: crate::fsutil::sha256_hex(&signed),
+        version: modinfo_version,
+        compiler_warnings,
     };
     let json = serde_json::to_string_pretty(&module).expect("serialises") + "\n";
     crate::fsutil::write_synced(&out_dir.join("lab.json"), json.as_bytes(), false)?;

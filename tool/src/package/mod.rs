@@ -70,6 +70,27 @@ pub struct Package {
     pub files: Vec<PkgFile>,
 }
 
+/// Puts the package version into the module's `.modinfo` (`modinfo -F version`): the
+/// kernel entry declares `static MODINFO_VERSION: [u8; N] = *b"version=...\0";`. Done
+/// after the srcversion is known (the version names it); that file is not the crate root,
+/// so modpost's srcversion does not change with it.
+fn set_modinfo_version(sources: &mut [PkgFile], version: &str) -> Result<()> {
+    const DECL: &str = "static MODINFO_VERSION: [u8; ";
+    let Some(f) = sources.iter_mut().find(|f| f.path == "kmod.rs") else {
+        return Ok(()); // a build without the kernel entry has no .modinfo to fill
+    };
+    let text = String::from_utf8_lossy(&f.bytes).into_owned();
+    let Some(start) = text.find(DECL) else {
+        return Err(BenchError::env("kmod.rs declares no MODINFO_VERSION")
+            .hint(format!("the kernel entry must keep `{DECL}N] = *b\"version=...\\0\";`")));
+    };
+    let end = start + text[start..].find('\n').unwrap_or(text.len() - start);
+    let entry = format!("version={version}");
+    let line = format!("{DECL}{}] = *b\"{entry}\\0\";", entry.len() + 1);
+    f.bytes = format!("{}{line}{}", &text[..start], &text[end..]).into_bytes();
+    Ok(())
+}
+
 /// The materialised tree in the package's flat layout, with the digest of every source in
 /// the crate root, and the srcversion modpost will give it (crate root only: DESIGN.md
 /// section 6).
@@ -158,6 +179,8 @@ pub fn assemble(
     // a digest of what differs, so it never claims a clean build's version.
     let version = format!("{tool_version}+{}.{}.{}", variant.name, &srcv[..8], git.version_tag());
     let name = format!("{MODULE}-{version}");
+    let mut sources = sources;
+    set_modinfo_version(&mut sources, &version)?;
     let ctx = minijinja::context! {
         module => MODULE, version => version, variant => variant.name, features => variant.features.join(", "),
         tool_version => tool_version, dest_module_location => DEST_MODULE_LOCATION,
