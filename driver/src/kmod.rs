@@ -694,9 +694,22 @@ fn stress(stress_ms: u32, rate_kbps: u32, stall_every: u32, stall_us: u32) -> Re
     let net_tx = Thread::start(net_tx_thread, c"bes2600_net_tx")?;
     let d = dev();
     d.plat.with_chip(|chip, now| chip.set_offered(now, rate_kbps as u64 * 1024));
-    // Bound: stress_ms / 100 passes.
+    // The run lasts stress_ms by the clock (a command or a flush may block for seconds),
+    // and ends early once the driver has force-closed (a link break, a missed interrupt,
+    // a flush timeout, the BH gone): the C driver is dead then, and its commands would
+    // only time out one after the other.
+    let c = &d.plat.counters;
+    let force_closed = || {
+        c.link_breaks.load(O::Relaxed) + c.missed_irqs.load(O::Relaxed) + c.flush_timeouts.load(O::Relaxed)
+            + c.bh_stopped.load(O::Relaxed)
+            > 0
+    };
+    // SAFETY: reading the clock is always allowed.
+    let clock_ms = || unsafe { bindings::ktime_get() as u64 } / 1_000_000;
+    let start_ms = clock_ms();
     let mut elapsed_ms = 0u32;
-    while elapsed_ms < stress_ms {
+    // Bound: each pass sleeps 100 ms or more, and the clock ends the loop.
+    while clock_ms().saturating_sub(start_ms) < stress_ms as u64 && !force_closed() {
         sleep_us(100_000);
         elapsed_ms += 100;
         // The loading task plays the control side: a command per second (its sender waits

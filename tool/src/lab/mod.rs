@@ -323,7 +323,7 @@ pub fn build_module(lab: &Lab, tarball: &Path, version: &str, predicted: &str, o
          dkms ldtarball /lab/pkg/package.dkms.tar.gz\n\
          dkms build -m bes2600 -v {v} -k {k} --kernelsourcedir /build/linux\n\
          cp /var/lib/dkms/bes2600/{v}/{k}/*/module/bes2600.ko /lab/pkg/bes2600.built.ko\n\
-         cp /var/lib/dkms/bes2600/{v}/build/make.log /lab/pkg/make.log\n\
+         cat /var/lib/dkms/bes2600/{v}/{k}/*/log/make.log > /lab/pkg/make.log 2>/dev/null || : > /lab/pkg/make.log\n\
          dkms remove -m bes2600 -v {v} --all >/dev/null 2>&1 || true",
         v = q(version),
         k = q(&kver)
