@@ -13,11 +13,17 @@ mkdir -p "$slots/rollback" "$slots/active"
 
 keep() { # keep SRC SLOTDIR: copy SRC into SLOTDIR with its metadata, atomically
   src=$1 slot=$2
-  tmp="$slot/.$module.ko.tmp.$$"
+  # The temporary keeps the module's own name at its end (.ko, .ko.xz): modinfo reads a
+  # file only by such a name.
+  tmp="$slot/.tmp.$$.${src##*/}"
   cp "$src" "$tmp"
   sync "$tmp" 2>/dev/null || sync
   sum=$(sha256sum "$tmp" | cut -d' ' -f1)
   srcv=$(modinfo -F srcversion "$tmp" 2>/dev/null || true)
+  if [ -z "$srcv" ]; then
+    echo "bench-slots.sh: modinfo could not read the srcversion of $src (recorded as unknown)" >&2
+    srcv=unknown
+  fi
   printf 'sha256=%s\nsrcversion=%s\nfrom=%s\n' "$sum" "$srcv" "$src" > "$slot/.meta.tmp.$$"
   sync "$slot/.meta.tmp.$$" 2>/dev/null || sync
   mv -f "$tmp" "$slot/$module.ko"

@@ -616,3 +616,65 @@ fn parallel_builds_on_a_fresh_workspace_both_succeed() {
     let (code, _, err) = ws.bench(&["build", "--all", "--allow-violations"]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// The package's own DKMS hook under the real `dkms install`, in temporary trees: a small
+/// C module packaged with the hook, version 1 then version 2; the slots hold both with
+/// the srcversions modinfo reads (the hook once recorded an empty one: modinfo refused
+/// its temporary file's name).
+#[test]
+fn the_install_hook_records_srcversions_under_real_dkms() {
+    let headers = std::fs::read_dir("/usr/src")
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.join("Module.symvers").is_file())
+        .expect("Debian kernel headers in /usr/src");
+    let kver = headers.file_name().unwrap().to_string_lossy().trim_start_matches("linux-headers-").to_string();
+    let t = tempfile::tempdir().unwrap();
+    let (src, tree, root) = (t.path().join("src"), t.path().join("tree"), t.path().join("root"));
+    std::fs::create_dir_all(root.join("lib/modules").join(&kver)).unwrap();
+    std::fs::create_dir_all(&tree).unwrap();
+    let dkms = |args: &[&str]| {
+        Command::new("dkms")
+            .args(["--dkmstree", tree.to_str().unwrap(), "--sourcetree", src.to_str().unwrap()])
+            .args(["--installtree", root.join("lib/modules").to_str().unwrap()])
+            .args(args)
+            .env("BENCH_SLOT_ROOT", &root)
+            .output()
+            .unwrap()
+    };
+    let mut srcversions = Vec::new();
+    for version in ["1.0", "2.0"] {
+        let d = src.join(format!("bes2600-{version}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("bes2600.c"),
+            format!("#include <linux/module.h>\nstatic int __init m_init(void) {{ return 0; }}\nmodule_init(m_init);\nMODULE_LICENSE(\"GPL\");\nMODULE_VERSION(\"{version}\");\n"),
+        )
+        .unwrap();
+        std::fs::write(d.join("Kbuild"), "obj-m := bes2600.o\n").unwrap();
+        std::fs::copy(repo().join("dkms/bench-slots.sh"), d.join("bench-slots.sh")).unwrap();
+        // The hook lines as the package's dkms.conf template writes them.
+        let template = std::fs::read_to_string(repo().join("dkms/dkms.conf.j2")).unwrap();
+        let hooks: String = template
+            .lines()
+            .filter(|l| l.starts_with("PRE_INSTALL=") || l.starts_with("POST_INSTALL="))
+            .map(|l| l.replace("{{ dest_module_location }}", "/updates/dkms").replace("{{ module }}", "bes2600") + "\n")
+            .collect();
+        assert_eq!(hooks.lines().count(), 2, "{template}");
+        std::fs::write(
+            d.join("dkms.conf"),
+            format!("PACKAGE_NAME=\"bes2600\"\nPACKAGE_VERSION=\"{version}\"\nBUILT_MODULE_NAME[0]=\"bes2600\"\nDEST_MODULE_LOCATION[0]=\"/updates/dkms\"\nMAKE[0]=\"make -C ${{kernel_source_dir}} M=${{dkms_tree}}/bes2600/{version}/build modules\"\n{hooks}"),
+        )
+        .unwrap();
+        let out = dkms(&["install", "-m", "bes2600", "-v", version, "-k", &kver, "--kernelsourcedir", headers.to_str().unwrap()]);
+        assert!(out.status.success(), "dkms install {version}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let installed = root.join("lib/modules").join(&kver).join("updates/dkms/bes2600.ko");
+        let s = String::from_utf8(sh(t.path(), "modinfo", &["-F", "srcversion", installed.to_str().unwrap()]).stdout).unwrap();
+        srcversions.push(s.trim().to_string());
+    }
+    assert_ne!(srcversions[0], srcversions[1]);
+    let slots = root.join("var/lib/bench/slots/bes2600").join(&kver);
+    let meta = |slot: &str| std::fs::read_to_string(slots.join(slot).join("meta")).unwrap();
+    assert!(meta("active").contains(&format!("srcversion={}\n", srcversions[1])), "{}", meta("active"));
+    assert!(meta("rollback").contains(&format!("srcversion={}\n", srcversions[0])), "v1 kept for rollback: {}", meta("rollback"));
+}
