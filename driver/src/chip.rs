@@ -27,7 +27,9 @@ pub struct ChipConfig {
     pub rx_buffer_bytes: u32,
     /// Input buffers reported in the startup indication.
     pub num_inp_ch_bufs: u16,
+    /// Air time of a frame before its bytes (preamble, headers, ACK), ns.
     pub airtime_base_ns: u64,
+    /// Air time per frame byte at the link rate, ns.
     pub airtime_ns_per_byte: u64,
     /// From power-on to the startup indication.
     pub boot_ns: u64,
@@ -76,11 +78,13 @@ pub trait Air {
 /// Frames of one size at a fixed interval for the offered rate: the kernel lab's air.
 #[derive(Clone, Copy, Debug)]
 pub struct FixedAir {
+    /// Bytes of every frame the air offers.
     pub frame_bytes: u16,
     interval_ns: u64,
 }
 
 impl FixedAir {
+    /// An air of `frame_bytes` frames.
     pub const fn new(frame_bytes: u16) -> Self {
         FixedAir { frame_bytes, interval_ns: u64::MAX }
     }
@@ -99,12 +103,18 @@ impl Air for FixedAir {
 /// Why the firmware stopped answering.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wedge {
+    /// A transmit request the firmware cannot parse.
     MalformedTx,
+    /// A transmit request out of sequence.
     TxSequence {
+        /// The sequence number it carried.
         got: u8,
+        /// The one the firmware expected.
         due: u8,
     },
+    /// More frames than input buffers.
     InputBufferOverflow {
+        /// Buffers in use with the frame that overflowed.
         in_use: u16,
     },
     /// The queue towards the host was full and a confirm had to be dropped.
@@ -128,7 +138,9 @@ impl fmt::Display for Wedge {
 /// input buffer the host keeps for commands (`in_use` of `num` after it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Breach {
+    /// Input buffers in use after the data frame took one.
     pub in_use: u16,
+    /// Input buffers the firmware has (`numInpChBufs`).
     pub num: u16,
 }
 
@@ -145,13 +157,21 @@ impl fmt::Display for Breach {
 /// Firmware counters.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ChipStats {
+    /// Frames the air delivered to the chip.
     pub frames_arrived: u64,
+    /// Frames dropped because the RX buffer was full.
     pub frames_dropped: u64,
+    /// Bytes of the frames that arrived.
     pub bytes_arrived: u64,
+    /// RX batches handed to the host.
     pub batches_sent: u64,
+    /// Frames the host transmitted (data and commands).
     pub tx_frames: u64,
+    /// Data frames among them.
     pub tx_data_frames: u64,
+    /// Confirms sent to the host.
     pub confirms_sent: u64,
+    /// Confirms that covered more than one frame.
     pub multi_confirms_sent: u64,
     /// Frames the sender held back (for TCP: for want of ACKs).
     pub sender_stalled: u64,
@@ -225,7 +245,9 @@ pub struct Chip<A: Air, const FIFO: usize> {
     pub wedged: Option<(u64, Wedge)>,
     /// The first protocol breach, and how many there were.
     pub protocol_breach: Option<(u64, Breach)>,
+    /// Host protocol breaches seen (see `Breach`).
     pub protocol_breaches: u64,
+    /// What the chip counted.
     pub stats: ChipStats,
 }
 
@@ -258,6 +280,7 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
         }
     }
 
+    /// The air the chip runs on.
     pub fn air(&self) -> &A {
         &self.air
     }

@@ -38,22 +38,27 @@ pub const TX_QUEUE_CAP: usize = 64;
 /// What a TX frame is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TxKind {
+    /// A data frame from the network stack.
     Data,
+    /// A WSM command (it may take the input buffer kept for commands).
     Command,
 }
 
 /// A frame handed from the BH to `sdio_tx_work`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TxDesc {
+    /// Data or command.
     pub kind: TxKind,
     /// Message id; the BH stamps the sequence bits.
     pub id: u16,
+    /// The virtual interface the frame belongs to.
     pub vif: u8,
     /// Frame bytes after the transmit-request header.
     pub frame_len: u16,
 }
 
 impl TxDesc {
+    /// A free slot of a ring.
     pub const EMPTY: TxDesc = TxDesc { kind: TxKind::Data, id: 0, vif: 0, frame_len: 0 };
 }
 

@@ -43,7 +43,7 @@ static MODINFO_VERSION: [u8; 14] = *b"version=0.1.0\0";
 
 /// Counters of one stress run (statistics only: relaxed atomics).
 #[derive(Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     pub rx_packets: AtomicU64,
     pub rx_bytes: AtomicU64,
     pub acks_owed: AtomicU64,
@@ -140,7 +140,7 @@ fn current_ctx() -> u8 {
 }
 
 /// A C `int`: the value, and the context of the last plain store (for the contract check).
-pub struct KWord {
+pub(crate) struct KWord {
     v: Opaque<bindings::atomic_t>,
     writer: AtomicU8,
 }
@@ -160,7 +160,7 @@ const KCHIP_CONFIG: ChipConfig = ChipConfig { max_arrivals_per_advance: 4096, ..
 /// [`KPlat::init_in_place`] before any context starts and never move afterwards (the
 /// device lives in one `KBox` for the whole run). `chip` is only touched with `chip_lock`
 /// held (the SDIO host's bus lock).
-pub struct KPlat {
+pub(crate) struct KPlat {
     chip_lock: Opaque<bindings::spinlock_t>,
     chip: UnsafeCell<KChip>,
     locks: [Opaque<bindings::spinlock_t>; 4],
@@ -650,7 +650,7 @@ impl Thread {
 }
 
 /// The loaded module (everything of a stress run is gone when `init` returns).
-pub struct Bes2600Module;
+pub(crate) struct Bes2600Module;
 
 impl kernel::Module for Bes2600Module {
     fn init(_module: &'static ThisModule) -> Result<Self> {

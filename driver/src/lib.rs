@@ -60,6 +60,8 @@
 //!   `pipe_read` stay in the source, unused (minimum-diff scope).
 #![cfg_attr(not(any(test, feature = "sim")), no_std)]
 #![forbid(unsafe_op_in_unsafe_fn)]
+// The kernel builds Rust modules with -W missing-docs: every pub item says what it is.
+#![cfg_attr(not(feature = "sim"), deny(missing_docs))]
 
 pub mod bh;
 pub mod chip;

@@ -19,7 +19,9 @@ pub enum LockId {
 }
 
 impl LockId {
+    /// Every lock, in report order.
     pub const ALL: [LockId; 4] = [LockId::RxQueue, LockId::TxBuffer, LockId::TxQueue, LockId::Cmd];
+    /// The lock's name in the C driver.
     pub fn name(self) -> &'static str {
         match self {
             LockId::RxQueue => "rx_queue_lock",
@@ -42,6 +44,7 @@ impl LockId {
 pub trait Memory {
     /// One 32-bit word of shared memory.
     type Word;
+    /// A word of shared memory holding `value`.
     fn new_word(&self, value: i32) -> Self::Word;
     /// A word that is a shared field of the driver (`Owner.field`, the audit's name), so a
     /// platform that checks contracts at run time can say which field a report is about.
@@ -76,7 +79,9 @@ pub trait Memory {
 /// max_active 2; a work item never runs concurrently with itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Work {
+    /// `sdio_rx_work`: reads the RX batches.
     SdioRx,
+    /// `sdio_tx_work`: writes the frames the BH queued.
     SdioTx,
 }
 
@@ -102,21 +107,40 @@ pub enum WaitQueue {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Warning {
     /// `wsm_release_tx_buffer`: `hw_bufs_used` went below zero.
-    TxBufferUnderflow { hw_bufs_used: i32 },
+    TxBufferUnderflow {
+        /// The value after the decrement.
+        hw_bufs_used: i32,
+    },
     /// The RX sequence number of a message was not the expected one.
-    RxSeqMismatch { space: u8, expected: u8, got: u8 },
+    RxSeqMismatch {
+        /// Sequence space (0 normal, 1 special commands).
+        space: u8,
+        /// The number expected.
+        expected: u8,
+        /// The number the message carried.
+        got: u8,
+    },
     /// A message in an RX batch had an impossible length.
-    BadRxLength { len: u16 },
+    BadRxLength {
+        /// The length the message claimed.
+        len: u16,
+    },
 }
 
 /// Kernel-log events that are not WARNs but matter to a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
     /// `dev_err(.., "wsm_release_tx_buffer failed: %d")` from the direct RX helper.
-    ReleaseFailed { ret: i32 },
+    ReleaseFailed {
+        /// What `wsm_release_tx_buffer` returned.
+        ret: i32,
+    },
     /// The BH waited 5 s with buffers outstanding and no interrupt: "Missed interrupt?
     /// (N frames outstanding)", and the driver force-closes (C `bh.c:1356-1423`).
-    MissedInterrupt { hw_bufs_used: i32 },
+    MissedInterrupt {
+        /// Frames outstanding.
+        hw_bufs_used: i32,
+    },
     /// The control byte repeated the last batch's toggle (a stale read): `sdio_rx_work`
     /// reads it again, up to 5 times, without a WARN (C `bes2600_sdio.c`, `retry <= 5`).
     StaleToggleRetry,
@@ -127,16 +151,34 @@ pub enum Event {
     /// An skb was dropped because `rx_queue` was full (the BH is not draining it).
     RxQueueFull,
     /// `bes2600_bh_dec_pending_count` found the count at zero: "tx pending count error".
-    TxPendingCountError { space: u8 },
+    TxPendingCountError {
+        /// Sequence space of the count.
+        space: u8,
+    },
     /// The monitor timer fired with frames pending: "link break between lmac and host",
     /// and the driver force-closes.
-    LinkBreak { space: u8, pending: i32, hw_bufs_used: i32 },
+    LinkBreak {
+        /// Sequence space whose timer fired.
+        space: u8,
+        /// `wsm_tx_pending[space]` then.
+        pending: i32,
+        /// `hw_bufs_used` then.
+        hw_bufs_used: i32,
+    },
     /// `wsm_cmd_send` gave up waiting for the confirm of command `id` (6 s): -ETIMEDOUT
     /// while the command was never sent, -EBUSY once it was.
-    CmdTimeout { id: u16, sent: bool },
+    CmdTimeout {
+        /// The command's message id.
+        id: u16,
+        /// Whether it had been sent.
+        sent: bool,
+    },
     /// `wsm_flush_tx` waited `WSM_CMD_LAST_CHANCE_TIMEOUT` for `hw_bufs_used == 0`; the
     /// driver force-closes (C `wsm.c`, `bes2600_chrdev_wifi_force_close`).
-    FlushTimeout { hw_bufs_used: i32 },
+    FlushTimeout {
+        /// Frames still outstanding.
+        hw_bufs_used: i32,
+    },
 }
 
 /// CPU work the cost model charges for (no-ops in a kernel build).
@@ -172,10 +214,13 @@ pub trait Platform: Memory {
     fn sdio_read_data(&self, buf: &mut [u8]);
     /// CMD53 write of `buf` to the data port.
     fn sdio_write_data(&self, buf: &[u8]);
+    /// Monotonic time, ns.
     fn now_ns(&self) -> u64;
+    /// Charges the CPU cost of `op` (the simulator's cost model; nothing in the kernel).
     fn cpu(&self, op: CpuOp);
     /// `WARN_ON`: logs with the call path and continues.
     fn warn(&self, warning: Warning);
+    /// Logs `event` as the kernel would.
     fn event(&self, event: Event);
     /// `BUG()`: the invariant is broken; never returns.
     fn bug(&self, what: &'static str) -> !;
@@ -187,6 +232,7 @@ pub trait Platform: Memory {
     fn del_pending_timer(&self, space: usize);
     /// Function entry, for call paths in WARNs (ftrace-like; free in a kernel build).
     fn enter(&self, function: &'static str);
+    /// Leaves the function entered last (call paths in reports).
     fn leave(&self);
     /// Hands one received data frame of `len` bytes to the network stack.
     fn netif_rx(&self, len: u16);
@@ -196,6 +242,7 @@ pub trait Platform: Memory {
 pub struct Frame<'a, P: Platform>(&'a P);
 
 impl<'a, P: Platform> Frame<'a, P> {
+    /// Enters `function` until the frame is dropped.
     pub fn enter(platform: &'a P, function: &'static str) -> Self {
         platform.enter(function);
         Frame(platform)

@@ -4,6 +4,7 @@
 //! # Invariants
 //! `len <= N`; the live items are `buf[head..head+len]` modulo `N`.
 
+/// A FIFO of at most `N` items, stored inline.
 pub struct Ring<T: Copy, const N: usize> {
     buf: [T; N],
     head: usize,
@@ -11,12 +12,15 @@ pub struct Ring<T: Copy, const N: usize> {
 }
 
 impl<T: Copy, const N: usize> Ring<T, N> {
+    /// An empty ring; `fill` stands in the free slots.
     pub const fn new(fill: T) -> Self {
         Ring { buf: [fill; N], head: 0, len: 0 }
     }
+    /// Items queued.
     pub fn len(&self) -> usize {
         self.len
     }
+    /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -36,12 +40,14 @@ impl<T: Copy, const N: usize> Ring<T, N> {
         }
         Some(&mut self.buf[(self.head + self.len - 1) % N])
     }
+    /// The oldest item, left queued.
     pub fn front(&self) -> Option<&T> {
         if self.len == 0 {
             return None;
         }
         Some(&self.buf[self.head])
     }
+    /// Takes the oldest item.
     pub fn pop(&mut self) -> Option<T> {
         if self.len == 0 {
             return None;

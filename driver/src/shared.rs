@@ -23,6 +23,7 @@ pub struct SingleWriter<W> {
 unsafe impl<W> Sync for SingleWriter<W> {}
 
 impl<W> SingleWriter<W> {
+    /// A word holding `value`.
     pub fn new<M: Memory<Word = W>>(m: &M, value: i32) -> Self {
         SingleWriter { word: m.new_word(value) }
     }
@@ -30,9 +31,11 @@ impl<W> SingleWriter<W> {
     pub fn named<M: Memory<Word = W>>(m: &M, field: &'static str, value: i32) -> Self {
         SingleWriter { word: m.new_named_word(value, field) }
     }
+    /// A plain load.
     pub fn get<M: Memory<Word = W>>(&self, m: &M) -> i32 {
         m.plain_load(&self.word)
     }
+    /// A plain store.
     pub fn set<M: Memory<Word = W>>(&self, m: &M, value: i32) {
         m.plain_store(&self.word, value)
     }
@@ -53,21 +56,27 @@ pub struct Atomic<W> {
 unsafe impl<W> Sync for Atomic<W> {}
 
 impl<W> Atomic<W> {
+    /// An `atomic_t` holding `value`.
     pub fn new<M: Memory<Word = W>>(m: &M, value: i32) -> Self {
         Atomic { word: m.new_word(value) }
     }
+    /// `atomic_read` (with `order`).
     pub fn load<M: Memory<Word = W>>(&self, m: &M, order: Ordering) -> i32 {
         m.atomic_load(&self.word, order)
     }
+    /// `atomic_set` (with `order`).
     pub fn store<M: Memory<Word = W>>(&self, m: &M, value: i32, order: Ordering) {
         m.atomic_store(&self.word, value, order)
     }
+    /// `atomic_fetch_add`: adds `delta`, returns the value before.
     pub fn fetch_add<M: Memory<Word = W>>(&self, m: &M, delta: i32, order: Ordering) -> i32 {
         m.atomic_fetch_add(&self.word, delta, order)
     }
+    /// `atomic_fetch_sub`: subtracts `delta`, returns the value before.
     pub fn fetch_sub<M: Memory<Word = W>>(&self, m: &M, delta: i32, order: Ordering) -> i32 {
         m.atomic_fetch_add(&self.word, delta.wrapping_neg(), order)
     }
+    /// `atomic_xchg`: stores `value`, returns the value before.
     pub fn swap<M: Memory<Word = W>>(&self, m: &M, value: i32, order: Ordering) -> i32 {
         m.atomic_swap(&self.word, value, order)
     }
@@ -85,6 +94,7 @@ pub struct SpinLock<W, T> {
 unsafe impl<W, T: Send> Sync for SpinLock<W, T> {}
 
 impl<W, T> SpinLock<W, T> {
+    /// A spinlock named `id` around `data`.
     pub fn new<M: Memory<Word = W>>(m: &M, id: LockId, data: T) -> Self {
         SpinLock { word: m.new_word(0), id, data: UnsafeCell::new(data) }
     }
@@ -100,12 +110,14 @@ impl<W, T> SpinLock<W, T> {
             core::ptr::addr_of_mut!((*slot).id).write(id);
         }
     }
+    /// `spin_lock_bh`: the data, until the guard is dropped.
     pub fn lock<'a, M: Memory<Word = W>>(&'a self, m: &'a M) -> SpinLockGuard<'a, M, T> {
         m.spin_lock(&self.word, self.id);
         SpinLockGuard { lock: self, m }
     }
 }
 
+/// The held lock; unlocks when dropped.
 pub struct SpinLockGuard<'a, M: Memory, T> {
     lock: &'a SpinLock<M::Word, T>,
     m: &'a M,
@@ -143,6 +155,7 @@ pub struct Owned<T> {
 unsafe impl<T: Send> Sync for Owned<T> {}
 
 impl<T> Owned<T> {
+    /// Data only its owner context touches.
     pub const fn new(data: T) -> Self {
         Owned { data: UnsafeCell::new(data) }
     }

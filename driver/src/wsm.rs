@@ -17,16 +17,20 @@ pub enum RxError {
     Startup,
 }
 
+/// Startup indication: the firmware is up and says how many input buffers it has.
 pub const WSM_STARTUP_IND_ID: u16 = 0x0801;
 /// `WSM_RECEIVE_IND`: a received data frame. Body: 4-byte status, then the frame.
 pub const WSM_RECEIVE_IND_ID: u16 = 0x0804;
 /// `WSM_TRANSMIT_REQ` and its confirm.
 /// A confirm's id is its request's id with this bit set.
 pub const CONFIRM_BIT: u16 = 0x0400;
+/// Transmit request: a data frame to send.
 pub const WSM_TRANSMIT_REQ_ID: u16 = 0x0004;
+/// Transmit confirm: frees the frame's input buffer.
 pub const WSM_TRANSMIT_CNF_ID: u16 = 0x0404;
 /// `WSM_READ_MIB_REQ` and its confirm (the periodic command of the model).
 pub const WSM_READ_MIB_REQ_ID: u16 = 0x0005;
+/// Read-MIB confirm: the answer to a command.
 pub const WSM_READ_MIB_CNF_ID: u16 = 0x0405;
 /// Multi-transmit confirm: body byte 0 is the count N, then N vif bytes. Releases N
 /// buffers in all (one as a confirm, N-1 in its handler).
@@ -61,6 +65,7 @@ pub const fn seq_of(id: u16) -> u8 {
     (id >> 13) as u8 & 7
 }
 
+/// `id` with the sequence number `seq` in its sequence bits.
 pub const fn with_seq(id: u16, seq: u8) -> u16 {
     (id & 0x1FFF) | ((seq as u16 & 7) << 13)
 }
@@ -90,12 +95,16 @@ pub const fn padded(len: usize) -> usize {
 /// is not carried: the network stack of the model only counts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RxMsg {
+    /// Message id (with the sequence bits).
     pub id: u16,
+    /// Length from the header, bytes.
     pub len: u16,
+    /// The first bytes of the body (what the handlers read).
     pub body: [u8; RX_BODY_KEPT],
 }
 
 impl RxMsg {
+    /// A free slot of a ring.
     pub const EMPTY: RxMsg = RxMsg { id: 0, len: 0, body: [0; RX_BODY_KEPT] };
 
     /// Frame bytes carried by a receive indication.
@@ -107,7 +116,9 @@ impl RxMsg {
 /// Why a batch could not be parsed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BadLength {
+    /// The length the message claimed.
     pub len: u16,
+    /// Where in the batch it started.
     pub offset: usize,
 }
 
