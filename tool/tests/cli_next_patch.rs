@@ -23,79 +23,70 @@ fn append(path: &Path, text: &str) {
     std::fs::write(path, t).unwrap();
 }
 
-/// `d-batch-wake`: one TX wake-up per RX batch instead of one per releasing confirm (on
-/// top of c-direct-rx, which it implies). `d-racy-count` is declared with it; its code
-/// comes in a later commit.
+/// `zz-e2e-wake`: sdio_rx_work notes each RX batch through a new function (it implies
+/// c-direct-rx). `zz-e2e-racy` is declared with it; its code comes in a later commit. The
+/// anchors are lines every driver has (the manifest's `[features]`, function entries), and
+/// the names are the test's own, so the workspace may hold patches of its own.
 fn add_sound_feature(root: &Path) {
     edit(
         &root.join("driver/Cargo.toml"),
-        "c-direct-rx = []\n",
-        "c-direct-rx = []\nd-batch-wake = [\"c-direct-rx\"]\nd-racy-count = []\n",
+        "[features]\n",
+        "[features]\nzz-e2e-wake = [\"c-direct-rx\"]\nzz-e2e-racy = []\n",
     );
     let sdio = root.join("driver/src/sdio.rs");
     edit(
         &sdio,
-        "        let parsed = wsm::for_each_msg(batch, |msg| {",
-        "        #[cfg(feature = \"d-batch-wake\")]\n        let restart = core::cell::Cell::new(false);\n        let parsed = wsm::for_each_msg(batch, |msg| {",
-    );
-    edit(
-        &sdio,
-        "            #[cfg(feature = \"c-direct-rx\")]\n            match self.handle_rx_skb(msg) {\n                Ok(true) => self.bh_wakeup_tx(),",
-        "            #[cfg(all(feature = \"c-direct-rx\", not(feature = \"d-batch-wake\")))]\n            match self.handle_rx_skb(msg) {\n                Ok(true) => self.bh_wakeup_tx(),\n                Ok(false) => {}\n                Err(crate::wsm::RxError::Release) => p.event(crate::platform::Event::ReleaseFailed { ret: -1 }),\n                Err(_) => {}\n            }\n            #[cfg(feature = \"d-batch-wake\")]\n            match self.handle_rx_skb(msg) {\n                Ok(true) => restart.set(true),",
-    );
-    edit(
-        &sdio,
-        "        });\n        if let Err(bad) = parsed {",
-        "        });\n        #[cfg(feature = \"d-batch-wake\")]\n        self.wake_tx_after_batch(restart.get());\n        if let Err(bad) = parsed {",
+        "        let _f = Frame::enter(p, \"bes2600_sdio_extract_packets\");",
+        "        let _f = Frame::enter(p, \"bes2600_sdio_extract_packets\");\n        #[cfg(feature = \"zz-e2e-wake\")]\n        self.e2e_note_batch(batch.len());",
     );
     append(
         &sdio,
-        "\n#[cfg(feature = \"d-batch-wake\")]\nimpl<P: Platform> Bes2600<P> {\n    /// One TX wake-up per RX batch, after every confirm of the batch is released.\n    fn wake_tx_after_batch(&self, restart: bool) {\n        if restart {\n            self.bh_wakeup_tx();\n        }\n    }\n}\n",
+        "\n#[cfg(feature = \"zz-e2e-wake\")]\nimpl<P: Platform> Bes2600<P> {\n    /// Notes an RX batch of `len` bytes (a hook for the end-to-end test's patch).\n    fn e2e_note_batch(&self, len: usize) {\n        let _f = Frame::enter(&self.plat, \"e2e_note_batch\");\n        let _ = len;\n    }\n}\n",
     );
     std::fs::write(
-        root.join("variants/d.toml"),
-        "name = \"d\"\nparent = \"c-v2\"\ntitle = \"Patch D — one TX wake-up per RX batch\"\nfeatures = [\"patch-b\", \"c-prep-atomic\", \"c-prep-pending\", \"d-batch-wake\"]\nstatus = \"proposed\"\n\n[rationale]\ntext = \"\"\"\nPatch D: sdio_rx_work wakes the TX path once per RX batch, after every confirm of the batch\nis released, instead of once per releasing confirm.\n\"\"\"\nnotes = [\"notes/2026-11-20-d-plan.md\"]\n",
+        root.join("variants/e2e-d.toml"),
+        "name = \"e2e-d\"\nparent = \"c-v2\"\ntitle = \"Patch E2E — note every RX batch\"\nfeatures = [\"patch-b\", \"c-prep-atomic\", \"c-prep-pending\", \"zz-e2e-wake\"]\nstatus = \"proposed\"\n\n[rationale]\ntext = \"\"\"\nPatch E2E: sdio_rx_work notes every RX batch through a function of its own.\n\"\"\"\nnotes = [\"notes/2026-11-20-e2e-d-plan.md\"]\n",
     )
     .unwrap();
     std::fs::write(
-        root.join("variants/d-racy.toml"),
-        "name = \"d-racy\"\nparent = \"d\"\ntitle = \"Patch D2 — count RX batches\"\nfeatures = [\"patch-b\", \"c-prep-atomic\", \"c-prep-pending\", \"d-batch-wake\", \"d-racy-count\"]\nstatus = \"proposed\"\n\n[rationale]\ntext = \"\"\"\nCounts RX batches for debugfs.\n\"\"\"\nnotes = []\n",
+        root.join("variants/e2e-d-racy.toml"),
+        "name = \"e2e-d-racy\"\nparent = \"e2e-d\"\ntitle = \"Patch E2E2 — count RX batches\"\nfeatures = [\"patch-b\", \"c-prep-atomic\", \"c-prep-pending\", \"zz-e2e-wake\", \"zz-e2e-racy\"]\nstatus = \"proposed\"\n\n[rationale]\ntext = \"\"\"\nCounts RX batches for debugfs.\n\"\"\"\nnotes = []\n",
     )
     .unwrap();
     std::fs::write(
-        root.join("notes/2026-11-20-d-plan.md"),
-        "+++\ndate = \"2026-11-20\"\nvariants = [\"d\"]\nkind = \"plan\"\ntitle = \"Patch D: one TX wake-up per RX batch (plan)\"\nrollback = \"/var/lib/bench/bes2600/slots/rollback/bes2600.ko\"\n\n[[predictions]]\nmetric = \"rx_queue_lock_per_s\"\nfrom = \"0\"\nto = \"0\"\nconfidence = \"high\"\n\n[[checklist]]\nitem = \"bench stress --variant d --against c-v2\"\n+++\n\n## What this saves per RX frame\n\nUp to one BH wake-up per confirm after the first of a batch.\n\n## Risks\n\nA batch with many confirms delays the TX restart by the rest of the batch.\n",
+        root.join("notes/2026-11-20-e2e-d-plan.md"),
+        "+++\ndate = \"2026-11-20\"\nvariants = [\"e2e-d\"]\nkind = \"plan\"\ntitle = \"Patch E2E: note every RX batch (plan)\"\nrollback = \"/var/lib/bench/bes2600/slots/rollback/bes2600.ko\"\n\n[[predictions]]\nmetric = \"rx_queue_lock_per_s\"\nfrom = \"0\"\nto = \"0\"\nconfidence = \"high\"\n\n[[checklist]]\nitem = \"bench stress --variant e2e-d --against c-v2\"\n+++\n\n## What this saves per RX frame\n\nNothing: a hook.\n\n## Risks\n\nNone known.\n",
     )
     .unwrap();
     std::fs::write(
-        root.join("notes/2026-11-21-d-racy-verdict.md"),
-        "+++\ndate = \"2026-11-21\"\nvariants = [\"d-racy\"]\nkind = \"verdict\"\ntitle = \"Patch D2: the batch counter has two writers\"\nverdict = \"failed\"\n+++\n\n## Root cause\n\nrx_batches_seen is written by the BH and by sdio_rx_work.\n",
+        root.join("notes/2026-11-21-e2e-d-racy-verdict.md"),
+        "+++\ndate = \"2026-11-21\"\nvariants = [\"e2e-d-racy\"]\nkind = \"verdict\"\ntitle = \"Patch E2E2: the batch counter has two writers\"\nverdict = \"failed\"\n+++\n\n## Root cause\n\ne2e_batches is written by the BH and by sdio_rx_work.\n",
     )
     .unwrap();
 }
 
-/// `d-racy-count`: a plain counter declared single-writer (bh) that sdio_rx_work writes too.
+/// `zz-e2e-racy`: a plain counter declared single-writer (bh) that sdio_rx_work writes too.
 fn add_racy_code(root: &Path) {
     let device = root.join("driver/src/device.rs");
     edit(
         &device,
         "    /// The last control byte toggle seen (bit 7); 0xFF before the first batch.",
-        "    /// RX batches seen, for debugfs.\n    /// contract: writers(bh)\n    #[cfg(feature = \"d-racy-count\")]\n    pub rx_batches_seen: SingleWriter<P::Word>,\n\n    /// The last control byte toggle seen (bit 7); 0xFF before the first batch.",
+        "    /// RX batches seen, for debugfs.\n    /// contract: writers(bh)\n    #[cfg(feature = \"zz-e2e-racy\")]\n    pub e2e_batches: SingleWriter<P::Word>,\n\n    /// The last control byte toggle seen (bit 7); 0xFF before the first batch.",
     );
     edit(
         &device,
         "            field!((*slot).bh_error).write(named(\"Bes2600.bh_error\"));",
-        "            field!((*slot).bh_error).write(named(\"Bes2600.bh_error\"));\n            #[cfg(feature = \"d-racy-count\")]\n            field!((*slot).rx_batches_seen).write(named(\"Bes2600.rx_batches_seen\"));",
+        "            field!((*slot).bh_error).write(named(\"Bes2600.bh_error\"));\n            #[cfg(feature = \"zz-e2e-racy\")]\n            field!((*slot).e2e_batches).write(named(\"Bes2600.e2e_batches\"));",
     );
     edit(
         &root.join("driver/src/sdio.rs"),
         "        let _f = Frame::enter(p, \"bes2600_sdio_extract_packets\");",
-        "        let _f = Frame::enter(p, \"bes2600_sdio_extract_packets\");\n        #[cfg(feature = \"d-racy-count\")]\n        self.rx_batches_seen.add(p, 1);",
+        "        let _f = Frame::enter(p, \"bes2600_sdio_extract_packets\");\n        #[cfg(feature = \"zz-e2e-racy\")]\n        self.e2e_batches.add(p, 1);",
     );
     edit(
         &root.join("driver/src/bh.rs"),
         "        let _f = Frame::enter(p, \"bes2600_bh_tx_helper\");",
-        "        let _f = Frame::enter(p, \"bes2600_bh_tx_helper\");\n        #[cfg(feature = \"d-racy-count\")]\n        self.rx_batches_seen.add(p, 1);",
+        "        let _f = Frame::enter(p, \"bes2600_bh_tx_helper\");\n        #[cfg(feature = \"zz-e2e-racy\")]\n        self.e2e_batches.add(p, 1);",
     );
 }
 
@@ -126,10 +117,10 @@ fn a_new_feature_variant_and_notes_go_through_every_command() {
     let ws = Ws::new();
     let published = all_bytes(&ws.root.join("patches"));
     add_sound_feature(&ws.root);
-    ws.commit("d: one TX wake-up per RX batch");
+    ws.commit("e2e-d: note every RX batch");
     comment_commit(&ws, 1);
     add_racy_code(&ws.root);
-    ws.commit("d-racy: count RX batches");
+    ws.commit("e2e-d-racy: count RX batches");
     comment_commit(&ws, 2);
 
     // The seed's series is byte-identical with the new features in the tree.
@@ -139,34 +130,34 @@ fn a_new_feature_variant_and_notes_go_through_every_command() {
 
     let (code, out, err) = ws.bench(&["variants"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("d-racy") && out.contains("d-batch-wake"), "{out}");
+    assert!(out.contains("e2e-d-racy") && out.contains("zz-e2e-wake"), "{out}");
     let (code, out, err) = ws.bench(&["notes"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("2026-11-20-d-plan.md"), "{out}");
+    assert!(out.contains("2026-11-20-e2e-d-plan.md"), "{out}");
 
     // Audit: d passes and its delta shows the new function; d-racy fails on the new
     // counter, and its delta shows it newly shared.
-    let (code, out, err) = ws.bench(&["audit", "--variant", "d", "--json"]);
+    let (code, out, err) = ws.bench(&["audit", "--variant", "e2e-d", "--json"]);
     assert_eq!(code, 0, "{err}");
     let j: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert!(j.to_string().contains("wake_tx_after_batch"), "the delta lists the added function: {out}");
-    let (code, out, err) = ws.bench(&["audit", "--variant", "d-racy"]);
+    assert!(j.to_string().contains("e2e_note_batch"), "the delta lists the added function: {out}");
+    let (code, out, err) = ws.bench(&["audit", "--variant", "e2e-d-racy"]);
     assert_eq!(code, 1, "{err}");
-    assert!(out.contains("Bes2600.rx_batches_seen"), "{out}");
+    assert!(out.contains("Bes2600.e2e_batches"), "{out}");
 
     // Stress: d against its parent on the same seeds; d-racy fails at run time on the
     // counter.
     let (code, out, err) =
-        ws.bench(&["stress", "--variant", "d", "--against", "c-v2", "--seeds", "1..2", "--ramp", "4:20s"]);
+        ws.bench(&["stress", "--variant", "e2e-d", "--against", "c-v2", "--seeds", "1..2", "--ramp", "4:20s"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("prediction rx_queue_lock_per_s: 0 -> 0: met"), "{out}");
     assert!(err.contains("recorded as stress run #1"), "{err}");
-    let (code, out, _) = ws.bench(&["stress", "--variant", "d-racy", "--ramp", "4:20s"]);
+    let (code, out, _) = ws.bench(&["stress", "--variant", "e2e-d-racy", "--ramp", "4:20s"]);
     assert_eq!(code, 1);
-    assert!(out.contains("Bes2600.rx_batches_seen"), "{out}");
+    assert!(out.contains("Bes2600.e2e_batches"), "{out}");
 
     // Build and verify.
-    let (code, out, err) = ws.bench(&["build", "--variant", "d", "--json"]);
+    let (code, out, err) = ws.bench(&["build", "--variant", "e2e-d", "--json"]);
     assert_eq!(code, 0, "{err}");
     let b: serde_json::Value = serde_json::from_str(&out).unwrap();
     let tarball = b[0]["tarball"].as_str().unwrap().to_string();
@@ -175,13 +166,13 @@ fn a_new_feature_variant_and_notes_go_through_every_command() {
 
     // PR: the plan's sections (its own too), the predictions checked, the borrowed
     // baseline said.
-    let (code, out, err) = ws.bench(&["pr", "--variant", "d", "--stress", "1", "--build", "1"]);
+    let (code, out, err) = ws.bench(&["pr", "--variant", "e2e-d", "--stress", "1", "--build", "1"]);
     assert_eq!(code, 0, "{err}");
     for needle in [
-        "bes2600: Patch D — one TX wake-up per RX batch",
+        "bes2600: Patch E2E — note every RX batch",
         "## Risks",
         "rx_queue_lock_per_s: 0 → 0 (high confidence): simulated 0.0, met",
-        "`c-v2` has no baseline note",
+        "## Pre-patch baseline",
         "(build #1)",
     ] {
         assert!(out.contains(needle), "missing `{needle}` in:\n{out}");
@@ -189,27 +180,27 @@ fn a_new_feature_variant_and_notes_go_through_every_command() {
 
     // Patches from c-v2: one patch, applying to c-v2's tree (checked by git am in cli_pr).
     let series = ws.home.path().join("d-series");
-    let (code, _, err) = ws.bench(&["patches", "--variant", "d", "--base", "c-v2", "--out", series.to_str().unwrap()]);
+    let (code, _, err) = ws.bench(&["patches", "--variant", "e2e-d", "--base", "c-v2", "--out", series.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let names: Vec<String> = all_bytes(&series).into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names, ["0000-cover-letter.patch", "0001-d.patch"]);
+    assert_eq!(names, ["0000-cover-letter.patch", "0001-e2e-d.patch"]);
     let patch = String::from_utf8(all_bytes(&series)[1].1.clone()).unwrap();
-    assert!(patch.contains("+    fn wake_tx_after_batch(&self, restart: bool) {"), "{patch}");
-    assert!(!patch.contains("d-batch-wake\")]"), "the materialised patch has no cfg of its own feature");
+    assert!(patch.contains("+    fn e2e_note_batch(&self, len: usize) {"), "{patch}");
+    assert!(!patch.contains("zz-e2e-wake\")]"), "the materialised patch has no cfg of its own feature");
 
     // Bisect across variants, features and commits.
-    let (code, out, err) = ws.bench(&["bisect", "--good", "c-v2", "--bad", "d-racy", "--oracle", "audit"]);
+    let (code, out, err) = ws.bench(&["bisect", "--good", "c-v2", "--bad", "e2e-d-racy", "--oracle", "audit"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("d-racy"), "{out}");
+    assert!(out.contains("e2e-d-racy"), "{out}");
     let (code, out, err) =
-        ws.bench(&["bisect", "--across", "features", "--good", "c-v2", "--bad", "d-racy", "--oracle", "audit"]);
+        ws.bench(&["bisect", "--across", "features", "--good", "c-v2", "--bad", "e2e-d-racy", "--oracle", "audit"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("minimal failing change: d-racy-count"), "{out}");
+    assert!(out.contains("minimal failing change: zz-e2e-racy"), "{out}");
     let (code, out, err) = ws.bench(&[
-        "bisect", "--across", "commits", "--variant", "d-racy", "--good", "HEAD~3", "--bad", "HEAD", "--oracle", "audit",
+        "bisect", "--across", "commits", "--variant", "e2e-d-racy", "--good", "HEAD~3", "--bad", "HEAD", "--oracle", "audit",
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("d-racy: count RX batches"), "{out}");
+    assert!(out.contains("e2e-d-racy: count RX batches"), "{out}");
 
     // Stage on a local target.
     let ko = ws.home.path().join("mod");
@@ -225,14 +216,14 @@ fn a_new_feature_variant_and_notes_go_through_every_command() {
     )
     .unwrap();
     let (code, out, err) = ws.bench(&[
-        "stage", "--target", "board", "--ko", ko.join("bes2600.ko").to_str().unwrap(), "--variant", "d",
+        "stage", "--target", "board", "--ko", ko.join("bes2600.ko").to_str().unwrap(), "--variant", "e2e-d",
     ]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.starts_with(&format!("staged d on board (kernel {release})")), "{out}");
+    assert!(out.starts_with(&format!("staged e2e-d on board (kernel {release})")), "{out}");
     let (code, out, err) = ws.bench(&["target", "status", "board"]);
     assert_eq!(code, 0, "{err}");
     let active = out.lines().find(|l| l.trim_start().starts_with("active")).unwrap_or_else(|| panic!("{out}"));
-    assert_eq!(active.split_whitespace().nth(1), Some("d"), "{out}");
+    assert_eq!(active.split_whitespace().nth(1), Some("e2e-d"), "{out}");
 }
 
 /// A small C module named bes2600.ko, built against Debian's headers; returns their

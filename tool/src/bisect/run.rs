@@ -5,6 +5,7 @@
 use super::oracle::{Outcome, Runner, Subject};
 use super::Found;
 use crate::bisect;
+use crate::error::ResultExt;
 use crate::error::{BenchError, Result};
 use crate::ui::Ui;
 use crate::workspace::variant::Variants;
@@ -428,5 +429,35 @@ fn extract_driver(repo: &git2::Repository, id: git2::Oid, scratch: &Path) -> Res
     if let Some(e) = failed {
         return Err(BenchError::env(format!("cannot write {}", dir.display())).cause(e));
     }
+    write_workspace_root(repo, &tree, &dir)?;
     Ok(dir.join("driver").join("src"))
+}
+
+/// The commit's own workspace manifest and lock file beside its driver, with the driver
+/// as the only member: the driver inherits its edition and version from the workspace,
+/// and the extracted tree sits inside this workspace's directory, where cargo would
+/// otherwise take it for a stray member of ours.
+fn write_workspace_root(repo: &git2::Repository, tree: &git2::Tree, dir: &Path) -> Result<()> {
+    let blob = |name: &str| -> Option<Vec<u8>> {
+        let entry = tree.get_name(name)?;
+        Some(repo.find_blob(entry.id()).ok()?.content().to_vec())
+    };
+    let mut manifest: toml::Table = blob("Cargo.toml")
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_default();
+    let ws = manifest.entry("workspace").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let Some(t) = ws.as_table_mut() {
+        t.insert("members".into(), toml::Value::Array(vec![toml::Value::String("driver".into())]));
+        t.remove("default-members");
+        t.remove("exclude");
+    }
+    let write = |name: &str, bytes: &[u8]| {
+        std::fs::write(dir.join(name), bytes).or_env(format!("cannot write {}", dir.join(name).display()))
+    };
+    write("Cargo.toml", toml::to_string(&manifest).unwrap_or_default().as_bytes())?;
+    if let Some(lock) = blob("Cargo.lock") {
+        write("Cargo.lock", &lock)?;
+    }
+    Ok(())
 }
