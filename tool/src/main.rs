@@ -8,6 +8,8 @@ mod lab;
 mod lab_run;
 mod modsign;
 mod package;
+#[cfg(test)]
+mod parser_props;
 mod publish;
 mod shell;
 mod sim;
