@@ -700,7 +700,9 @@ fn stress(stress_ms: u32, rate_kbps: u32, stall_every: u32, stall_us: u32) -> Re
     // only time out one after the other.
     let c = &d.plat.counters;
     let force_closed = || {
-        c.link_breaks.load(O::Relaxed) + c.missed_irqs.load(O::Relaxed) + c.flush_timeouts.load(O::Relaxed)
+        c.link_breaks.load(O::Relaxed)
+            + c.missed_irqs.load(O::Relaxed)
+            + c.flush_timeouts.load(O::Relaxed)
             + c.bh_stopped.load(O::Relaxed)
             > 0
     };

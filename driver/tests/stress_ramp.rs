@@ -22,7 +22,11 @@ fn ramp(seed: u64) -> Report {
 }
 
 fn one_stage(seed: u64, offered_mb_per_s: f64, duration_s: u64) -> Config {
-    Config { seed, stages: vec![Stage { offered_mb_per_s, duration_ms: duration_s * 1000 }], cost: CostModel::default() }
+    Config {
+        seed,
+        stages: vec![Stage { offered_mb_per_s, duration_ms: duration_s * 1000 }],
+        cost: CostModel::default(),
+    }
 }
 
 #[test]

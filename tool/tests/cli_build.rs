@@ -368,7 +368,11 @@ fn sign_module_is_byte_identical_to_sign_file() {
     assert_eq!(std::fs::read(d.join("combined.ko")).unwrap(), std::fs::read(d.join("theirs.ko")).unwrap());
 
     // An encrypted PKCS#8 key with its passphrase in KBUILD_SIGN_PIN, as sign-file reads it.
-    let enc = sh(d, "openssl", &["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", "key.pem", "-out", "enc.pem", "-passout", "pass:s3cret"]);
+    let enc = sh(
+        d,
+        "openssl",
+        &["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", "key.pem", "-out", "enc.pem", "-passout", "pass:s3cret"],
+    );
     assert!(enc.status.success(), "{}", String::from_utf8_lossy(&enc.stderr));
     let theirs_enc = Command::new(&sign_file)
         .current_dir(d)
@@ -494,16 +498,46 @@ fn verify_refuses_every_tampering_class_in_directory_and_tarball() {
     // The directory.
     type Tamper = Box<dyn Fn(&Path)>;
     let other = t.path().join("other_ed25519");
-    assert!(sh(t.path(), "ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", other.to_str().unwrap()]).status.success());
+    assert!(sh(t.path(), "ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-f", other.to_str().unwrap()])
+        .status
+        .success());
     let other_pub = std::fs::read(format!("{}.pub", other.display())).unwrap();
     let cases: Vec<(&str, Tamper, &str)> = vec![
-        ("hook not executable", Box::new(|d: &Path| std::fs::set_permissions(d.join("bench-slots.sh"), std::fs::Permissions::from_mode(0o644)).unwrap()), "bench-slots.sh has mode 0644, the manifest says 0755"),
-        ("setuid", Box::new(|d: &Path| std::fs::set_permissions(d.join("bh.rs"), std::fs::Permissions::from_mode(0o4644)).unwrap()), "bh.rs has mode 4644"),
-        ("symlink", Box::new(|d: &Path| std::os::unix::fs::symlink("/etc/passwd", d.join("evil.rs")).unwrap()), "evil.rs is a symbolic link"),
-        ("hard link", Box::new(|d: &Path| std::fs::hard_link(d.join("bh.rs"), d.join("bh2.rs")).unwrap()), "is hard-linked"),
+        (
+            "hook not executable",
+            Box::new(|d: &Path| {
+                std::fs::set_permissions(d.join("bench-slots.sh"), std::fs::Permissions::from_mode(0o644)).unwrap()
+            }),
+            "bench-slots.sh has mode 0644, the manifest says 0755",
+        ),
+        (
+            "setuid",
+            Box::new(|d: &Path| {
+                std::fs::set_permissions(d.join("bh.rs"), std::fs::Permissions::from_mode(0o4644)).unwrap()
+            }),
+            "bh.rs has mode 4644",
+        ),
+        (
+            "symlink",
+            Box::new(|d: &Path| std::os::unix::fs::symlink("/etc/passwd", d.join("evil.rs")).unwrap()),
+            "evil.rs is a symbolic link",
+        ),
+        (
+            "hard link",
+            Box::new(|d: &Path| std::fs::hard_link(d.join("bh.rs"), d.join("bh2.rs")).unwrap()),
+            "is hard-linked",
+        ),
         ("subdirectory", Box::new(|d: &Path| std::fs::create_dir(d.join("extra")).unwrap()), "extra/ is a directory"),
-        ("extra file", Box::new(|d: &Path| std::fs::write(d.join("evil.rs"), "x").unwrap()), "evil.rs is not in the manifest"),
-        ("shipped key swapped", Box::new(move |d: &Path| std::fs::write(d.join("SIGNER.pub"), &other_pub).unwrap()), "SIGNER.pub names key"),
+        (
+            "extra file",
+            Box::new(|d: &Path| std::fs::write(d.join("evil.rs"), "x").unwrap()),
+            "evil.rs is not in the manifest",
+        ),
+        (
+            "shipped key swapped",
+            Box::new(move |d: &Path| std::fs::write(d.join("SIGNER.pub"), &other_pub).unwrap()),
+            "SIGNER.pub names key",
+        ),
     ];
     for (what, tamper, needle) in &cases {
         let d = t.path().join(what.replace(' ', "-"));
@@ -553,7 +587,11 @@ fn verify_refuses_every_tampering_class_in_directory_and_tarball() {
             "mode",
             vec![],
             Box::new(|d: &Path| {
-                std::fs::set_permissions(d.join("dkms_source_tree/bench-slots.sh"), std::fs::Permissions::from_mode(0o4755)).unwrap()
+                std::fs::set_permissions(
+                    d.join("dkms_source_tree/bench-slots.sh"),
+                    std::fs::Permissions::from_mode(0o4755),
+                )
+                .unwrap()
             }),
             "bench-slots.sh has mode 4755",
         ),
@@ -666,15 +704,35 @@ fn the_install_hook_records_srcversions_under_real_dkms() {
             format!("PACKAGE_NAME=\"bes2600\"\nPACKAGE_VERSION=\"{version}\"\nBUILT_MODULE_NAME[0]=\"bes2600\"\nDEST_MODULE_LOCATION[0]=\"/updates/dkms\"\nMAKE[0]=\"make -C ${{kernel_source_dir}} M=${{dkms_tree}}/bes2600/{version}/build modules\"\n{hooks}"),
         )
         .unwrap();
-        let out = dkms(&["install", "-m", "bes2600", "-v", version, "-k", &kver, "--kernelsourcedir", headers.to_str().unwrap()]);
-        assert!(out.status.success(), "dkms install {version}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let out = dkms(&[
+            "install",
+            "-m",
+            "bes2600",
+            "-v",
+            version,
+            "-k",
+            &kver,
+            "--kernelsourcedir",
+            headers.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "dkms install {version}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         let installed = root.join("lib/modules").join(&kver).join("updates/dkms/bes2600.ko");
-        let s = String::from_utf8(sh(t.path(), "modinfo", &["-F", "srcversion", installed.to_str().unwrap()]).stdout).unwrap();
+        let s = String::from_utf8(sh(t.path(), "modinfo", &["-F", "srcversion", installed.to_str().unwrap()]).stdout)
+            .unwrap();
         srcversions.push(s.trim().to_string());
     }
     assert_ne!(srcversions[0], srcversions[1]);
     let slots = root.join("var/lib/bench/slots/bes2600").join(&kver);
     let meta = |slot: &str| std::fs::read_to_string(slots.join(slot).join("meta")).unwrap();
     assert!(meta("active").contains(&format!("srcversion={}\n", srcversions[1])), "{}", meta("active"));
-    assert!(meta("rollback").contains(&format!("srcversion={}\n", srcversions[0])), "v1 kept for rollback: {}", meta("rollback"));
+    assert!(
+        meta("rollback").contains(&format!("srcversion={}\n", srcversions[0])),
+        "v1 kept for rollback: {}",
+        meta("rollback")
+    );
 }

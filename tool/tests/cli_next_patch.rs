@@ -180,7 +180,8 @@ fn a_new_feature_variant_and_notes_go_through_every_command() {
 
     // Patches from c-v2: one patch, applying to c-v2's tree (checked by git am in cli_pr).
     let series = ws.home.path().join("d-series");
-    let (code, _, err) = ws.bench(&["patches", "--variant", "e2e-d", "--base", "c-v2", "--out", series.to_str().unwrap()]);
+    let (code, _, err) =
+        ws.bench(&["patches", "--variant", "e2e-d", "--base", "c-v2", "--out", series.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let names: Vec<String> = all_bytes(&series).into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["0000-cover-letter.patch", "0001-e2e-d.patch"]);
@@ -197,7 +198,17 @@ fn a_new_feature_variant_and_notes_go_through_every_command() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("minimal failing change: zz-e2e-racy"), "{out}");
     let (code, out, err) = ws.bench(&[
-        "bisect", "--across", "commits", "--variant", "e2e-d-racy", "--good", "HEAD~3", "--bad", "HEAD", "--oracle", "audit",
+        "bisect",
+        "--across",
+        "commits",
+        "--variant",
+        "e2e-d-racy",
+        "--good",
+        "HEAD~3",
+        "--bad",
+        "HEAD",
+        "--oracle",
+        "audit",
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("e2e-d-racy: count RX batches"), "{out}");
@@ -216,7 +227,13 @@ fn a_new_feature_variant_and_notes_go_through_every_command() {
     )
     .unwrap();
     let (code, out, err) = ws.bench(&[
-        "stage", "--target", "board", "--ko", ko.join("bes2600.ko").to_str().unwrap(), "--variant", "e2e-d",
+        "stage",
+        "--target",
+        "board",
+        "--ko",
+        ko.join("bes2600.ko").to_str().unwrap(),
+        "--variant",
+        "e2e-d",
     ]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.starts_with(&format!("staged e2e-d on board (kernel {release})")), "{out}");
@@ -241,7 +258,14 @@ fn small_module(dir: &Path) -> String {
     )
     .unwrap();
     std::fs::write(dir.join("Kbuild"), "obj-m := bes2600.o\n").unwrap();
-    let make = Command::new("make").arg("-s").arg("-C").arg(&headers).arg(format!("M={}", dir.display())).arg("modules").output().unwrap();
+    let make = Command::new("make")
+        .arg("-s")
+        .arg("-C")
+        .arg(&headers)
+        .arg(format!("M={}", dir.display()))
+        .arg("modules")
+        .output()
+        .unwrap();
     assert!(make.status.success(), "{}", String::from_utf8_lossy(&make.stderr));
     let name = headers.file_name().unwrap().to_string_lossy().into_owned();
     name.strip_prefix("linux-headers-").unwrap_or(&name).to_string()

@@ -71,14 +71,18 @@ fn pr_for_c_v2_has_its_clean_audit_and_the_c_verdict_as_motivation() {
     assert!(out.contains("`Bes2600.wsm_rx_seq`: written by bh before, by rx_work now (still single-writer)"));
     let (code, out, _) = ws.bench(&["pr", "--variant", "c-v2", "--format", "email"]);
     assert_eq!(code, 0);
-    assert!(out.contains("Subject: [PATCH 0/1] bes2600: Patch C v2") && out.contains("From: Seed f1a5d7cc maintainers <"), "{out}");
+    assert!(
+        out.contains("Subject: [PATCH 0/1] bes2600: Patch C v2") && out.contains("From: Seed f1a5d7cc maintainers <"),
+        "{out}"
+    );
 }
 
 #[test]
 fn pr_cites_only_the_build_and_stress_run_it_is_given_and_checks_the_predictions() {
     let ws = Ws::new();
     assert_eq!(ws.bench(&["build", "--variant", "c-v2"]).0, 0);
-    let (code, _, err) = ws.bench(&["stress", "--variant", "c-v2", "--against", "c-prep", "--seeds", "1..2", "--ramp", "4:30s"]);
+    let (code, _, err) =
+        ws.bench(&["stress", "--variant", "c-v2", "--against", "c-prep", "--seeds", "1..2", "--ramp", "4:30s"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("recorded as stress run #1"), "{err}");
     let (code, _, err) = ws.bench(&["stress", "--variant", "c-v2", "--ramp", "4:20s", "--seed", "3"]);
@@ -133,13 +137,17 @@ fn a_plan_notes_own_sections_are_rendered_in_order_and_a_borrowed_baseline_says_
     let ws = Ws::new();
     let plan = ws.root.join("notes/2026-05-08-c-v2-phase4-plan.md");
     let text = std::fs::read_to_string(&plan).unwrap();
-    std::fs::write(&plan, format!("{text}\n## Risks\n\nThe atomics cost.\n\n## Open questions\n\nNone yet.\n")).unwrap();
+    std::fs::write(&plan, format!("{text}\n## Risks\n\nThe atomics cost.\n\n## Open questions\n\nNone yet.\n"))
+        .unwrap();
     let (code, out, err) = ws.bench(&["pr", "--variant", "c-v2"]);
     assert_eq!(code, 0, "{err}");
     let risks = out.find("## Risks").expect("a section the template does not know is rendered");
     let open = out.find("## Open questions").expect("every section");
     assert!(risks < open, "in the note's order");
-    assert!(out.contains("Note: `c-prep` has no baseline note; this is `b`'s, its nearest ancestor with one."), "{out}");
+    assert!(
+        out.contains("Note: `c-prep` has no baseline note; this is `b`'s, its nearest ancestor with one."),
+        "{out}"
+    );
 }
 
 #[test]
@@ -241,7 +249,8 @@ fn patches_check_passes_then_fails_when_the_driver_changes() {
 /// The materialised tree of `variant` (from its package: lib.rs is bes2600.rs there, with
 /// a digest line appended) in a fresh directory.
 fn materialised(ws: &Ws, variant: &str, into: &Path) -> PathBuf {
-    let (code, out, err) = ws.bench(&["build", "--variant", variant, "--allow-violations", "--out", into.to_str().unwrap(), "--json"]);
+    let (code, out, err) =
+        ws.bench(&["build", "--variant", variant, "--allow-violations", "--out", into.to_str().unwrap(), "--json"]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let pkg = Path::new(v[0]["package"].as_str().unwrap()).to_path_buf();
@@ -283,12 +292,19 @@ fn am_gives(ws: &Ws, dir: &Path, base: &str, tip: &str) {
     }
     let want = materialised(ws, tip, &tmp.path().join("tip"));
     // A package's kmod.rs carries its version in the .modinfo line; the series does not.
-    let plain = |text: String| -> String {
-        text.lines()
-            .map(|l| if l.starts_with("static MODINFO_VERSION:") { "static MODINFO_VERSION: (the package's)" } else { l })
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let plain =
+        |text: String| -> String {
+            text.lines()
+                .map(|l| {
+                    if l.starts_with("static MODINFO_VERSION:") {
+                        "static MODINFO_VERSION: (the package's)"
+                    } else {
+                        l
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
     for e in std::fs::read_dir(want.join("driver/src")).unwrap() {
         let e = e.unwrap();
         assert_eq!(
@@ -337,7 +353,13 @@ fn the_series_is_what_git_format_patch_writes_and_git_am_applies_every_version()
     let cover2 = std::fs::read_to_string(ws.root.join("patches/v2-0000-cover-letter.patch")).unwrap();
     let cover1 = std::fs::read_to_string(v1.join("0000-cover-letter.patch")).unwrap();
     assert!(cover1.contains("Subject: [PATCH 0/2]"), "{cover1}");
-    for needle in ["Seed f1a5d7cc maintainers (3):", "files changed", "\nbase-commit: ", "\nchange-id: ", "Range-diff against v1:"] {
+    for needle in [
+        "Seed f1a5d7cc maintainers (3):",
+        "files changed",
+        "\nbase-commit: ",
+        "\nchange-id: ",
+        "Range-diff against v1:",
+    ] {
         assert!(cover2.contains(needle), "cover letter lacks {needle}");
     }
     let id = |c: &str| c.lines().find(|l| l.starts_with("change-id: ")).unwrap().to_string();
@@ -359,7 +381,10 @@ fn the_series_is_what_git_format_patch_writes_and_git_am_applies_every_version()
     am_gives(&ws, &tail, "b", "c-v2");
     let (code, _, err) = ws.bench(&["patches", "--variant", "c-v2", "--base", "c", "--out", tail.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(err.contains("`c` is not an ancestor of `c-v2`") && err.contains("baseline -> b -> c-prep -> c-v2"), "{err}");
+    assert!(
+        err.contains("`c` is not an ancestor of `c-v2`") && err.contains("baseline -> b -> c-prep -> c-v2"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -375,7 +400,10 @@ fn the_sender_is_gits_identity_unless_bench_toml_names_one() {
     let (code, _, err) = ws.bench(&["patches", "--variant", "c-v2", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let p = std::fs::read_to_string(out.join("v2-0001-b.patch")).unwrap();
-    assert!(p.contains("From: Jane Hacker <jane@example.org>") && p.contains("Signed-off-by: Jane Hacker <jane@example.org>"));
+    assert!(
+        p.contains("From: Jane Hacker <jane@example.org>")
+            && p.contains("Signed-off-by: Jane Hacker <jane@example.org>")
+    );
     std::fs::write(ws.root.join("bench.toml"), "[patches]\nfrom = \"nobody\"\n").unwrap();
     let (code, _, err) = ws.bench(&["patches", "--variant", "c-v2", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 2);

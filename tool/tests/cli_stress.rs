@@ -178,7 +178,17 @@ fn faults_are_named_and_switchable() {
 #[test]
 fn scheduling_stalls_keep_the_sound_variants_clean_and_c_failing() {
     for v in ["b", "c-prep", "c-v2"] {
-        let r = bench(&["stress", "--variant", v, "--seeds", "1..4", "--ramp", "1:30s,4:1m,8:1m", "--faults", "stall,slow-air"]);
+        let r = bench(&[
+            "stress",
+            "--variant",
+            v,
+            "--seeds",
+            "1..4",
+            "--ramp",
+            "1:30s,4:1m,8:1m",
+            "--faults",
+            "stall,slow-air",
+        ]);
         assert_eq!(r.code, 0, "{v}: {}{}", r.stdout, r.stderr);
         assert!(r.stdout.contains("failed 0 of 4 seeds"), "{v}: {}", r.stdout);
     }
@@ -188,7 +198,8 @@ fn scheduling_stalls_keep_the_sound_variants_clean_and_c_failing() {
     assert_eq!(v["faults"][0]["name"], "stall");
     assert!(v["faults"][0]["fired"].as_i64().unwrap() > 100, "{}", one.stdout);
     // Same seed, same bytes, with the fault on.
-    let again = bench(&["stress", "--variant", "c-v2", "--seed", "3", "--ramp", "4:30s", "--faults", "stall", "--json"]);
+    let again =
+        bench(&["stress", "--variant", "c-v2", "--seed", "3", "--ramp", "4:30s", "--faults", "stall", "--json"]);
     assert_eq!(again.stdout, one.stdout);
     let c = bench(&["stress", "--variant", "c", "--seeds", "1..4", "--ramp", "4:30s", "--faults", "stall"]);
     assert_eq!(c.code, 1);

@@ -217,7 +217,10 @@ fn seed_sequence(ssh: bool) {
     assert!(out.contains("installed: the active slot's module"), "{out}");
     let all = e.check_invariants();
     assert!(all.contains(&sha(Path::new(&ko("b")))) && all.contains(&sha(Path::new(&ko("c")))));
-    assert!(e.root.join(format!("lib/modules/{}/modules.dep", kver())).is_file(), "depmod -b ran against the target root");
+    assert!(
+        e.root.join(format!("lib/modules/{}/modules.dep", kver())).is_file(),
+        "depmod -b ran against the target root"
+    );
     // Dry runs change nothing.
     let before = e.check_invariants();
     let (code, out, _) = e.bench(&["stage", "--target", "lab", "--ko", &ko("a"), "--variant", "a", "--dry-run"]);

@@ -35,7 +35,11 @@ fn main() -> ExitCode {
                     Some((rate, ms)) if rate > 0.0 && rate.is_finite() && ms > 0 => {
                         stages.push(Stage { offered_mb_per_s: rate, duration_ms: ms })
                     }
-                    _ => return usage(&format!("bad --stage {spec:?}: want a positive rate and seconds (at most 3 decimals)")),
+                    _ => {
+                        return usage(&format!(
+                            "bad --stage {spec:?}: want a positive rate and seconds (at most 3 decimals)"
+                        ))
+                    }
                 }
             }
             "--progress" => progress = true,

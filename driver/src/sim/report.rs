@@ -70,10 +70,13 @@ impl StageReport {
         Json::Obj(vec![
             ("stage", Json::Int(self.index as i64)),
             ("offered_mb_per_s", Json::Fixed(self.stage.offered_mb_per_s, 3)),
-            ("duration_s", match self.stage.duration_ms {
-                ms if ms % 1000 == 0 => Json::Int((ms / 1000) as i64),
-                ms => Json::Fixed(ms as f64 / 1e3, 3),
-            }),
+            (
+                "duration_s",
+                match self.stage.duration_ms {
+                    ms if ms % 1000 == 0 => Json::Int((ms / 1000) as i64),
+                    ms => Json::Fixed(ms as f64 / 1e3, 3),
+                },
+            ),
             ("cut_short_at_s", self.cut_short_at_s.map_or(Json::Null, |t| Json::Fixed(t, 3))),
             ("rx_packets", Json::Int(d.rx_packets as i64)),
             ("rx_bytes", Json::Int(d.rx_bytes as i64)),

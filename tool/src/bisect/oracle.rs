@@ -286,7 +286,14 @@ impl Runner {
     }
 
     /// Runs a built simulator over the ramp and judges its report.
-    fn run_sim(&self, exe: &Path, s: &Subject, stages: &[Stage], seed: u64, min: Option<f64>) -> Result<(Outcome, String)> {
+    fn run_sim(
+        &self,
+        exe: &Path,
+        s: &Subject,
+        stages: &[Stage],
+        seed: u64,
+        min: Option<f64>,
+    ) -> Result<(Outcome, String)> {
         let mut cmd = Command::new(exe);
         cmd.arg("--seed").arg(seed.to_string());
         for st in stages {

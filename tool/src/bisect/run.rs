@@ -101,7 +101,8 @@ impl Ctx<'_> {
         // Cargo enables what a feature implies: test the set cargo would build (delta
         // debugging proposes sets that leave an implied feature out).
         let listed: Vec<String> = features.iter().cloned().collect();
-        let closed: BTreeSet<String> = crate::workspace::variant::with_implied(&listed, &self.implies).into_iter().collect();
+        let closed: BTreeSet<String> =
+            crate::workspace::variant::with_implied(&listed, &self.implies).into_iter().collect();
         let features = &closed;
         let subject = Subject {
             label: label.to_string(),
@@ -148,7 +149,14 @@ pub fn execute(root: &Path, a: &Request, ui: &Ui, use_cache: bool) -> Result<Log
     let need =
         |x: &Option<String>, what: &str| x.clone().ok_or_else(|| BenchError::usage(format!("--{what} is required")));
     let (good, bad) = (need(&a.good, "good")?, need(&a.bad, "bad")?);
-    let mut ctx = Ctx { ui, runner, known, implies: variants.implies.clone(), steps: Vec::new(), spinner: ui.spinner("bisecting") };
+    let mut ctx = Ctx {
+        ui,
+        runner,
+        known,
+        implies: variants.implies.clone(),
+        steps: Vec::new(),
+        spinner: ui.spinner("bisecting"),
+    };
     let (found, conclusion) = match a.across {
         Across::Variants => across_variants(root, &variants, &good, &bad, &mut ctx)?,
         Across::Features => across_features(root, &variants, &good, &bad, &mut ctx)?,
@@ -442,10 +450,8 @@ fn write_workspace_root(repo: &git2::Repository, tree: &git2::Tree, dir: &Path) 
         let entry = tree.get_name(name)?;
         Some(repo.find_blob(entry.id()).ok()?.content().to_vec())
     };
-    let mut manifest: toml::Table = blob("Cargo.toml")
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_default();
+    let mut manifest: toml::Table =
+        blob("Cargo.toml").and_then(|b| String::from_utf8(b).ok()).and_then(|t| t.parse().ok()).unwrap_or_default();
     let ws = manifest.entry("workspace").or_insert_with(|| toml::Value::Table(toml::Table::new()));
     if let Some(t) = ws.as_table_mut() {
         t.insert("members".into(), toml::Value::Array(vec![toml::Value::String("driver".into())]));

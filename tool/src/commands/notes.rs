@@ -25,7 +25,9 @@ pub enum NotesSub {
         date: Option<String>,
     },
     /// Write a baseline note from a recorded one-seed stress run (its raw counters).
-    #[command(after_help = "Example:\n  bench stress --variant c-prep --ramp 4:5m --seed 1   (prints: stress run #4)\n  bench notes baseline --from-stress 4\n\nThe note is the variant's baseline: a child's PR shows it as its pre-patch baseline.")]
+    #[command(
+        after_help = "Example:\n  bench stress --variant c-prep --ramp 4:5m --seed 1   (prints: stress run #4)\n  bench notes baseline --from-stress 4\n\nThe note is the variant's baseline: a child's PR shows it as its pre-patch baseline."
+    )]
     Baseline {
         /// The run id `bench stress` printed ("recorded as stress run #N").
         #[arg(long, value_name = "RUN")]
@@ -69,7 +71,9 @@ pub fn run(args: &NotesArgs, ui: &Ui) -> Result<()> {
         Some(NotesSub::Baseline { from_stress, stage, date }) => {
             let path = new_note::baseline_from_run(&root, *from_stress, stage.map(|s| s as usize), date.as_deref())?;
             ui.out(format!("{}", path.display()));
-            ui.status("a baseline note of the simulator: its variant's children's PRs show it as their pre-patch baseline");
+            ui.status(
+                "a baseline note of the simulator: its variant's children's PRs show it as their pre-patch baseline",
+            );
             return Ok(());
         }
         None => {}

@@ -141,7 +141,9 @@ pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
     ]);
     let rec = record(args, sim::runs::RunKind::Single, (args.seed, args.seed), report.data.clean);
     let id = sim::runs::record(&root, sim::runs::RunRecord { report: Some(report.raw.clone()), ..rec })?;
-    ui.status(format!("recorded as stress run #{id} (bench pr --stress {id}, bench notes baseline --from-stress {id})"));
+    ui.status(format!(
+        "recorded as stress run #{id} (bench pr --stress {id}, bench notes baseline --from-stress {id})"
+    ));
     if args.json {
         ui.out(serde_json::to_string_pretty(&report.raw).expect("a Value serialises"));
     } else {
@@ -159,12 +161,7 @@ pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
 }
 
 /// A run record of these arguments, without its results.
-fn record(
-    args: &StressArgs,
-    kind: sim::runs::RunKind,
-    seeds: (u64, u64),
-    clean: bool,
-) -> sim::runs::RunRecord {
+fn record(args: &StressArgs, kind: sim::runs::RunKind, seeds: (u64, u64), clean: bool) -> sim::runs::RunRecord {
     sim::runs::RunRecord {
         id: 0,
         kind,

@@ -61,7 +61,10 @@ pub fn run(args: &TargetArgs, ui: &Ui) -> Result<()> {
             let mut t = Target::open(&root, target.name(), false)?;
             let what = t.recover()?;
             if *json {
-                ui.out(serde_json::to_string_pretty(&serde_json::json!({"target": t.name, "done": what})).expect("serialises"));
+                ui.out(
+                    serde_json::to_string_pretty(&serde_json::json!({"target": t.name, "done": what}))
+                        .expect("serialises"),
+                );
             } else {
                 ui.out(format!("{}: {what}", t.name));
             }

@@ -130,9 +130,8 @@ pub enum Trusted {
 impl Trusted {
     /// An OpenSSH allowed_signers file: `principals [options] keytype base64 [comment]`.
     pub fn allowed_signers(p: &Path) -> Result<Trusted> {
-        let text = std::fs::read_to_string(p).map_err(|e| {
-            BenchError::usage(format!("cannot read {}", p.display())).cause(e.to_string())
-        })?;
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| BenchError::usage(format!("cannot read {}", p.display())).cause(e.to_string()))?;
         let mut keys = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -187,7 +186,9 @@ pub fn check(files: &BTreeMap<String, Entry>, trusted: &Trusted) -> std::result:
         let text = String::from_utf8_lossy(&shipped.bytes);
         match PublicKey::from_openssh(text.trim()) {
             Ok(k) if signing::fingerprint(&k) == fp => {}
-            Ok(k) => return Err(format!("{} names key {}, not the signer {fp}", package::SIGNER, signing::fingerprint(&k))),
+            Ok(k) => {
+                return Err(format!("{} names key {}, not the signer {fp}", package::SIGNER, signing::fingerprint(&k)))
+            }
             Err(_) => return Err(format!("{} is not an OpenSSH public key", package::SIGNER)),
         }
     }

@@ -49,8 +49,11 @@ pub fn identity(root: &Path) -> Result<Identity> {
     let conf = crate::target::load_config(root)?;
     if let Some(from) = conf.patches.and_then(|p| p.from) {
         return parse_identity(&from).ok_or_else(|| {
-            BenchError::usage(format!("{}: [patches] from = \"{from}\" is not `Name <email>`", root.join("bench.toml").display()))
-                .hint("e.g. from = \"Jane Hacker <jane@example.org>\"")
+            BenchError::usage(format!(
+                "{}: [patches] from = \"{from}\" is not `Name <email>`",
+                root.join("bench.toml").display()
+            ))
+            .hint("e.g. from = \"Jane Hacker <jane@example.org>\"")
         });
     }
     let cfg = git2::Repository::discover(root).and_then(|r| r.config()).and_then(|mut c| c.snapshot());
@@ -92,7 +95,8 @@ fn steps<'v>(variants: &'v Variants, tip: &str, base: Option<&str>) -> Result<(&
     if let Some(b) = base {
         variants.get(b)?;
         if first.name != b {
-            let names: Vec<&str> = std::iter::once(first.name.as_str()).chain(chain.iter().rev().map(|v| v.name.as_str())).collect();
+            let names: Vec<&str> =
+                std::iter::once(first.name.as_str()).chain(chain.iter().rev().map(|v| v.name.as_str())).collect();
             return Err(BenchError::usage(format!("`{b}` is not an ancestor of `{tip}`"))
                 .hint(format!("--base takes a variant on the chain {}", names.join(" -> "))));
         }
@@ -159,7 +163,13 @@ impl Scratch {
 
     /// Replaces the work tree's driver sources by `files` and commits them on `parent`
     /// (`None`: a root commit). Returns the commit id.
-    fn commit(&self, parent: Option<&str>, files: &BTreeMap<String, String>, message: &str, date: &str) -> Result<String> {
+    fn commit(
+        &self,
+        parent: Option<&str>,
+        files: &BTreeMap<String, String>,
+        message: &str,
+        date: &str,
+    ) -> Result<String> {
         match parent {
             Some(p) => self.git(&["checkout", "-q", "--detach", p], None)?,
             None => String::new(),
@@ -210,7 +220,11 @@ fn commit_series(
 ) -> Result<Committed> {
     let first_date = steps.first().map(|s| date_of(all_notes, s, "2026-01-01T12:00:00Z")).expect("not empty");
     let base_date = date_of(all_notes, base, &first_date).min(first_date.clone());
-    let base_msg = format!("bes2600: {}\n\nThe materialised `{}` variant (bench).\n", base.title.clone().unwrap_or_else(|| base.name.clone()), base.name);
+    let base_msg = format!(
+        "bes2600: {}\n\nThe materialised `{}` variant (bench).\n",
+        base.title.clone().unwrap_or_else(|| base.name.clone()),
+        base.name
+    );
     let base_id = scratch.commit(None, &tree(root, variants, base)?, &base_msg, &base_date)?;
     let mut tip = base_id.clone();
     let mut date = base_date;
@@ -297,9 +311,13 @@ pub fn series(root: &Path, req: &SeriesRequest) -> Result<BTreeMap<String, Strin
         let fname = f.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
         let n: usize = fname.trim_start_matches(&prefix).get(..4).and_then(|d| d.parse().ok()).unwrap_or(0);
         if n == 0 {
-            out.insert(format!("{prefix}0000-cover-letter.patch"), cover(&text, &tip_date, &change_id(&all_notes, first)));
+            out.insert(
+                format!("{prefix}0000-cover-letter.patch"),
+                cover(&text, &tip_date, &change_id(&all_notes, first)),
+            );
         } else {
-            let slug: String = steps[n - 1].name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+            let slug: String =
+                steps[n - 1].name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
             out.insert(format!("{prefix}{n:04}-{slug}.patch"), text);
         }
     }

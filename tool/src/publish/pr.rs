@@ -85,20 +85,22 @@ pub fn context(
         up = variants.get(&p)?.parent.clone();
     }
     let stress = inputs.stress.map(|id| stress_context(root, v, id)).transpose()?;
-    let checks: BTreeMap<String, serde_json::Value> = stress
-        .as_ref()
-        .and_then(|s| s.1.clone())
-        .unwrap_or_default();
+    let checks: BTreeMap<String, serde_json::Value> = stress.as_ref().and_then(|s| s.1.clone()).unwrap_or_default();
     let predicted = |metric: &str, from: &str, to: &str, confidence: &str| -> minijinja::Value {
         minijinja::context! { metric => metric, from => from, to => to, confidence => confidence,
-            check => checks.get(metric).cloned() }
+        check => checks.get(metric).cloned() }
     };
     let mut predictions: Vec<minijinja::Value> = v
         .predictions
         .iter()
         .map(|p| {
             let unit = p.unit.as_deref().map(|u| format!(" {u}")).unwrap_or_default();
-            predicted(&p.metric, &format!("{}{unit}", plain(&p.from)), &format!("{}{unit}", plain(&p.to)), &p.confidence)
+            predicted(
+                &p.metric,
+                &format!("{}{unit}", plain(&p.from)),
+                &format!("{}{unit}", plain(&p.to)),
+                &p.confidence,
+            )
         })
         .collect();
     let plan_note = of_kind("plan", &v.name).last().copied();
@@ -163,7 +165,12 @@ pub fn context(
                 BenchError::usage(format!("no build #{id} in this workspace's ledger")).hint(format!(
                     "builds of `{}`: {}",
                     v.name,
-                    records.iter().filter(|r| r.variant == v.name).map(|r| format!("#{}", r.id)).collect::<Vec<_>>().join(", ")
+                    records
+                        .iter()
+                        .filter(|r| r.variant == v.name)
+                        .map(|r| format!("#{}", r.id))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
             })?;
             if r.variant != v.name {
@@ -216,8 +223,13 @@ fn stress_context(
 ) -> Result<(minijinja::Value, Option<BTreeMap<String, serde_json::Value>>)> {
     let r = crate::sim::runs::load(root, id)?;
     if r.variant != v.name {
-        return Err(BenchError::usage(format!("stress run #{id} is of `{}`, not `{}`", r.variant, v.name))
-            .hint(format!("run `bench stress --variant {} --against {}` and pass its id", v.name, v.parent.as_deref().unwrap_or("PARENT"))));
+        return Err(BenchError::usage(format!("stress run #{id} is of `{}`, not `{}`", r.variant, v.name)).hint(
+            format!(
+                "run `bench stress --variant {} --against {}` and pass its id",
+                v.name,
+                v.parent.as_deref().unwrap_or("PARENT")
+            ),
+        ));
     }
     let checks = r.comparison.as_ref().and_then(|c| c["predictions"].as_array()).map(|list| {
         list.iter()

@@ -39,8 +39,6 @@ pub fn acquire(root: &Path, what: &str, ui: &Ui) -> Result<WorkspaceLock> {
         }
     }
     // Who holds it, for the next one who waits (the lock, not this text, is what counts).
-    let _ = f.set_len(0).and_then(|_| f.rewind()).and_then(|_| {
-        writeln!(f, "pid {}: {what}", std::process::id())
-    });
+    let _ = f.set_len(0).and_then(|_| f.rewind()).and_then(|_| writeln!(f, "pid {}: {what}", std::process::id()));
     Ok(WorkspaceLock { _file: f })
 }

@@ -54,7 +54,13 @@ fn write_new(root: &Path, name: &str, text: &str) -> Result<PathBuf> {
 
 /// `bench notes new`: a note of `kind` for `variant` (which may not exist yet) with every
 /// value the kind needs left empty, so `bench notes` refuses it until it is filled in.
-pub fn from_template(root: &Path, variant: &str, kind: &str, title: Option<&str>, date: Option<&str>) -> Result<PathBuf> {
+pub fn from_template(
+    root: &Path,
+    variant: &str,
+    kind: &str,
+    title: Option<&str>,
+    date: Option<&str>,
+) -> Result<PathBuf> {
     checked_variant_name(variant)?;
     if !KINDS.contains(&kind) {
         return Err(BenchError::usage(format!("unknown kind `{kind}`")).hint(format!("one of {}", KINDS.join(", "))));
@@ -108,7 +114,10 @@ pub fn baseline_from_run(root: &Path, run: u64, stage: Option<usize>, date: Opti
     checked_date(&date)?;
     let offered = num("offered_mb_per_s")?;
     let seed = r.seeds.0;
-    let title = format!("{} baseline at {offered} MB/s in the simulator (stress run #{run}, seed {seed}, stage {n})", r.variant);
+    let title = format!(
+        "{} baseline at {offered} MB/s in the simulator (stress run #{run}, seed {seed}, stage {n})",
+        r.variant
+    );
     let text = format!(
         "+++\ndate = \"{date}\"\nvariants = [\"{v}\"]\nkind = \"baseline\"\ntitle = {title}\nboard = \"simulator\"\noffered = {{ value = {offered}, unit = \"MB/s\" }}\n\n\
 # Raw counters of stage {n} of stress run #{run} (bench notes baseline --from-stress {run}).\n\
