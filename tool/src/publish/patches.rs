@@ -172,7 +172,7 @@ impl Scratch {
     ) -> Result<String> {
         match parent {
             Some(p) => self.git(&["checkout", "-q", "--detach", p], None)?,
-            None => String::new(),
+            None => String::new(), // the first commit: nothing to check out
         };
         let src = self.path.join("driver");
         if src.exists() {
@@ -250,11 +250,16 @@ fn version(variants: &Variants, v: &Variant, reroll_of: Option<&str>) -> Result<
     Ok((chain.len() as u32 + 1, chain))
 }
 
+/// A name as it may stand in a file name or a change-id.
+fn slug(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect()
+}
+
 /// b4's change-id: the first version's date, a slug of its name, and 12 hex digits of a
 /// hash of both, so every version of one change carries the same id.
 fn change_id(all_notes: &[Note], first: &Variant) -> String {
     let date = date_of(all_notes, first, "2026-01-01");
-    let slug: String = first.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let slug = slug(&first.name);
     let digest = crate::fsutil::sha256_hex(format!("{}\0{}", first.name, date).as_bytes());
     format!("{}-bes2600-{slug}-{}", date[..10].replace('-', ""), &digest[..12])
 }
@@ -316,8 +321,7 @@ pub fn series(root: &Path, req: &SeriesRequest) -> Result<BTreeMap<String, Strin
                 cover(&text, &tip_date, &change_id(&all_notes, first)),
             );
         } else {
-            let slug: String =
-                steps[n - 1].name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+            let slug: String = slug(&steps[n - 1].name);
             out.insert(format!("{prefix}{n:04}-{slug}.patch"), text);
         }
     }
