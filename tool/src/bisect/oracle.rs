@@ -17,7 +17,14 @@ use std::process::Command;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Oracle {
     Audit,
-    Stress { stages: Vec<Stage>, seed: Option<u64>, min_mib_per_s: Option<f64> },
+    /// The simulator over a ramp: bad when any seed of `seeds` (the runner's seed when
+    /// `None`) WARNs, wedges or dies, or a stage stays below `min_mib_per_s`.
+    Stress {
+        stages: Vec<Stage>,
+        seeds: Option<(u64, u64)>,
+        faults: Vec<String>,
+        min_mib_per_s: Option<f64>,
+    },
     Cmd(String),
 }
 
@@ -31,7 +38,7 @@ pub enum Outcome {
 
 impl Oracle {
     pub fn parse(text: &str) -> Result<Oracle> {
-        let hint = "oracles: audit | stress[:ramp=4:5m;seed=3;min-mib=1.2] | cmd:'COMMAND {variant} {srcversion} {tree} {package}'";
+        let hint = "oracles: audit | stress[:ramp=4:5m;seed=3|seeds=1..20;faults=slow-air,stall;min-mib=1.2] | cmd:'COMMAND {variant} {srcversion} {tree} {package}'";
         if text == "audit" {
             return Ok(Oracle::Audit);
         }
@@ -43,7 +50,8 @@ impl Oracle {
         }
         if text == "stress" || text.starts_with("stress:") {
             let mut stages = ramp::parse("4:5m")?;
-            let mut seed = None;
+            let mut seeds = None;
+            let mut faults = Vec::new();
             let mut min = None;
             for opt in text.strip_prefix("stress:").unwrap_or("").split(';').filter(|o| !o.is_empty()) {
                 let (k, v) = opt.split_once('=').ok_or_else(|| {
@@ -52,24 +60,51 @@ impl Oracle {
                 match k {
                     "ramp" => stages = ramp::parse(v)?,
                     "seed" => {
-                        seed = Some(
-                            v.parse()
-                                .map_err(|_| BenchError::usage(format!("stress oracle seed `{v}` is not a number")))?,
+                        let n: u64 = v.parse().map_err(|_| {
+                            BenchError::usage(format!("stress oracle seed `{v}` is not a whole number")).hint(hint)
+                        })?;
+                        seeds = Some((n, n));
+                    }
+                    "seeds" => {
+                        seeds = Some(
+                            crate::sim::stress::parse_seeds(v)
+                                .map_err(|e| BenchError::usage(format!("stress oracle seeds: {e}")).hint(hint))?,
                         )
                     }
+                    "faults" => {
+                        for f in v.split(',').filter(|f| !f.is_empty()) {
+                            if !crate::sim::stress::FAULTS.contains(&f) {
+                                return Err(BenchError::usage(format!("stress oracle fault `{f}` is not a fault"))
+                                    .hint(format!("faults: {}", crate::sim::stress::FAULTS.join(", "))));
+                            }
+                            faults.push(f.to_string());
+                        }
+                    }
                     "min-mib" => {
-                        min =
-                            Some(v.parse().map_err(|_| {
-                                BenchError::usage(format!("stress oracle min-mib `{v}` is not a number"))
-                            })?)
+                        let m: f64 = v.parse().map_err(|_| {
+                            BenchError::usage(format!("stress oracle min-mib `{v}` is not a number")).hint(hint)
+                        })?;
+                        if !(m.is_finite() && m > 0.0 && m <= 100.0) {
+                            return Err(BenchError::usage(format!("stress oracle min-mib `{v}` is out of range"))
+                                .hint("a throughput in MiB/s above 0 and at most 100"));
+                        }
+                        min = Some(m);
                     }
                     _ => return Err(BenchError::usage(format!("unknown stress oracle option `{k}`")).hint(hint)),
                 }
             }
-            return Ok(Oracle::Stress { stages, seed, min_mib_per_s: min });
+            return Ok(Oracle::Stress { stages, seeds, faults, min_mib_per_s: min });
         }
         Err(BenchError::usage(format!("unknown oracle `{text}`")).hint(hint))
     }
+}
+
+/// One stress oracle run: the ramp, the seeds, the faults and the throughput floor.
+struct SimRun<'a> {
+    stages: &'a [Stage],
+    seeds: (u64, u64),
+    faults: &'a [String],
+    min: Option<f64>,
 }
 
 /// What is under test: a driver source tree and a feature set.
@@ -199,8 +234,10 @@ impl Runner {
                     Err(e) => (Outcome::Skip, format!("audit could not build the crate: {}", e.message)),
                 }
             }
-            Oracle::Stress { stages, seed, min_mib_per_s } => {
-                self.stress(s, &srcversion, stages, seed.unwrap_or(self.seed), *min_mib_per_s)?
+            Oracle::Stress { stages, seeds, faults, min_mib_per_s } => {
+                let run =
+                    SimRun { stages, seeds: seeds.unwrap_or((self.seed, self.seed)), faults, min: *min_mib_per_s };
+                self.stress(s, &srcversion, &run)?
             }
             Oracle::Cmd(cmd) => self.cmd(s, cmd, &srcversion, &flat)?,
         };
@@ -223,14 +260,7 @@ impl Runner {
 
     /// The stress oracle: builds the candidate tree's simulator and runs the ramp. Long
     /// because a tree from another commit needs its own manifest and lock file.
-    fn stress(
-        &self,
-        s: &Subject,
-        srcversion: &str,
-        stages: &[Stage],
-        seed: u64,
-        min: Option<f64>,
-    ) -> Result<(Outcome, String)> {
+    fn stress(&self, s: &Subject, srcversion: &str, run: &SimRun) -> Result<(Outcome, String)> {
         let mut enabled = s.features.clone();
         enabled.insert("sim".into());
         let tree = match materialise::crate_tree(s.driver_src, &CfgSet { enabled, known: s.known.clone() }) {
@@ -250,7 +280,7 @@ impl Runner {
         };
         let kept = self.workdir.join("sims").join(format!("bes2600-sim-{sim_key}"));
         if kept.is_file() {
-            return self.run_sim(&kept, s, stages, seed, min);
+            return self.run_sim(&kept, s, run);
         }
         let dir = self.workdir.join(format!("src-{srcversion}"));
         let _ = std::fs::remove_dir_all(&dir);
@@ -282,40 +312,28 @@ impl Runner {
         std::fs::copy(target.join("release").join("bes2600-sim"), &tmp)
             .and_then(|_| std::fs::rename(&tmp, &kept))
             .or_env(format!("cannot keep the simulator as {}", kept.display()))?;
-        self.run_sim(&kept, s, stages, seed, min)
+        self.run_sim(&kept, s, run)
     }
 
-    /// Runs a built simulator over the ramp and judges its report.
-    fn run_sim(
-        &self,
-        exe: &Path,
-        s: &Subject,
-        stages: &[Stage],
-        seed: u64,
-        min: Option<f64>,
-    ) -> Result<(Outcome, String)> {
-        let mut cmd = Command::new(exe);
-        cmd.arg("--seed").arg(seed.to_string());
-        for st in stages {
-            cmd.arg("--stage").arg(st.sim_arg());
-        }
-        let out = cmd.output().or_env("cannot run the simulator")?;
-        let report = match SimReport::parse(&out.stdout, &format!("the simulator of {}", s.label)) {
-            Ok(r) => r.data,
+    /// Runs a built simulator over the ramp on every seed (all cores) and judges the
+    /// reports: the first failing seed, in seed order, is the verdict's detail.
+    fn run_sim(&self, exe: &Path, s: &Subject, run: &SimRun) -> Result<(Outcome, String)> {
+        let runner =
+            crate::sim::stress::Runner { exe, variant: &s.label, stages: run.stages, reps: 1, faults: run.faults };
+        let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let reports = match runner.run_seeds(run.seeds, jobs, &|| {}) {
+            Ok(r) => r,
             Err(e) => return Ok((Outcome::Skip, e.message)),
         };
-        if !report.clean {
-            let first = report
-                .warns
-                .first()
-                .map(|w| w.message.clone())
-                .or_else(|| report.failures.first().map(|f| f.detail.clone()))
-                .unwrap_or_default();
-            return Ok((Outcome::Bad, format!("seed {seed}: {first}")));
+        let n = reports.len();
+        let failing: Vec<&(u64, SimReport)> = reports.iter().filter(|(_, r)| !r.data.clean).collect();
+        if let Some((seed, report)) = failing.first() {
+            let of = if n > 1 { format!(" ({} of {n} seeds fail)", failing.len()) } else { String::new() };
+            return Ok((Outcome::Bad, format!("seed {seed}: {}{of}", report.first_failure())));
         }
-        if let Some(min) = min {
-            for st in &report.stages {
-                if st.observed_mib_per_s < min {
+        if let Some(min) = run.min {
+            for (seed, report) in &reports {
+                if let Some(st) = report.data.stages.iter().find(|st| st.observed_mib_per_s < min) {
                     let got = st.observed_mib_per_s;
                     return Ok((
                         Outcome::Bad,
@@ -324,7 +342,9 @@ impl Runner {
                 }
             }
         }
-        Ok((Outcome::Good, format!("seed {seed}: clean")))
+        let seeds =
+            if n > 1 { format!("seeds {}..{}", run.seeds.0, run.seeds.1) } else { format!("seed {}", run.seeds.0) };
+        Ok((Outcome::Good, format!("{seeds}: clean")))
     }
 
     fn cmd(
@@ -375,14 +395,28 @@ mod tests {
     #[test]
     fn parses_oracles_and_rejects_bad_ones() {
         assert_eq!(Oracle::parse("audit").unwrap(), Oracle::Audit);
-        let Oracle::Stress { stages, seed, min_mib_per_s } =
+        let Oracle::Stress { stages, seeds, min_mib_per_s, .. } =
             Oracle::parse("stress:ramp=1:1m,4:2m;seed=7;min-mib=1.2").unwrap()
         else {
             panic!()
         };
-        assert_eq!((stages.len(), seed, min_mib_per_s), (2, Some(7), Some(1.2)));
+        assert_eq!((stages.len(), seeds, min_mib_per_s), (2, Some((7, 7)), Some(1.2)));
+        let Oracle::Stress { seeds, faults, .. } = Oracle::parse("stress:seeds=1..20;faults=slow-air,stall").unwrap()
+        else {
+            panic!("a stress oracle")
+        };
+        assert_eq!((seeds, faults), (Some((1, 20)), vec!["slow-air".to_string(), "stall".to_string()]));
         assert_eq!(Oracle::parse("cmd:true").unwrap(), Oracle::Cmd("true".into()));
-        for bad in ["", "sress", "stress:speed=1", "stress:seed=x", "cmd:"] {
+        for bad in [
+            "",
+            "sress",
+            "stress:speed=1",
+            "stress:seed=x",
+            "cmd:",
+            "stress:seeds=5..1",
+            "stress:faults=rain",
+            "stress:min-mib=nan",
+        ] {
             assert!(Oracle::parse(bad).is_err(), "{bad}");
         }
     }

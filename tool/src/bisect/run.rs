@@ -149,6 +149,10 @@ pub fn execute(root: &Path, a: &Request, ui: &Ui, use_cache: bool) -> Result<Log
     let need =
         |x: &Option<String>, what: &str| x.clone().ok_or_else(|| BenchError::usage(format!("--{what} is required")));
     let (good, bad) = (need(&a.good, "good")?, need(&a.bad, "bad")?);
+    if good == bad {
+        return Err(BenchError::usage(format!("--good and --bad are both `{good}`: nothing lies between them"))
+            .hint("--good names the last known-good point, --bad the first known-bad one"));
+    }
     let mut ctx = Ctx {
         ui,
         runner,

@@ -53,6 +53,8 @@ pub struct StageArgs {
 
 pub fn run(args: &StageArgs, ui: &Ui) -> Result<()> {
     let root = args.ws.root()?;
+    // The target first: an unknown target is the error to report, whatever the module.
+    let mut t = Target::open(&root, &args.target, args.dry_run)?;
     let ko = match (&args.ko, &args.variant) {
         (Some(ko), _) => ko.clone(),
         (None, Some(v)) => crate::lab::newest_module(&root, v)?,
@@ -73,7 +75,6 @@ pub fn run(args: &StageArgs, ui: &Ui) -> Result<()> {
         .find(|r| r.variant == variant)
         .map(|r| r.id.to_string())
         .unwrap_or_default();
-    let mut t = Target::open(&root, &args.target, args.dry_run)?;
     let spinner = ui.spinner(format!("staging {variant} on {}", t.name));
     let opts = StageOptions {
         failed: args.failed,

@@ -38,7 +38,7 @@ pub struct StressArgs {
     #[arg(long, default_value_t = 1, conflicts_with = "seeds")]
     pub seed: u64,
     /// A swarm: every seed from A to B (inclusive), e.g. 1..100.
-    #[arg(long, value_name = "A..B", value_parser = parse_seeds)]
+    #[arg(long, value_name = "A..B", value_parser = crate::sim::stress::parse_seeds)]
     pub seeds: Option<(u64, u64)>,
     /// Simulations at once in a swarm (default: the number of CPUs).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256), requires = "seeds")]
@@ -47,7 +47,7 @@ pub struct StressArgs {
     /// slow-air (the firmware holds the air 5-40 ms on 2% of frames: confirms bunch, input
     /// buffers run out, TX throttles and restarts); stall (a woken work item or the BH
     /// starts 1-20 ms late on 5% of wake-ups, far below every driver timeout).
-    #[arg(long, value_delimiter = ',', value_parser = ["slow-air", "stall"])]
+    #[arg(long, value_delimiter = ',', value_parser = crate::sim::stress::FAULTS)]
     pub faults: Vec<String>,
     /// Compare with another variant (its parent, usually) on the same seeds: every figure
     /// with its spread, and this variant's `[[predictions]]` checked (exit 1 if one is
@@ -182,21 +182,6 @@ fn record(args: &StressArgs, kind: sim::runs::RunKind, seeds: (u64, u64), clean:
 fn replay_command(args: &StressArgs, variant: &str, seed: u64) -> String {
     let faults = if args.faults.is_empty() { String::new() } else { format!(" --faults {}", args.faults.join(",")) };
     format!("bench stress --variant {variant} --seed {seed} --ramp {} --reps {}{faults}", args.ramp, args.reps)
-}
-
-/// `A..B`: seeds A to B inclusive.
-fn parse_seeds(text: &str) -> std::result::Result<(u64, u64), String> {
-    let (a, b) = text.split_once("..").ok_or_else(|| format!("`{text}` is not A..B (e.g. 1..100)"))?;
-    let b = b.trim_start_matches('=');
-    let a: u64 = a.trim().parse().map_err(|_| format!("`{a}` is not a whole number (seeds are A..B, e.g. 1..100)"))?;
-    let b: u64 = b.trim().parse().map_err(|_| format!("`{b}` is not a whole number (seeds are A..B, e.g. 1..100)"))?;
-    if b < a {
-        return Err(format!("`{text}`: the last seed is below the first"));
-    }
-    if b - a >= 10_000 {
-        return Err(format!("`{text}`: at most 10000 seeds in one swarm"));
-    }
-    Ok((a, b))
 }
 
 /// The comparison table; exit 1 when a prediction is missed.

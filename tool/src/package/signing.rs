@@ -47,7 +47,7 @@ fn write_private(p: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 pub fn load_private(p: &Path) -> Result<PrivateKey> {
-    let text = std::fs::read_to_string(p).or_usage(format!("cannot read signing key {}", p.display()))?;
+    let text = crate::fsutil::read_text(p)?;
     let key = PrivateKey::from_openssh(&text).map_err(|e| {
         BenchError::usage(format!("{} is not an OpenSSH private key", p.display()))
             .cause(e.to_string())
@@ -62,7 +62,7 @@ pub fn load_private(p: &Path) -> Result<PrivateKey> {
 
 /// A public key from an OpenSSH `.pub` file or a private key file.
 pub fn load_public(p: &Path) -> Result<PublicKey> {
-    let text = std::fs::read_to_string(p).or_usage(format!("cannot read key {}", p.display()))?;
+    let text = crate::fsutil::read_text(p)?;
     if let Ok(k) = PublicKey::from_openssh(text.trim()) {
         return Ok(k);
     }

@@ -130,8 +130,7 @@ pub enum Trusted {
 impl Trusted {
     /// An OpenSSH allowed_signers file: `principals [options] keytype base64 [comment]`.
     pub fn allowed_signers(p: &Path) -> Result<Trusted> {
-        let text = std::fs::read_to_string(p)
-            .map_err(|e| BenchError::usage(format!("cannot read {}", p.display())).cause(e.to_string()))?;
+        let text = crate::fsutil::read_text(p)?;
         let mut keys = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();

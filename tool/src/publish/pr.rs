@@ -165,12 +165,15 @@ pub fn context(
                 BenchError::usage(format!("no build #{id} in this workspace's ledger")).hint(format!(
                     "builds of `{}`: {}",
                     v.name,
-                    records
-                        .iter()
-                        .filter(|r| r.variant == v.name)
-                        .map(|r| format!("#{}", r.id))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    {
+                        let ids: Vec<String> =
+                            records.iter().filter(|r| r.variant == v.name).map(|r| format!("#{}", r.id)).collect();
+                        if ids.is_empty() {
+                            format!("none yet: bench build --variant {}", v.name)
+                        } else {
+                            ids.join(", ")
+                        }
+                    }
                 ))
             })?;
             if r.variant != v.name {

@@ -7,17 +7,7 @@ use crate::workspace::variant::Prediction;
 use serde::Serialize;
 
 /// The figures compared, by the names predictions use.
-pub const FIGURES: [&str; 9] = [
-    "observed_mib_per_s",
-    "rx_work_per_s",
-    "rx_work_per_1000_rx_packets",
-    "tx_work_per_s",
-    "rx_queue_lock_per_s",
-    "rx_queue_lock_per_rx_packet",
-    "bh_rx_wakeups_per_rx_batch",
-    "bh_cpu_pct",
-    "spinlock_cpu_pct",
-];
+pub use crate::workspace::variant::FIGURES;
 
 /// One figure of one stage.
 pub fn figure(s: &StageFigures, name: &str) -> Option<f64> {
@@ -118,26 +108,8 @@ pub fn compare(against: &[SimReport], variant: &[SimReport], predictions: &[Pred
     Comparison { rows, predictions }
 }
 
-/// A prediction's value as the range it allows: a number, or text such as "20%", "0" or
-/// "12-15%" (a unit or `%` after the figures is ignored).
 fn target(v: &toml::Value) -> Option<(f64, f64)> {
-    if let Some(x) = v.as_float().or_else(|| v.as_integer().map(|i| i as f64)) {
-        return Some((x, x));
-    }
-    let text = v.as_str()?.trim();
-    let end = text.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-')).unwrap_or(text.len());
-    let rest = text[end..].trim();
-    if !(rest.is_empty() || rest == "%" || rest.chars().all(|c| c.is_ascii_alphabetic() || c == '/')) {
-        return None;
-    }
-    let figures = &text[..end];
-    match figures.split_once('-') {
-        Some((a, b)) if !a.is_empty() => {
-            let (a, b): (f64, f64) = (a.parse().ok()?, b.parse().ok()?);
-            (a <= b).then_some((a, b))
-        }
-        _ => figures.parse().ok().map(|x: f64| (x, x)),
-    }
+    crate::workspace::variant::prediction_range(v)
 }
 
 /// Checks a prediction against the last stage that has the figure (the ramp's heaviest).

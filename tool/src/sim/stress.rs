@@ -11,6 +11,24 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+/// The simulator's faults, by the names `--faults` and the stress oracle's `faults=` take.
+pub const FAULTS: [&str; 2] = ["slow-air", "stall"];
+
+/// `A..B`: seeds A to B inclusive.
+pub fn parse_seeds(text: &str) -> std::result::Result<(u64, u64), String> {
+    let (a, b) = text.split_once("..").ok_or_else(|| format!("`{text}` is not A..B (e.g. 1..100)"))?;
+    let b = b.trim_start_matches('=');
+    let a: u64 = a.trim().parse().map_err(|_| format!("`{a}` is not a whole number (seeds are A..B, e.g. 1..100)"))?;
+    let b: u64 = b.trim().parse().map_err(|_| format!("`{b}` is not a whole number (seeds are A..B, e.g. 1..100)"))?;
+    if b < a {
+        return Err(format!("`{text}`: the last seed is below the first"));
+    }
+    if b - a >= 10_000 {
+        return Err(format!("`{text}`: at most 10000 seeds in one swarm"));
+    }
+    Ok((a, b))
+}
+
 /// One way to run a variant's simulator: its program, the ramp (repeated `reps` times) and
 /// the faults switched on.
 pub struct Runner<'a> {

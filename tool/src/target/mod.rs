@@ -106,11 +106,10 @@ pub struct PatchesConfig {
 
 pub fn load_config(root: &Path) -> Result<BenchToml> {
     let p = root.join("bench.toml");
-    let text = match std::fs::read_to_string(&p) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BenchToml::default()),
-        Err(e) => return Err(BenchError::usage(format!("cannot read {}", p.display())).cause(e.to_string())),
-    };
+    if !p.exists() {
+        return Ok(BenchToml::default());
+    }
+    let text = crate::fsutil::read_text(&p)?;
     let conf: BenchToml = toml::from_str(&text).map_err(|e| {
         let (l, c) = e.span().map_or((0, 0), |s| crate::workspace::variant::line_col(&text, s.start));
         BenchError::usage(format!("{}:{l}:{c}: {}", p.display(), e.message().trim()))
@@ -122,13 +121,14 @@ pub fn load_config(root: &Path) -> Result<BenchToml> {
 /// Values that reach a command line, a shell on a target or a path: a name never starts
 /// with `-` (ssh would read an option) and never holds a path separator or `..`.
 fn validate(conf: &BenchToml, text: &str, file: &str) -> Result<()> {
-    let at = |value: &str| -> String {
-        let line = text.lines().position(|l| l.contains(value)).map_or(0, |i| i + 1);
-        format!("{file}:{line}")
-    };
+    let at = |key: &str, value: &str| crate::workspace::variant::locate(Path::new(file), text, key, value);
     let word = |what: &str, v: &str, allow: &dyn Fn(char) -> bool, right: &str| -> Result<()> {
         if v.is_empty() || v.starts_with('-') || !v.chars().all(allow) {
-            return Err(BenchError::usage(format!("{}: {what} `{v}` is not allowed", at(v))).hint(right.to_string()));
+            // The key is the label's last word (`target name` is a table header).
+            let key = if what.contains(' ') { "" } else { what };
+            return Err(
+                BenchError::usage(format!("{}: {what} `{v}` is not allowed", at(key, v))).hint(right.to_string())
+            );
         }
         Ok(())
     };
@@ -160,13 +160,13 @@ fn validate(conf: &BenchToml, text: &str, file: &str) -> Result<()> {
         }
         if let Some(d) = &t.module_dir {
             if d.starts_with('/') || d.split('/').any(|p| p == "..") || d.starts_with('-') {
-                return Err(BenchError::usage(format!("{}: module_dir `{d}` is not allowed", at(d)))
+                return Err(BenchError::usage(format!("{}: module_dir `{d}` is not allowed", at("module_dir", d)))
                     .hint("a directory under /lib/modules/KVER without `..`, e.g. module_dir = \"updates/dkms\""));
             }
         }
         for o in &t.options {
             if o.starts_with('-') {
-                return Err(BenchError::usage(format!("{}: ssh option `{o}` is not allowed", at(o)))
+                return Err(BenchError::usage(format!("{}: ssh option `{o}` is not allowed", at("options", o)))
                     .hint("options are `-o` values: KEY=VALUE, e.g. options = [\"StrictHostKeyChecking=no\"]"));
             }
         }

@@ -2,7 +2,6 @@
 //! measurements carry units; rates, per-1000 ratios and percentages are derived here, never
 //! typed in.
 
-use crate::error::ResultExt;
 use crate::error::{BenchError, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -143,6 +142,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Note> {
         return Err(BenchError::usage(format!("{name}: unknown kind `{}`", front.kind))
             .hint(format!("one of {}", KINDS.join(", "))));
     }
+    let line_of_value = |key: &str, value: &str| {
+        front_text.lines().position(|l| l.trim_start().starts_with(key) && l.contains(value)).map_or(0, |i| i + 2)
+    };
     let line_of = |key: &str| front_text.lines().position(|l| l.trim_start().starts_with(key)).map_or(0, |i| i + 2);
     // An empty value is never information: a template's blank (`bench notes new`) left
     // unfilled. Name the first one.
@@ -173,6 +175,62 @@ pub fn parse(path: &Path, text: &str) -> Result<Note> {
     }
     for c in &front.checklist {
         blank("item", &c.item)?;
+    }
+    if !valid_date(&front.date) {
+        return Err(BenchError::usage(format!(
+            "{name}:{}: date `{}` is not a calendar date",
+            line_of("date"),
+            front.date
+        ))
+        .hint("date = \"YYYY-MM-DD\", e.g. date = \"2026-05-07\""));
+    }
+    // A dated file name (what `bench notes new` writes) and its front matter agree.
+    let file_name = path.file_name().and_then(|f| f.to_str()).unwrap_or("");
+    if let Some(prefix) = file_name.get(..10).filter(|p| valid_date(p)) {
+        if prefix != front.date {
+            return Err(BenchError::usage(format!(
+                "{name}:{}: date `{}` is not the date the file name starts with, {prefix}",
+                line_of("date"),
+                front.date
+            ))
+            .hint("make them agree: the file name sorts the notes, the date orders baselines and plans"));
+        }
+    }
+    if front.variants.is_empty() {
+        return Err(BenchError::usage(format!("{name}:{}: `variants` is empty", line_of("variants")))
+            .hint("the variants the note is about, e.g. variants = [\"c\"]"));
+    }
+    if let Some(sv) = &front.srcversion {
+        let ok = !sv.is_empty() && sv.len() <= 24 && sv.chars().all(|c| c.is_ascii_hexdigit());
+        if !ok {
+            return Err(BenchError::usage(format!("{name}:{}: srcversion `{sv}` is not hex", line_of("srcversion")))
+                .hint("a srcversion (or its prefix) as modinfo prints it: up to 24 hex digits, e.g. 84239431"));
+        }
+    }
+    for p in &front.predictions {
+        use crate::workspace::variant::{prediction_range, CONFIDENCES, FIGURES};
+        if !CONFIDENCES.contains(&p.confidence.as_str()) {
+            return Err(BenchError::usage(format!(
+                "{name}:{}: unknown confidence `{}`",
+                line_of_value("confidence", &p.confidence),
+                p.confidence
+            ))
+            .hint(format!("one of {}", CONFIDENCES.join(", "))));
+        }
+        // A prediction in the seed's own words is kept as text; one that names a simulator
+        // figure is checked by `bench stress --against`, so its values must be figures.
+        if FIGURES.contains(&p.metric.as_str()) {
+            for (key, v) in [("from", &p.from), ("to", &p.to)] {
+                if prediction_range(&toml::Value::String(v.clone())).is_none() {
+                    return Err(BenchError::usage(format!(
+                        "{name}:{}: prediction `{}`: {key} = \"{v}\" is not a figure",
+                        line_of_value(key, v),
+                        p.metric
+                    ))
+                    .hint("a number with a unit or % (\"20%\", \"1914/s\"), or a range low-high (\"12-15%\")"));
+                }
+            }
+        }
     }
     let offered_key = "offered".to_string();
     for (key, q) in front.measurements.iter().chain(front.offered.iter().map(|q| (&offered_key, q))) {
@@ -205,6 +263,28 @@ pub fn parse(path: &Path, text: &str) -> Result<Note> {
     Ok(Note { file: name, front, body })
 }
 
+/// `YYYY-MM-DD` naming a day that exists (leap years counted).
+pub fn valid_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let num =
+        |r: std::ops::Range<usize>| s.get(r).filter(|t| t.bytes().all(|c| c.is_ascii_digit()))?.parse::<u32>().ok();
+    let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else {
+        return false;
+    };
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&d) && y >= 1970
+}
+
 /// Every note of the workspace, checked against the variants.
 pub fn load_all(root: &Path, variants: &crate::workspace::variant::Variants) -> Result<Vec<Note>> {
     let dir = root.join("notes");
@@ -217,7 +297,7 @@ pub fn load_all(root: &Path, variants: &crate::workspace::variant::Variants) -> 
     files.sort();
     let mut notes = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(&f).or_usage(format!("cannot read {}", f.display()))?;
+        let text = crate::fsutil::read_text(&f)?;
         let rel = f.strip_prefix(root).unwrap_or(&f).to_path_buf();
         let note = parse(&rel, &text)?;
         for v in &note.front.variants {
@@ -418,8 +498,11 @@ mod tests {
             assert!(e.message.contains(key), "{extra}: {}", e.message);
             assert!(e.hint.as_deref().unwrap_or("").contains("fill it in"));
         }
-        let e = parse(Path::new("n.md"), "+++\ndate = \"d\"\nvariants = [\"d\"]\nkind = \"plan\"\ntitle = \"\"\n+++\n")
-            .unwrap_err();
+        let e = parse(
+            Path::new("n.md"),
+            "+++\ndate = \"2026-11-26\"\nvariants = [\"d\"]\nkind = \"plan\"\ntitle = \"\"\n+++\n",
+        )
+        .unwrap_err();
         assert!(e.message.contains("`title` is empty"), "{}", e.message);
         assert!(parse(Path::new("n.md"), &format!("{head}rollback = \"b\"\n+++\n")).is_ok());
     }

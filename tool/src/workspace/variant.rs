@@ -8,6 +8,86 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub const STATUSES: &[&str] = &["proposed", "staged", "verified", "failed", "superseded"];
+/// How sure a prediction is.
+pub const CONFIDENCES: &[&str] = &["high", "medium", "low"];
+/// The figures a prediction can name: what the simulator measures per stage (and `bench
+/// stress --against` checks).
+pub const FIGURES: [&str; 9] = [
+    "observed_mib_per_s",
+    "rx_work_per_s",
+    "rx_work_per_1000_rx_packets",
+    "tx_work_per_s",
+    "rx_queue_lock_per_s",
+    "rx_queue_lock_per_rx_packet",
+    "bh_rx_wakeups_per_rx_batch",
+    "bh_cpu_pct",
+    "spinlock_cpu_pct",
+];
+/// Largest magnitude a predicted figure may have.
+const MAX_PREDICTED: f64 = 1e15;
+
+/// A prediction's value as the range it allows: a number, or text such as "20%", "0",
+/// "1914/s" or "12-15%" (a unit or `%` after the figures is ignored). `None` when it is
+/// none of these, or not finite, or a range whose ends are reversed.
+pub fn prediction_range(v: &toml::Value) -> Option<(f64, f64)> {
+    let ok = |x: f64| x.is_finite() && x.abs() <= MAX_PREDICTED;
+    if let Some(x) = v.as_float().or_else(|| v.as_integer().map(|i| i as f64)) {
+        return ok(x).then_some((x, x));
+    }
+    let text = v.as_str()?.trim();
+    let end = text.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-')).unwrap_or(text.len());
+    let rest = text[end..].trim();
+    if !(rest.is_empty() || rest == "%" || rest.chars().all(|c| c.is_ascii_alphabetic() || c == '/')) {
+        return None;
+    }
+    let figures = &text[..end];
+    let (a, b): (f64, f64) = match figures.split_once('-') {
+        Some((a, b)) if !a.is_empty() => (a.parse().ok()?, b.parse().ok()?),
+        _ => {
+            let x = figures.parse().ok()?;
+            (x, x)
+        }
+    };
+    (ok(a) && ok(b) && a <= b).then_some((a, b))
+}
+
+/// A name that becomes a file name, a package version part and a patch subject: letters,
+/// digits, `.`, `_` and `-`, starting with a letter or digit, at most 64 characters.
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && name.len() <= 64
+        && !name.contains("..")
+}
+
+/// `file:line` where an error about `key = value` points (`file` alone when nothing
+/// matches): the first line from `start` (0-based) whose key is `key` and which holds the
+/// value; else one holding the value quoted (an array spread over lines); else the key's
+/// first line; else any line holding the value.
+pub fn locate_from(file: &Path, text: &str, start: usize, key: &str, value: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let is_key = |l: &str| {
+        let l = l.trim_start();
+        !key.is_empty() && l.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with('='))
+    };
+    let quoted = format!("\"{value}\"");
+    let from = || start.min(lines.len())..lines.len();
+    let found = from()
+        .find(|&i| is_key(lines[i]) && lines[i].contains(value))
+        .or_else(|| from().find(|&i| !value.is_empty() && lines[i].contains(&quoted)))
+        .or_else(|| from().find(|&i| is_key(lines[i])))
+        .or_else(|| from().find(|&i| !value.is_empty() && lines[i].contains(value)));
+    match found {
+        Some(i) => format!("{}:{}", file.display(), i + 1),
+        None => file.display().to_string(),
+    }
+}
+
+/// [`locate_from`] from the first line.
+pub fn locate(file: &Path, text: &str, key: &str, value: &str) -> String {
+    locate_from(file, text, 0, key, value)
+}
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -55,6 +135,9 @@ pub struct Variant {
     pub dropped: BTreeMap<String, String>,
     #[serde(skip)]
     pub file: PathBuf,
+    /// The file's text, for errors that point at a line.
+    #[serde(skip)]
+    pub source: String,
 }
 
 /// All variants of a workspace, validated.
@@ -122,7 +205,8 @@ impl Variants {
             default_variant: Option<String>,
         }
         let p = root.join("bench.toml");
-        if let Ok(text) = std::fs::read_to_string(&p) {
+        if p.exists() {
+            let text = crate::fsutil::read_text(&p)?;
             let d: Defaults = toml::from_str(&text).or_usage(format!("{}: not valid TOML", p.display()))?;
             if let Some(name) = d.default_variant {
                 return self.get(&name).map_err(|e| e.cause(format!("default_variant in {}", p.display())));
@@ -168,80 +252,160 @@ impl Variants {
     }
 
     fn validate(&self, root: &Path) -> Result<()> {
+        // Structure first (names, parents, cycles): the feature checks below walk the chain.
         for v in &self.list {
-            let at = |msg: String| BenchError::usage(format!("{}: {msg}", v.file.display()));
-            let stem = v.file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-            if v.name != stem {
-                return Err(at(format!("name `{}` does not match the file name", v.name))
-                    .hint(format!("rename the file to {}.toml or set name = \"{stem}\"", v.name)));
+            self.validate_identity(v)?;
+        }
+        for v in &self.list {
+            self.validate_content(v, root)?;
+        }
+        Ok(())
+    }
+
+    fn validate_identity(&self, v: &Variant) -> Result<()> {
+        let at = |key: &str, value: &str, msg: String| {
+            BenchError::usage(format!("{}: {msg}", locate(&v.file, &v.source, key, value)))
+        };
+        let stem = v.file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        if !valid_name(&v.name) {
+            return Err(at("name", &v.name, format!("variant name `{}` is not allowed", v.name))
+                .hint("a variant name is letters, digits, `.`, `_` and `-` (it names files and patches), e.g. name = \"c-v3\""));
+        }
+        if v.name != stem {
+            return Err(at("name", &v.name, format!("name `{}` does not match the file name", v.name))
+                .hint(format!("rename the file to {}.toml or set name = \"{stem}\"", v.name)));
+        }
+        if !STATUSES.contains(&v.status.as_str()) {
+            return Err(at("status", &v.status, format!("unknown status `{}`", v.status))
+                .hint(format!("one of {}", STATUSES.join(", "))));
+        }
+        if let Some(p) = &v.parent {
+            if !self.list.iter().any(|x| &x.name == p) {
+                let known: Vec<&str> = self.list.iter().map(|x| x.name.as_str()).collect();
+                let hint = match nearest(p, &known) {
+                    Some(n) => format!("did you mean `{n}`? Known variants: {}", known.join(", ")),
+                    None => format!("known variants: {}", known.join(", ")),
+                };
+                return Err(at("parent", p, format!("parent `{p}` does not exist")).hint(hint));
             }
-            if !STATUSES.contains(&v.status.as_str()) {
-                return Err(
-                    at(format!("unknown status `{}`", v.status)).hint(format!("one of {}", STATUSES.join(", ")))
-                );
-            }
-            for f in &v.features {
-                if !self.driver_features.contains(f) {
-                    return Err(at(format!("unknown feature `{f}`"))
-                        .hint(format!("the driver crate has: {}", self.driver_features.join(", "))));
-                }
-            }
-            for n in &v.rationale.notes {
-                if !root.join(n).is_file() {
-                    return Err(at(format!("rationale note `{n}` does not exist"))
-                        .hint("notes are paths relative to the workspace, e.g. notes/2026-05-07-phase7-c.md"));
-                }
-            }
-            if let Some(p) = &v.parent {
-                let parent = self.list.iter().find(|x| &x.name == p).ok_or_else(|| {
-                    at(format!("parent `{p}` does not exist")).hint(format!(
-                        "known variants: {}",
-                        self.list.iter().map(|x| x.name.as_str()).collect::<Vec<_>>().join(", ")
-                    ))
-                })?;
-                // What the variant gets, as cargo enables it: a feature implied by a listed
-                // one is kept, not dropped.
-                let kept = with_implied(&v.features, &self.implies);
-                for f in &with_implied(&parent.features, &self.implies) {
-                    if !kept.contains(f) && !v.dropped.contains_key(f) {
-                        return Err(at(format!("drops the parent's feature `{f}` without saying why"))
-                            .hint(format!("keep it in features, or add [dropped] {f} = \"reason\"")));
-                    }
-                }
-            }
-            if let Some(r) = &v.reroll_of {
-                if r == &v.name || !self.list.iter().any(|x| &x.name == r) {
-                    return Err(at(format!("reroll_of `{r}` is not another variant")).hint(format!(
-                        "reroll_of names the earlier version of this change; known variants: {}",
-                        self.list.iter().map(|x| x.name.as_str()).collect::<Vec<_>>().join(", ")
-                    )));
-                }
-            }
-            // Walk up: a cycle returns to a name already seen.
-            let mut seen = vec![v.name.as_str()];
-            let mut cur = v;
-            while let Some(p) = &cur.parent {
-                if seen.contains(&p.as_str()) {
-                    seen.push(p);
-                    return Err(at(format!("parent cycle: {}", seen.join(" -> ")))
-                        .hint("a variant's parent chain must end at a variant without parent"));
-                }
+        }
+        // Walk up: a cycle returns to a name already seen.
+        let mut seen = vec![v.name.as_str()];
+        let mut cur = v;
+        while let Some(p) = &cur.parent {
+            if seen.contains(&p.as_str()) {
                 seen.push(p);
-                cur = self.list.iter().find(|x| &x.name == p).expect("parents checked above");
+                return Err(at("parent", p, format!("parent cycle: {}", seen.join(" -> ")))
+                    .hint("a variant's parent chain must end at a variant without parent"));
             }
+            seen.push(p);
+            match self.list.iter().find(|x| &x.name == p) {
+                Some(next) => cur = next,
+                None => break, // named by its own file's check
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_content(&self, v: &Variant, root: &Path) -> Result<()> {
+        let at = |key: &str, value: &str, msg: String| {
+            BenchError::usage(format!("{}: {msg}", locate(&v.file, &v.source, key, value)))
+        };
+        for f in &v.features {
+            if !self.driver_features.contains(f) {
+                let known: Vec<&str> = self.driver_features.iter().map(String::as_str).collect();
+                let near = nearest(f, &known).map(|n| format!("did you mean `{n}`? ")).unwrap_or_default();
+                return Err(at("features", f, format!("unknown feature `{f}`"))
+                    .hint(format!("{near}the driver crate has: {}", self.driver_features.join(", "))));
+            }
+        }
+        for n in &v.rationale.notes {
+            let inside = Path::new(n).starts_with("notes")
+                && Path::new(n).components().all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !inside {
+                return Err(at("notes", n, format!("rationale note `{n}` is not a path inside notes/"))
+                    .hint("notes are paths relative to the workspace, e.g. notes/2026-05-07-phase7-c.md"));
+            }
+            if !root.join(n).is_file() {
+                return Err(at("notes", n, format!("rationale note `{n}` does not exist"))
+                    .hint("notes are paths relative to the workspace, e.g. notes/2026-05-07-phase7-c.md"));
+            }
+        }
+        if let Some(parent) = v.parent.as_ref().and_then(|p| self.list.iter().find(|x| &x.name == p)) {
+            // What the variant gets, as cargo enables it: a feature implied by a listed
+            // one is kept, not dropped.
+            let kept = with_implied(&v.features, &self.implies);
+            for f in &with_implied(&parent.features, &self.implies) {
+                if !kept.contains(f) && !v.dropped.contains_key(f) {
+                    return Err(at("features", "", format!("drops the parent's feature `{f}` without saying why"))
+                        .hint(format!("keep it in features, or add [dropped] {f} = \"reason\"")));
+                }
+            }
+        }
+        if let Some(r) = &v.reroll_of {
+            if r == &v.name || !self.list.iter().any(|x| &x.name == r) {
+                return Err(at("reroll_of", r, format!("reroll_of `{r}` is not another variant")).hint(format!(
+                    "reroll_of names the earlier version of this change; known variants: {}",
+                    self.list.iter().map(|x| x.name.as_str()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        for p in &v.predictions {
+            // Point into this prediction's table: from its metric line on.
+            let start = v.source.lines().position(|l| l.contains(&format!("\"{}\"", p.metric))).unwrap_or(0);
+            validate_prediction(p, |key, value, msg| {
+                BenchError::usage(format!("{}: {msg}", locate_from(&v.file, &v.source, start, key, value)))
+            })?;
         }
         Ok(())
     }
 }
 
+/// A variant's prediction is checked by the simulator: it names one of its figures, says
+/// from and to as numbers or ordered ranges, and how sure it is.
+fn validate_prediction(p: &Prediction, at: impl Fn(&str, &str, String) -> BenchError) -> Result<()> {
+    let shown = |v: &toml::Value| v.as_str().map_or_else(|| v.to_string(), String::from);
+    if FIGURES.contains(&p.metric.as_str()) {
+        for (key, value) in [("from", &p.from), ("to", &p.to)] {
+            if prediction_range(value).is_none() {
+                return Err(at(key, &shown(value), format!("prediction `{}`: {key} = {value} is not a figure", p.metric))
+                    .hint("a finite number (1914, 0.5), a number with a unit or % (\"20%\", \"1914/s\"), or a range low-high (\"12-15%\")"));
+            }
+        }
+    } else {
+        // A metric the simulator does not measure is a board-only prediction (the seed's
+        // `observed_rx_at_4mb`), kept as written; one a letter or two from a figure is a typo.
+        if let Some(n) = nearest(&p.metric, &FIGURES) {
+            return Err(at("metric", &p.metric, format!("prediction metric `{}` is not a simulator figure", p.metric))
+                .hint(format!("did you mean `{n}`? Figures: {}", FIGURES.join(", "))));
+        }
+        for (key, value) in [("from", &p.from), ("to", &p.to)] {
+            if let Some(x) = value.as_float().filter(|x| !x.is_finite() || x.abs() > MAX_PREDICTED) {
+                return Err(at(
+                    key,
+                    &shown(value),
+                    format!("prediction `{}`: {key} = {x} is not a finite figure", p.metric),
+                )
+                .hint(format!("a number of magnitude at most {MAX_PREDICTED:e}, or text")));
+            }
+        }
+    }
+    if !CONFIDENCES.contains(&p.confidence.as_str()) {
+        return Err(at("confidence", &p.confidence, format!("unknown confidence `{}`", p.confidence))
+            .hint(format!("one of {}", CONFIDENCES.join(", "))));
+    }
+    Ok(())
+}
+
 fn parse_file(path: &Path) -> Result<Variant> {
-    let text = std::fs::read_to_string(path).or_usage(format!("cannot read {}", path.display()))?;
+    let text = crate::fsutil::read_text(path)?;
     let mut v: Variant = toml::from_str(&text).map_err(|e| {
         let (line, col) = e.span().map_or((0, 0), |s| line_col(&text, s.start));
         BenchError::usage(format!("{}:{line}:{col}: {}", path.display(), e.message()))
             .hint("a variant is name, parent, features = [..], status, notes = [..]: see any file in variants/")
     })?;
     v.file = path.to_path_buf();
+    v.source = text;
     Ok(v)
 }
 
