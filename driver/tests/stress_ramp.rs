@@ -113,6 +113,24 @@ fn same_seed_gives_byte_identical_json() {
 }
 
 #[test]
+fn faults_are_reproducible_fire_and_are_named() {
+    let mut config = one_stage(7, 4.0, 60);
+    for (name, _) in bes2600::sim::FAULTS {
+        config.cost.enable_fault(name).unwrap();
+    }
+    let a = run(&config, |_, _| {});
+    assert_eq!(a.to_json(), run(&config, |_, _| {}).to_json(), "same seed, same bytes, faults on");
+    let names: Vec<&str> = a.faults.iter().map(|f| f.0).collect();
+    assert_eq!(names, bes2600::sim::FAULTS.iter().map(|f| f.0).collect::<Vec<_>>());
+    for (name, fired) in &a.faults {
+        assert!(*fired > 0, "fault {name} never fired in a minute at 4 MB/s");
+    }
+    // A stale control byte is caught by the toggle and read again.
+    let retries = a.coverage.iter().find(|c| c.0 == "stale_toggle_retries").map_or(0, |c| c.1);
+    assert!(retries > 0, "stale-ctrl: no toggle retry");
+}
+
+#[test]
 fn rx_queue_locks_and_bh_wakeups_follow_the_feature_set() {
     let r = run(&one_stage(3, 4.0, 60), |_, _| {});
     let s = &r.stages[0];

@@ -18,8 +18,13 @@ impl Ui {
     }
 
     pub fn error(&self, err: &crate::error::BenchError) {
+        let mut text = err.to_string();
+        // Workspace files by their workspace path (one place for every error).
+        if let Some(root) = crate::workspace::found() {
+            text = text.replace(&format!("{}/", root.display()), "");
+        }
         let mut e = std::io::stderr().lock();
-        let _ = write!(e, "{err}");
+        let _ = write!(e, "{text}");
     }
 
     /// A spinner for work of unknown length.

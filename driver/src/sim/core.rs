@@ -233,6 +233,13 @@ pub struct SimCore {
     pub stall_rng: Cell<Rng>,
     /// How often the `stall` fault fired.
     pub stalls: Cell<u64>,
+    /// The `stale-ctrl` and `spurious-irq` faults' own streams, and how often each fired.
+    pub stale_ctrl_rng: Cell<Rng>,
+    pub stale_ctrls: Cell<u64>,
+    pub spurious_irq_rng: Cell<Rng>,
+    pub spurious_irqs: Cell<u64>,
+    /// The last control byte the chip gave (what a stale read returns).
+    pub last_ctrl: Cell<u8>,
     pub yielders: [Cell<*const Yielder<(), Yield>>; NCTX],
     pub ctx: RefCell<[CtxState; NCTX]>,
     pub run_queue: RefCell<VecDeque<usize>>,
@@ -264,6 +271,20 @@ pub struct SimCore {
 }
 
 impl SimCore {
+    /// Draws from a fault's own stream: switching one fault on changes no other draw.
+    pub fn fault_fires(&self, rng: &Cell<Rng>, chance: f64, fired: &Cell<u64>) -> bool {
+        if chance <= 0.0 {
+            return false;
+        }
+        let mut r = rng.get();
+        let hit = r.chance(chance);
+        rng.set(r);
+        if hit {
+            fired.set(fired.get() + 1);
+        }
+        hit
+    }
+
     pub fn new(cost: CostModel, seed: u64) -> Self {
         SimCore {
             chip: RefCell::new(Chip::new(cost.chip, TcpAir::new(&cost, seed), 0)),
@@ -274,6 +295,11 @@ impl SimCore {
             sched_rng: Cell::new(Rng::new(seed, 2)),
             stall_rng: Cell::new(Rng::new(seed, 7)),
             stalls: Cell::new(0),
+            stale_ctrl_rng: Cell::new(Rng::new(seed, 11)),
+            stale_ctrls: Cell::new(0),
+            spurious_irq_rng: Cell::new(Rng::new(seed, 13)),
+            spurious_irqs: Cell::new(0),
+            last_ctrl: Cell::new(0),
             yielders: std::array::from_fn(|_| Cell::new(std::ptr::null())),
             ctx: RefCell::new([CtxState::new(); NCTX]),
             run_queue: RefCell::new(VecDeque::new()),

@@ -85,6 +85,14 @@ pub struct CostModel {
     /// interrupt, 6 s command, 10 s flush), so a correct driver survives it.
     pub fault_stall_chance: f64,
     pub fault_stall_ns: (u64, u64),
+    /// Fault `stale-ctrl` (off: 0): the chance that a control-byte read returns the last
+    /// value again (an SDIO read that raced the firmware's update): the driver must see
+    /// the unchanged toggle and read again.
+    pub fault_stale_ctrl_chance: f64,
+    /// Fault `spurious-irq` (off: 0): the chance, every 100 ms check, of an interrupt the
+    /// chip did not raise (a shared line, a glitch): the driver reads an empty control
+    /// byte, or a batch early.
+    pub fault_spurious_irq_chance: f64,
 }
 
 impl Default for CostModel {
@@ -125,6 +133,8 @@ impl Default for CostModel {
             fault_slow_air_ns: (5_000_000, 40_000_000),
             fault_stall_chance: 0.0,
             fault_stall_ns: (1_000_000, 20_000_000),
+            fault_stale_ctrl_chance: 0.0,
+            fault_spurious_irq_chance: 0.0,
         }
     }
 }
@@ -133,6 +143,8 @@ impl Default for CostModel {
 pub const FAULTS: &[(&str, &str)] = &[
     ("slow-air", "the firmware holds the air 5-40 ms on 2% of frames: confirms bunch, input buffers run out"),
     ("stall", "a woken work item or the BH starts 1-20 ms late on 5% of wake-ups: contexts interleave otherwise"),
+    ("stale-ctrl", "5% of control-byte reads return the last value again: the toggle catches it, the driver re-reads"),
+    ("spurious-irq", "an interrupt the chip did not raise on 30% of 100 ms periods: empty or early control-byte reads"),
 ];
 
 impl CostModel {
@@ -141,6 +153,8 @@ impl CostModel {
         match name {
             "slow-air" => self.fault_slow_air_chance = 0.02,
             "stall" => self.fault_stall_chance = 0.05,
+            "stale-ctrl" => self.fault_stale_ctrl_chance = 0.05,
+            "spurious-irq" => self.fault_spurious_irq_chance = 0.3,
             _ => {
                 let known: Vec<&str> = FAULTS.iter().map(|f| f.0).collect();
                 return Err(format!("unknown fault `{name}`: known faults are {}", known.join(", ")));
@@ -157,6 +171,12 @@ impl CostModel {
         }
         if self.fault_stall_chance > 0.0 {
             v.push("stall");
+        }
+        if self.fault_stale_ctrl_chance > 0.0 {
+            v.push("stale-ctrl");
+        }
+        if self.fault_spurious_irq_chance > 0.0 {
+            v.push("spurious-irq");
         }
         v
     }

@@ -329,8 +329,19 @@ impl Platform for SimPlatform {
     fn sdio_read_ctrl(&self) -> u8 {
         self.bus(self.core.cost.cmd52_ns);
         self.core.counters.borrow_mut().ctrl_reads += 1;
-        let now = self.core.now();
-        self.core.chip.borrow_mut().read_ctrl(now)
+        let core = &self.core;
+        // Fault `stale-ctrl`: the last value again, the chip untouched (not acknowledged).
+        if core.last_ctrl.get() != 0
+            && core.fault_fires(&core.stale_ctrl_rng, core.cost.fault_stale_ctrl_chance, &core.stale_ctrls)
+        {
+            return core.last_ctrl.get();
+        }
+        let now = core.now();
+        let ctrl = core.chip.borrow_mut().read_ctrl(now);
+        if ctrl != 0 {
+            core.last_ctrl.set(ctrl);
+        }
+        ctrl
     }
 
     fn sdio_read_data(&self, buf: &mut [u8]) {

@@ -315,6 +315,8 @@ impl Report {
                     let fired = match f {
                         "slow-air" => core.chip.borrow().stats.tx_delayed,
                         "stall" => core.stalls.get(),
+                        "stale-ctrl" => core.stale_ctrls.get(),
+                        "spurious-irq" => core.spurious_irqs.get(),
                         _ => 0,
                     };
                     (f, fired)

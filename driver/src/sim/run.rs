@@ -93,6 +93,10 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
         } else {
             check_failures(&core, offered > 0.0);
             next_check_ns += CHECK_PERIOD_NS;
+            // Fault `spurious-irq`: the interrupt thread runs with nothing raised.
+            if core.fault_fires(&core.spurious_irq_rng, core.cost.fault_spurious_irq_chance, &core.spurious_irqs) {
+                core.activate(Ctx::Irq as usize, core.cost.irq_thread_ns);
+            }
             if now >= next_progress_ns {
                 progress(now, total_ns);
                 next_progress_ns += 1_000_000_000;

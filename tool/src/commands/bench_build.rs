@@ -97,7 +97,7 @@ fn tempdir() -> Result<PathBuf> {
 }
 
 /// CPU seconds of this process and its waited-for children, from /proc/self/stat.
-fn cpu_s() -> f64 {
+pub(crate) fn cpu_s() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(") ").map(|x| x.1).unwrap_or("");
     let f: Vec<f64> = after.split(' ').map(|x| x.parse().unwrap_or(0.0)).collect();

@@ -46,7 +46,9 @@ pub struct StressArgs {
     /// Faults to switch on (comma-separated), each within what the driver must survive:
     /// slow-air (the firmware holds the air 5-40 ms on 2% of frames: confirms bunch, input
     /// buffers run out, TX throttles and restarts); stall (a woken work item or the BH
-    /// starts 1-20 ms late on 5% of wake-ups, far below every driver timeout).
+    /// starts 1-20 ms late on 5% of wake-ups, far below every driver timeout); stale-ctrl
+    /// (5% of control-byte reads return the last value again: the toggle must catch it);
+    /// spurious-irq (an interrupt the chip did not raise, on 30% of 100 ms periods).
     #[arg(long, value_delimiter = ',', value_parser = crate::sim::stress::FAULTS)]
     pub faults: Vec<String>,
     /// Compare with another variant (its parent, usually) on the same seeds: every figure

@@ -27,6 +27,15 @@ impl WorkspaceArg {
     }
 }
 
+/// The workspace this run found: errors show its files relative to it, as a user types
+/// them (`variants/c-v2.toml:12`), whatever the directory bench was started from.
+static FOUND: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// The workspace found by this run, if any.
+pub fn found() -> Option<&'static Path> {
+    FOUND.get().map(PathBuf::as_path)
+}
+
 pub fn find(explicit: Option<&Path>) -> Result<PathBuf> {
     let start = match explicit {
         Some(p) => p.to_path_buf(),
@@ -38,6 +47,7 @@ pub fn find(explicit: Option<&Path>) -> Result<PathBuf> {
     let mut dir = start.as_path();
     loop {
         if dir.join("driver").join("Cargo.toml").is_file() {
+            let _ = FOUND.set(dir.to_path_buf());
             return Ok(dir.to_path_buf());
         }
         match dir.parent() {
