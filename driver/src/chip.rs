@@ -411,6 +411,19 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
         self.wedged.is_none() && self.locked.is_none() && !self.fifo.is_empty() && now_ns >= self.batch_ready_at_ns
     }
 
+    /// Nothing for the host: no message queued or announced, no interrupt raised.
+    pub fn idle_towards_host(&self) -> bool {
+        self.fifo.is_empty() && self.locked.is_none() && !self.irq_asserted
+    }
+
+    /// Input buffers free for a data frame (one stays for commands), 0 when wedged.
+    pub fn data_buffers_free(&self) -> u16 {
+        if self.wedged.is_some() {
+            return 0;
+        }
+        self.cfg.num_inp_ch_bufs.saturating_sub(1).saturating_sub(self.in_use)
+    }
+
     /// When the chip next needs the scheduler: the moment it would raise its interrupt.
     pub fn next_event_ns(&self) -> u64 {
         if self.wedged.is_some() || self.irq_asserted || self.locked.is_some() {

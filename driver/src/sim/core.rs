@@ -195,6 +195,10 @@ pub enum FailureKind {
     FlushTimeout,
     /// The BH waited 5 s with frames outstanding and no interrupt, and force-closed.
     MissedInterrupt,
+    /// Frames waited in the driver with input buffers free while every driver context
+    /// slept and the chip had nothing to say: only an unrelated event would send them
+    /// (a lost wake-up, such as a TX restart nobody asked for).
+    LostWakeup,
 }
 
 /// One run-time contract report.
@@ -240,6 +244,16 @@ pub struct SimCore {
     pub spurious_irqs: Cell<u64>,
     /// The last control byte the chip gave (what a stale read returns).
     pub last_ctrl: Cell<u8>,
+    /// Since when TX has been starved (frames waiting, buffers free, nobody awake).
+    pub starved_since_ns: Cell<Option<u64>>,
+    /// Fault `tx-heavy`: the upload's queue is stopped (a frame was refused), and how many
+    /// upload frames the stack handed down.
+    pub upload_stopped: Cell<bool>,
+    pub upload_frames: Cell<u64>,
+    /// Fault `tx-heavy`: the RX sender is paused (an upload-only spell).
+    pub rx_paused: Cell<bool>,
+    /// A configuration change holds TX (between the locking command and the next one).
+    pub tx_locked_by_config: Cell<bool>,
     pub yielders: [Cell<*const Yielder<(), Yield>>; NCTX],
     pub ctx: RefCell<[CtxState; NCTX]>,
     pub run_queue: RefCell<VecDeque<usize>>,
@@ -300,6 +314,11 @@ impl SimCore {
             spurious_irq_rng: Cell::new(Rng::new(seed, 13)),
             spurious_irqs: Cell::new(0),
             last_ctrl: Cell::new(0),
+            starved_since_ns: Cell::new(None),
+            upload_stopped: Cell::new(false),
+            upload_frames: Cell::new(0),
+            rx_paused: Cell::new(false),
+            tx_locked_by_config: Cell::new(false),
             yielders: std::array::from_fn(|_| Cell::new(std::ptr::null())),
             ctx: RefCell::new([CtxState::new(); NCTX]),
             run_queue: RefCell::new(VecDeque::new()),

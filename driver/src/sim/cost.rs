@@ -93,6 +93,12 @@ pub struct CostModel {
     /// chip did not raise (a shared line, a glitch): the driver reads an empty control
     /// byte, or a batch early.
     pub fault_spurious_irq_chance: f64,
+    /// Fault `tx-heavy` (off: false): a bulk upload beside the RX ramp. The stack keeps
+    /// the driver's queue full of 1514-byte frames; when a frame is refused it stops its
+    /// queue and starts it again when frames reach the chip (the driver's dequeue wakes
+    /// mac80211's queues). The input buffers run out and TX restarts all the time. 2 s of
+    /// every 10 the RX sender pauses, so no ACK wakes the BH: only the TX restart does.
+    pub fault_tx_heavy: bool,
 }
 
 impl Default for CostModel {
@@ -135,6 +141,7 @@ impl Default for CostModel {
             fault_stall_ns: (1_000_000, 20_000_000),
             fault_stale_ctrl_chance: 0.0,
             fault_spurious_irq_chance: 0.0,
+            fault_tx_heavy: false,
         }
     }
 }
@@ -145,6 +152,10 @@ pub const FAULTS: &[(&str, &str)] = &[
     ("stall", "a woken work item or the BH starts 1-20 ms late on 5% of wake-ups: contexts interleave otherwise"),
     ("stale-ctrl", "5% of control-byte reads return the last value again: the toggle catches it, the driver re-reads"),
     ("spurious-irq", "an interrupt the chip did not raise on 30% of 100 ms periods: empty or early control-byte reads"),
+    (
+        "tx-heavy",
+        "a bulk upload keeps the driver's TX queue full; 2 s of every 10 the RX sender pauses and only it runs",
+    ),
 ];
 
 impl CostModel {
@@ -155,6 +166,7 @@ impl CostModel {
             "stall" => self.fault_stall_chance = 0.05,
             "stale-ctrl" => self.fault_stale_ctrl_chance = 0.05,
             "spurious-irq" => self.fault_spurious_irq_chance = 0.3,
+            "tx-heavy" => self.fault_tx_heavy = true,
             _ => {
                 let known: Vec<&str> = FAULTS.iter().map(|f| f.0).collect();
                 return Err(format!("unknown fault `{name}`: known faults are {}", known.join(", ")));
@@ -177,6 +189,9 @@ impl CostModel {
         }
         if self.fault_spurious_irq_chance > 0.0 {
             v.push("spurious-irq");
+        }
+        if self.fault_tx_heavy {
+            v.push("tx-heavy");
         }
         v
     }

@@ -363,6 +363,12 @@ impl Platform for SimPlatform {
         let now = core.now();
         core.chip.borrow_mut().receive_tx(now, buf);
         core.counters.borrow_mut().tx_transfers += 1;
+        // Fault `tx-heavy`: frames left the driver's queue, so the stack's stopped queue
+        // is started again (the driver's dequeue wakes mac80211's queues).
+        if core.upload_stopped.get() {
+            core.upload_stopped.set(false);
+            core.activate(Ctx::NetTx as usize, core.cost.softirq_ns);
+        }
         core.last_tx_write_ns.set(now);
         let wedged = core.chip.borrow().wedged;
         if let Some((_, why)) = wedged {

@@ -317,6 +317,7 @@ impl Report {
                         "stall" => core.stalls.get(),
                         "stale-ctrl" => core.stale_ctrls.get(),
                         "spurious-irq" => core.spurious_irqs.get(),
+                        "tx-heavy" => core.upload_frames.get(),
                         _ => 0,
                     };
                     (f, fired)
@@ -347,6 +348,7 @@ impl Report {
             FailureKind::CmdTimeout => "cmd_timeout",
             FailureKind::FlushTimeout => "flush_timeout",
             FailureKind::MissedInterrupt => "missed_interrupt",
+            FailureKind::LostWakeup => "lost_wakeup",
             FailureKind::Protocol => "protocol",
         };
         Json::Obj(vec![

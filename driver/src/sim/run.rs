@@ -13,6 +13,16 @@ use corosensei::{Coroutine, CoroutineResult};
 use std::rc::Rc;
 
 const CHECK_PERIOD_NS: u64 = 100_000_000;
+/// How often TX starvation is sampled, and how long it may last: far above the time
+/// between the stack queueing a frame and waking the BH (microseconds) and above the
+/// `stall` fault's longest delay of a woken context (20 ms, and a woken context is not
+/// asleep anyway).
+const STARVE_SAMPLE_NS: u64 = 5_000_000;
+const STARVE_LIMIT_NS: u64 = 50_000_000;
+/// Most upload frames one run of the stack's TX context hands down (fault `tx-heavy`).
+const UPLOAD_BURST_MAX: u32 = 4096;
+/// An upload frame: the largest payload a TX frame carries after its WSM headers.
+const UPLOAD_FRAME_BYTES: u16 = (crate::device::TX_FRAME_MAX_BYTES - wsm::WSM_HDR_LEN - wsm::TX_REQ_HDR_LEN) as u16;
 /// Command periods between two TX-locking configuration changes (50 x 100 ms).
 const TX_LOCK_EVERY_CMDS: u64 = 50;
 
@@ -34,6 +44,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
     let mut next_cmd_ns = WARMUP_NS / 2;
     let mut next_flush_ns = WARMUP_NS + core.cost.flush_period_ns / 2;
     let mut next_check_ns = CHECK_PERIOD_NS;
+    let mut next_starve_ns = WARMUP_NS;
     let mut next_progress_ns = 1_000_000_000;
     let mut offered = 0.0;
 
@@ -50,6 +61,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
             .min(next_cmd_ns)
             .min(next_flush_ns)
             .min(next_check_ns)
+            .min(next_starve_ns)
             .min(pending_due.map_or(u64::MAX, |x| x.0));
         let (ctx_ns, ctx_i) = earliest_context(&core, NO_CTX);
         let now = if ctx_ns <= chip_ns && ctx_ns <= timer_ns { ctx_ns } else { chip_ns.min(timer_ns) };
@@ -76,7 +88,11 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
             stage_start = core.snapshot();
             offered = s.offered_mb_per_s * 1e6;
             core.chip.borrow_mut().set_offered(now, offered as u64);
+            core.rx_paused.set(false);
             core.last_rx_progress_ns.set(now);
+            if core.cost.fault_tx_heavy {
+                core.activate(Ctx::NetTx as usize, 0);
+            }
             stage_index += 1;
             stage_end_ns = now + s.duration_ns();
         } else if pending_due.is_some_and(|(t, _)| t == now) {
@@ -90,9 +106,22 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
         } else if next_cmd_ns == now {
             core.activate(Ctx::Cmd as usize, 0);
             next_cmd_ns += core.cost.cmd_period_ns;
+        } else if next_starve_ns == now {
+            check_starvation(&core);
+            next_starve_ns += STARVE_SAMPLE_NS;
         } else {
             check_failures(&core, offered > 0.0);
             next_check_ns += CHECK_PERIOD_NS;
+            // Fault `tx-heavy`: 2 s of every 10 the RX sender pauses and only the upload
+            // runs (no ACKs then wake the BH: only the driver's own TX restart does).
+            if core.cost.fault_tx_heavy && offered > 0.0 {
+                let pause = (now.saturating_sub(WARMUP_NS) / 1_000_000_000) % 10 >= 8;
+                if pause != core.rx_paused.get() {
+                    core.rx_paused.set(pause);
+                    core.chip.borrow_mut().set_offered(now, if pause { 0 } else { offered as u64 });
+                    core.last_rx_progress_ns.set(now);
+                }
+            }
             // Fault `spurious-irq`: the interrupt thread runs with nothing raised.
             if core.fault_fires(&core.spurious_irq_rng, core.cost.fault_spurious_irq_chance, &core.spurious_irqs) {
                 core.activate(Ctx::Irq as usize, core.cost.irq_thread_ns);
@@ -148,6 +177,19 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                         core.counters.borrow_mut().acks_queued += 1;
                         drv.xmit(0, core.cost.ack_frame_bytes);
                     }
+                    // Fault `tx-heavy`: fill the queue until a frame is refused, then
+                    // stop until frames reach the chip. Bound: the queue is finite; the
+                    // cap only guards a driver that never refuses.
+                    if core.cost.fault_tx_heavy && !core.upload_stopped.get() {
+                        for _ in 0..UPLOAD_BURST_MAX {
+                            core.counters.borrow_mut().acks_queued += 1;
+                            core.upload_frames.set(core.upload_frames.get() + 1);
+                            if !drv.xmit(0, UPLOAD_FRAME_BYTES) {
+                                core.upload_stopped.set(true);
+                                break;
+                            }
+                        }
+                    }
                 }
                 Ctx::Cmd => {
                     // Every 5 s a configuration change holds TX for one command period, as
@@ -155,6 +197,7 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                     let n = core.cmd_runs.get();
                     core.cmd_runs.set(n + 1);
                     if n % TX_LOCK_EVERY_CMDS == 0 {
+                        core.tx_locked_by_config.set(true);
                         drv.wsm_lock_tx_async();
                         core.counters.borrow_mut().tx_lock_periods += 1;
                     }
@@ -162,6 +205,7 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                     let _ret = drv.wsm_cmd_send(wsm::WSM_READ_MIB_REQ_ID, 8);
                     if n % TX_LOCK_EVERY_CMDS == 1 {
                         drv.wsm_unlock_tx();
+                        core.tx_locked_by_config.set(false);
                     }
                 }
                 Ctx::Flush => {
@@ -286,6 +330,44 @@ fn latency_of(cost: &CostModel, i: usize) -> u64 {
         Ctx::RxWork | Ctx::TxWork => cost.work_dispatch_ns,
         Ctx::NetTx => cost.softirq_ns,
         Ctx::Bh | Ctx::Cmd | Ctx::Flush => 0,
+    }
+}
+
+/// The lost wake-up check: frames wait in the driver, the chip has input buffers free for
+/// them and nothing to tell the host, and every context of the driver and the stack
+/// sleeps (the BH in its wait). Nothing in the driver will send those frames; held for
+/// `STARVE_LIMIT_NS` it is a failure.
+fn check_starvation(core: &SimCore) {
+    let now = core.now();
+    let c = core.counters.borrow();
+    let chip = core.chip.borrow();
+    let waiting = c.acks_queued.saturating_sub(c.acks_dropped).saturating_sub(chip.stats.tx_data_frames);
+    drop(c);
+    let asleep = core.ctx.borrow().iter().enumerate().all(|(i, x)| match Ctx::ALL[i] {
+        Ctx::Bh => matches!(x.state, State::Waiting(_)) && !x.queued,
+        _ => !x.running && !x.queued,
+    });
+    let starved = waiting > 0
+        && asleep
+        && !core.tx_locked_by_config.get()
+        && chip.idle_towards_host()
+        && chip.data_buffers_free() > 0;
+    let free = chip.data_buffers_free();
+    drop(chip);
+    if !starved {
+        core.starved_since_ns.set(None);
+        return;
+    }
+    let since = core.starved_since_ns.get().unwrap_or(now);
+    core.starved_since_ns.set(Some(since));
+    if now - since >= STARVE_LIMIT_NS {
+        core.fail(
+            FailureKind::LostWakeup,
+            format!(
+                "lost wake-up: {waiting} frames waited {} ms in the driver with {free} input buffers free while the BH slept with no wake-up pending",
+                (now - since) / 1_000_000
+            ),
+        );
     }
 }
 

@@ -11,7 +11,8 @@ use crate::workspace::variant;
 use clap::Args;
 
 #[derive(Args, Debug)]
-#[command(after_help = "Exit status: 0 clean, 1 a WARN, TX wedge, dead link or BUG was recorded (usable as a \
+#[command(
+    after_help = "Exit status: 0 clean, 1 a WARN, TX wedge, lost wake-up, firmware breach, dead link or BUG was recorded (usable as a \
 bisect oracle), 2 bad input, 3 the simulator could not be built or run.
 
 A swarm (--seeds A..B) runs every seed from A to B, in parallel on all cores (--jobs), and reports
@@ -22,7 +23,8 @@ Examples:
   bench stress --variant c --seed 1             Patch C: the hw_bufs_used underflow
   bench stress --variant c-v2 --seeds 1..100 --ramp 4:5m   a swarm: how often does it fail?
   bench stress --variant c-v2 --ramp 4:5m       the fix, one 5-minute stage at 4 MB/s
-  bench stress --variant b --reps 3 --json      the seed's N=3 ramp, for scripts")]
+  bench stress --variant b --reps 3 --json      the seed's N=3 ramp, for scripts"
+)]
 pub struct StressArgs {
     /// Variant to run (a file variants/NAME.toml): baseline, b, c, c-prep, c-v2.
     #[arg(long)]
@@ -48,7 +50,9 @@ pub struct StressArgs {
     /// buffers run out, TX throttles and restarts); stall (a woken work item or the BH
     /// starts 1-20 ms late on 5% of wake-ups, far below every driver timeout); stale-ctrl
     /// (5% of control-byte reads return the last value again: the toggle must catch it);
-    /// spurious-irq (an interrupt the chip did not raise, on 30% of 100 ms periods).
+    /// spurious-irq (an interrupt the chip did not raise, on 30% of 100 ms periods);
+    /// tx-heavy (a bulk upload keeps the TX queue full; 2 s of every 10 the RX sender
+    /// pauses, so only the driver's TX restart wakes the BH).
     #[arg(long, value_delimiter = ',', value_parser = crate::sim::stress::FAULTS)]
     pub faults: Vec<String>,
     /// Compare with another variant (its parent, usually) on the same seeds: every figure

@@ -1,0 +1,87 @@
+//! The stress oracle against regressions a driver developer writes, not only Patch C: each
+//! case changes one line of the data path of a copy of the workspace, and `bench stress` on
+//! a small swarm with every fault must fail it (exit 1) and name what went wrong. The
+//! unchanged tree passes the same command (exit 0), so a case cannot pass by accident.
+
+mod common;
+
+use common::Ws;
+
+/// The swarm each case runs: 4 seeds of one 60 s stage at 4 MB/s with every fault (the
+/// `tx-heavy` fault's upload-only spells fall at 8-10 s of every 10).
+const SWARM: &[&str] = &[
+    "stress",
+    "--variant",
+    "c-v2",
+    "--seeds",
+    "1..4",
+    "--ramp",
+    "4:60s",
+    "--faults",
+    "slow-air,stall,stale-ctrl,spurious-irq,tx-heavy",
+];
+
+struct Regression {
+    what: &'static str,
+    file: &'static str,
+    from: &'static str,
+    to: &'static str,
+    /// What the swarm's report must say.
+    says: &'static str,
+}
+
+const REGRESSIONS: &[Regression] = &[
+    Regression {
+        what: "a data frame may take the input buffer reserved for commands",
+        file: "driver/src/bh.rs",
+        from: "self.wsm_get_tx(used >= num_inp_ch_bufs)",
+        to: "self.wsm_get_tx(used > num_inp_ch_bufs)",
+        says: "reserved for commands",
+    },
+    Regression {
+        what: "the TX restart after a release that returns 1 is dropped",
+        file: "driver/src/sdio.rs",
+        from: "Ok(true) => self.bh_wakeup_tx(),",
+        to: "Ok(true) => {}",
+        says: "lost wake-up",
+    },
+    Regression {
+        what: "the BH is not woken for a frame the stack hands down",
+        file: "driver/src/txrx.rs",
+        from: "            p.event(Event::TxQueueFull);\n        }\n        self.bh_wakeup_tx();",
+        to: "            p.event(Event::TxQueueFull);\n        }",
+        says: "lost wake-up",
+    },
+    Regression {
+        what: "a release does not say TX was throttled at the last free buffer",
+        file: "driver/src/bh.rs",
+        from: "if before >= self.num_inp_ch_bufs.get(p) - 1 {",
+        to: "if before >= self.num_inp_ch_bufs.get(p) {",
+        says: "lost wake-up",
+    },
+];
+
+#[test]
+fn the_unchanged_tree_passes_the_swarm() {
+    let ws = Ws::new();
+    let (code, out, err) = ws.bench(SWARM);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("failed 0 of 4 seeds"), "{out}");
+}
+
+#[test]
+fn each_one_line_regression_fails_the_swarm_and_is_named() {
+    let mut missed = Vec::new();
+    for r in REGRESSIONS {
+        let ws = Ws::new();
+        let path = ws.root.join(r.file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(r.from), "{}: the case's line is not in {}", r.what, r.file);
+        std::fs::write(&path, text.replacen(r.from, r.to, 1)).unwrap();
+        let (code, out, err) = ws.bench(SWARM);
+        if code != 1 || !(out.contains(r.says) || err.contains(r.says)) {
+            missed.push(format!("{} (exit {code}):\n{out}\n{err}", r.what));
+        }
+    }
+    assert!(missed.is_empty(), "the oracle missed:\n{}", missed.join("\n"));
+}
