@@ -184,6 +184,32 @@ fn record(args: &StressArgs, kind: sim::runs::RunKind, seeds: (u64, u64), clean:
     }
 }
 
+/// A WARN as the kernel logs it: the WARNING line with the function and the task, the
+/// `Workqueue:` line when a work item ran it, the call trace innermost first, and the
+/// driver's own error line for a release on the RX path that returned -1 (the seed's four
+/// lines). The simulator does not model which CPU ran it, so no `CPU#` is shown.
+fn kernel_warn_lines(w: &crate::sim::report::Warn) -> Vec<String> {
+    let module = "[bes2600]";
+    let func = w.call_path.last().map_or("?", String::as_str);
+    let (task, workqueue) = match w.context.as_str() {
+        "rx_work" => ("kworker (bes_sdio)", Some("sdio_rx_work")),
+        "tx_work" => ("kworker (bes_sdio)", Some("sdio_tx_work")),
+        "bh" => ("bes2600_bh", None),
+        other => (other, None),
+    };
+    let mut out = vec![format!("WARNING: at {func} {module}: {task}")];
+    if let Some(wq) = workqueue {
+        out.push(format!("Workqueue: bes_sdio {wq} {module}"));
+    }
+    out.push("Call trace:".into());
+    out.extend(w.call_path.iter().rev().map(|f| format!(" {f} {module}")));
+    // The RX path reports the failed release (the seed's last line); the TX pass does not.
+    if w.message.contains("returned -1") && w.call_path.iter().any(|f| f == "bes2600_bh_handle_rx_skb") {
+        out.push(format!("bes2600_wlan mmc2:0001:1: {func} failed: -1"));
+    }
+    out
+}
+
 /// The command that runs one seed of this stress again, faults included.
 fn replay_command(args: &StressArgs, variant: &str, seed: u64) -> String {
     let faults = if args.faults.is_empty() { String::new() } else { format!(" --faults {}", args.faults.join(",")) };
@@ -372,6 +398,12 @@ fn render(ui: &Ui, report: &SimReport, args: &StressArgs) {
                 w.context,
                 w.call_path.join(" -> ")
             ));
+        }
+    }
+    if let Some(w) = r.warns.first() {
+        ui.out("the first WARN as the kernel's log shows it:");
+        for line in kernel_warn_lines(w) {
+            ui.out(format!("  {line}"));
         }
     }
     for x in &r.failures {
