@@ -18,7 +18,7 @@ const SWARM: &[&str] = &[
     "--ramp",
     "4:60s",
     "--faults",
-    "slow-air,stall,stale-ctrl,spurious-irq,tx-heavy",
+    "slow-air,stall,stale-ctrl,spurious-irq,tx-heavy,cmd-burst",
 ];
 
 struct Regression {

@@ -252,6 +252,9 @@ pub struct SimCore {
     pub upload_frames: Cell<u64>,
     /// Fault `tx-heavy`: the RX sender is paused (an upload-only spell).
     pub rx_paused: Cell<bool>,
+    /// Fault `cmd-burst`: its own stream, and how many bursts it sent.
+    pub cmd_burst_rng: Cell<Rng>,
+    pub cmd_bursts: Cell<u64>,
     /// A configuration change holds TX (between the locking command and the next one).
     pub tx_locked_by_config: Cell<bool>,
     pub yielders: [Cell<*const Yielder<(), Yield>>; NCTX],
@@ -318,6 +321,8 @@ impl SimCore {
             upload_stopped: Cell::new(false),
             upload_frames: Cell::new(0),
             rx_paused: Cell::new(false),
+            cmd_burst_rng: Cell::new(Rng::new(seed, 17)),
+            cmd_bursts: Cell::new(0),
             tx_locked_by_config: Cell::new(false),
             yielders: std::array::from_fn(|_| Cell::new(std::ptr::null())),
             ctx: RefCell::new([CtxState::new(); NCTX]),

@@ -99,6 +99,11 @@ pub struct CostModel {
     /// mac80211's queues). The input buffers run out and TX restarts all the time. 2 s of
     /// every 10 the RX sender pauses, so no ACK wakes the BH: only the TX restart does.
     pub fault_tx_heavy: bool,
+    /// Fault `cmd-burst` (off: 0): the chance that a command period sends a burst of
+    /// `fault_cmd_burst_len` commands back to back (a scan or a roam asking many things
+    /// at once), whatever the input buffers hold: a command may take the buffer kept for it.
+    pub fault_cmd_burst_chance: f64,
+    pub fault_cmd_burst_len: u32,
 }
 
 impl Default for CostModel {
@@ -142,6 +147,8 @@ impl Default for CostModel {
             fault_stale_ctrl_chance: 0.0,
             fault_spurious_irq_chance: 0.0,
             fault_tx_heavy: false,
+            fault_cmd_burst_chance: 0.0,
+            fault_cmd_burst_len: 8,
         }
     }
 }
@@ -167,6 +174,7 @@ impl CostModel {
             "stale-ctrl" => self.fault_stale_ctrl_chance = 0.05,
             "spurious-irq" => self.fault_spurious_irq_chance = 0.3,
             "tx-heavy" => self.fault_tx_heavy = true,
+            "cmd-burst" => self.fault_cmd_burst_chance = 0.2,
             _ => {
                 let known: Vec<&str> = FAULTS.iter().map(|f| f.0).collect();
                 return Err(format!("unknown fault `{name}`: known faults are {}", known.join(", ")));
@@ -192,6 +200,9 @@ impl CostModel {
         }
         if self.fault_tx_heavy {
             v.push("tx-heavy");
+        }
+        if self.fault_cmd_burst_chance > 0.0 {
+            v.push("cmd-burst");
         }
         v
     }

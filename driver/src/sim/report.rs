@@ -318,6 +318,7 @@ impl Report {
                         "stale-ctrl" => core.stale_ctrls.get(),
                         "spurious-irq" => core.spurious_irqs.get(),
                         "tx-heavy" => core.upload_frames.get(),
+                        "cmd-burst" => core.cmd_bursts.get(),
                         _ => 0,
                     };
                     (f, fired)

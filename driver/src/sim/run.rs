@@ -202,7 +202,13 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                         core.counters.borrow_mut().tx_lock_periods += 1;
                     }
                     // Waits for the confirm (up to 6 s); a timeout is an event and a failure.
-                    let _ret = drv.wsm_cmd_send(wsm::WSM_READ_MIB_REQ_ID, 8);
+                    // Fault `cmd-burst`: several in a row, each waiting for its confirm.
+                    let burst =
+                        core.fault_fires(&core.cmd_burst_rng, core.cost.fault_cmd_burst_chance, &core.cmd_bursts);
+                    let count = if burst { core.cost.fault_cmd_burst_len } else { 1 };
+                    for _ in 0..count {
+                        let _ret = drv.wsm_cmd_send(wsm::WSM_READ_MIB_REQ_ID, 8);
+                    }
                     if n % TX_LOCK_EVERY_CMDS == 1 {
                         drv.wsm_unlock_tx();
                         core.tx_locked_by_config.set(false);

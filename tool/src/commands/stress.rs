@@ -52,7 +52,8 @@ pub struct StressArgs {
     /// (5% of control-byte reads return the last value again: the toggle must catch it);
     /// spurious-irq (an interrupt the chip did not raise, on 30% of 100 ms periods);
     /// tx-heavy (a bulk upload keeps the TX queue full; 2 s of every 10 the RX sender
-    /// pauses, so only the driver's TX restart wakes the BH).
+    /// pauses, so only the driver's TX restart wakes the BH); cmd-burst (20% of command
+    /// periods send 8 commands back to back).
     #[arg(long, value_delimiter = ',', value_parser = crate::sim::stress::FAULTS)]
     pub faults: Vec<String>,
     /// Compare with another variant (its parent, usually) on the same seeds: every figure
