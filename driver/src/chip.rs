@@ -181,6 +181,8 @@ pub struct ChipStats {
     pub data_at_throttle: u64,
     /// A command took the last input buffer (the one the host keeps for commands).
     pub command_took_last_buffer: u64,
+    /// Data frames (receive indications) handed to the host in batches.
+    pub data_msgs_sent: u64,
 }
 
 /// A message the chip will send to the host.
@@ -496,6 +498,9 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
         for m in &l.msgs[..l.count] {
             if offset + wsm::padded(m.total_len as usize) > buf.len() {
                 break;
+            }
+            if m.data {
+                self.stats.data_msgs_sent += 1;
             }
             offset = wsm::put_msg(buf, offset, m.id, m.total_len as usize, &m.body[..m.body_len as usize]);
         }

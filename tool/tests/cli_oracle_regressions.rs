@@ -59,6 +59,20 @@ const REGRESSIONS: &[Regression] = &[
         to: "if before >= self.num_inp_ch_bufs.get(p) {",
         says: "lost wake-up",
     },
+    Regression {
+        what: "a configuration change's TX lock is ignored for data frames",
+        file: "driver/src/bh.rs",
+        from: "self.tx_lock.load(p, Ordering::Acquire) > 0",
+        to: "self.tx_lock.load(p, Ordering::Acquire) < 0",
+        says: "holds TX",
+    },
+    Regression {
+        what: "received data frames are no longer handed to the stack",
+        file: "driver/src/txrx.rs",
+        from: "p.netif_rx(msg.frame_len());",
+        to: "let _ = msg.frame_len();",
+        says: "never reached the stack",
+    },
 ];
 
 #[test]

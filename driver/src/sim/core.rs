@@ -199,6 +199,9 @@ pub enum FailureKind {
     /// slept and the chip had nothing to say: only an unrelated event would send them
     /// (a lost wake-up, such as a TX restart nobody asked for).
     LostWakeup,
+    /// Data frames the chip handed over never reached the stack and the driver did not
+    /// count them as dropped.
+    RxLost,
 }
 
 /// One run-time contract report.
@@ -255,8 +258,9 @@ pub struct SimCore {
     /// Fault `cmd-burst`: its own stream, and how many bursts it sent.
     pub cmd_burst_rng: Cell<Rng>,
     pub cmd_bursts: Cell<u64>,
-    /// A configuration change holds TX (between the locking command and the next one).
-    pub tx_locked_by_config: Cell<bool>,
+    /// Since when a configuration change holds TX (between the locking command and the
+    /// next one), if it does.
+    pub tx_locked_by_config: Cell<Option<u64>>,
     pub yielders: [Cell<*const Yielder<(), Yield>>; NCTX],
     pub ctx: RefCell<[CtxState; NCTX]>,
     pub run_queue: RefCell<VecDeque<usize>>,
@@ -323,7 +327,7 @@ impl SimCore {
             rx_paused: Cell::new(false),
             cmd_burst_rng: Cell::new(Rng::new(seed, 17)),
             cmd_bursts: Cell::new(0),
-            tx_locked_by_config: Cell::new(false),
+            tx_locked_by_config: Cell::new(None),
             yielders: std::array::from_fn(|_| Cell::new(std::ptr::null())),
             ctx: RefCell::new([CtxState::new(); NCTX]),
             run_queue: RefCell::new(VecDeque::new()),

@@ -163,6 +163,7 @@ pub const FAULTS: &[(&str, &str)] = &[
         "tx-heavy",
         "a bulk upload keeps the driver's TX queue full; 2 s of every 10 the RX sender pauses and only it runs",
     ),
+    ("cmd-burst", "20% of command periods send 8 commands back to back, whatever the input buffers hold"),
 ];
 
 impl CostModel {

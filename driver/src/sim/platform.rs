@@ -3,6 +3,10 @@
 //! for real; SDIO transfers sleep off CPU on one bus; work items, wake-ups and the network
 //! stack follow the kernel's semantics.
 
+/// How long after `wsm_lock_tx` data frames handed out before it may still reach the chip:
+/// above the `stall` fault's longest delay of the TX work (20 ms).
+const TX_LOCK_GRACE_NS: u64 = 50_000_000;
+
 use super::core::{lock_index, Ctx, FailureKind, SimCore, State, WarnRecord, Yield, NO_CTX, WARN_RECORDS_KEPT};
 use crate::platform::{CpuOp, Event, LockId, Memory, Ordering, Platform, WaitQueue, WakeReason, Warning, Work};
 use std::cell::Cell;
@@ -361,8 +365,23 @@ impl Platform for SimPlatform {
         self.bus(cost.cmd53_overhead_ns + buf.len() as u64 * cost.sdio_ns_per_byte);
         let core = &self.core;
         let now = core.now();
+        let data_before = core.chip.borrow().stats.tx_data_frames;
         core.chip.borrow_mut().receive_tx(now, buf);
         core.counters.borrow_mut().tx_transfers += 1;
+        // A configuration change holds data: frames handed out before the lock may still
+        // go (the lock is asynchronous), well within this grace; later ones broke it.
+        let data_sent = core.chip.borrow().stats.tx_data_frames - data_before;
+        if let Some(since) = core.tx_locked_by_config.get() {
+            if data_sent > 0 && now.saturating_sub(since) > TX_LOCK_GRACE_NS {
+                core.fail(
+                    FailureKind::Protocol,
+                    format!(
+                        "{data_sent} data frame(s) sent {} ms into a configuration change that holds TX (wsm_lock_tx)",
+                        (now - since) / 1_000_000
+                    ),
+                );
+            }
+        }
         // Fault `tx-heavy`: frames left the driver's queue, so the stack's stopped queue
         // is started again (the driver's dequeue wakes mac80211's queues).
         if core.upload_stopped.get() {

@@ -116,10 +116,11 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
             // runs (no ACKs then wake the BH: only the driver's own TX restart does).
             if core.cost.fault_tx_heavy && offered > 0.0 {
                 let pause = (now.saturating_sub(WARMUP_NS) / 1_000_000_000) % 10 >= 8;
+                // A pause (2 s) stays far below the dead-link limit (10 s), which keeps
+                // judging the link through it.
                 if pause != core.rx_paused.get() {
                     core.rx_paused.set(pause);
                     core.chip.borrow_mut().set_offered(now, if pause { 0 } else { offered as u64 });
-                    core.last_rx_progress_ns.set(now);
                 }
             }
             // Fault `spurious-irq`: the interrupt thread runs with nothing raised.
@@ -197,7 +198,7 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                     let n = core.cmd_runs.get();
                     core.cmd_runs.set(n + 1);
                     if n % TX_LOCK_EVERY_CMDS == 0 {
-                        core.tx_locked_by_config.set(true);
+                        core.tx_locked_by_config.set(Some(core.now()));
                         drv.wsm_lock_tx_async();
                         core.counters.borrow_mut().tx_lock_periods += 1;
                     }
@@ -211,7 +212,7 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                     }
                     if n % TX_LOCK_EVERY_CMDS == 1 {
                         drv.wsm_unlock_tx();
-                        core.tx_locked_by_config.set(false);
+                        core.tx_locked_by_config.set(None);
                     }
                 }
                 Ctx::Flush => {
@@ -355,7 +356,7 @@ fn check_starvation(core: &SimCore) {
     });
     let starved = waiting > 0
         && asleep
-        && !core.tx_locked_by_config.get()
+        && core.tx_locked_by_config.get().is_none()
         && chip.idle_towards_host()
         && chip.data_buffers_free() > 0;
     let free = chip.data_buffers_free();
@@ -397,6 +398,22 @@ fn check_failures(core: &SimCore, traffic_offered: bool) {
         core.fail(
             FailureKind::TxWedge,
             format!("{waiting} frames waiting in the driver and none written for {} s", stalled_ns / 1_000_000_000),
+        );
+    }
+    // Every data frame the chip handed over reaches the stack or is counted as dropped;
+    // at most a full rx_queue and a batch are between the two at any moment.
+    let c = core.counters.borrow();
+    let handed = core.chip.borrow().stats.data_msgs_sent;
+    let accounted = c.rx_packets + c.rx_queue_full;
+    drop(c);
+    let in_between = (crate::device::RX_QUEUE_CAP + wsm::BATCH_MAX_MSGS) as u64;
+    if handed > accounted + in_between {
+        core.fail(
+            FailureKind::RxLost,
+            format!(
+                "{} of {handed} data frames the chip handed over never reached the stack and none was counted as dropped",
+                handed - accounted
+            ),
         );
     }
     if traffic_offered && now - core.last_rx_progress_ns.get() >= cost.link_dead_after_ns {
