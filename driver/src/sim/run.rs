@@ -208,7 +208,13 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                         core.fault_fires(&core.cmd_burst_rng, core.cost.fault_cmd_burst_chance, &core.cmd_bursts);
                     let count = if burst { core.cost.fault_cmd_burst_len } else { 1 };
                     for _ in 0..count {
-                        let _ret = drv.wsm_cmd_send(wsm::WSM_READ_MIB_REQ_ID, 8);
+                        // The caller (mac80211, wpa_supplicant's signal poll) sees the
+                        // result: an error the driver did not report as a timeout is a
+                        // failure too.
+                        let ret = drv.wsm_cmd_send(wsm::WSM_READ_MIB_REQ_ID, 8);
+                        if ret != 0 {
+                            core.fail(FailureKind::CmdTimeout, format!("wsm_cmd_send returned {ret}"));
+                        }
                     }
                     if n % TX_LOCK_EVERY_CMDS == 1 {
                         drv.wsm_unlock_tx();
