@@ -183,6 +183,8 @@ pub struct ChipStats {
     pub command_took_last_buffer: u64,
     /// Data frames (receive indications) handed to the host in batches.
     pub data_msgs_sent: u64,
+    /// Their frame bytes (without the WSM and receive-indication headers).
+    pub data_bytes_sent: u64,
 }
 
 /// A message the chip will send to the host.
@@ -501,6 +503,8 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
             }
             if m.data {
                 self.stats.data_msgs_sent += 1;
+                self.stats.data_bytes_sent +=
+                    (m.total_len as usize).saturating_sub(wsm::WSM_HDR_LEN + wsm::RX_IND_HDR_LEN) as u64;
             }
             offset = wsm::put_msg(buf, offset, m.id, m.total_len as usize, &m.body[..m.body_len as usize]);
         }

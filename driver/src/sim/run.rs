@@ -19,6 +19,8 @@ const CHECK_PERIOD_NS: u64 = 100_000_000;
 /// asleep anyway).
 const STARVE_SAMPLE_NS: u64 = 5_000_000;
 const STARVE_LIMIT_NS: u64 = 50_000_000;
+/// Larger than any frame on the air (an 802.3 frame and its 802.11 headers).
+const RX_FRAME_MAX_BYTES: u64 = 2048;
 /// Most upload frames one run of the stack's TX context hands down (fault `tx-heavy`).
 const UPLOAD_BURST_MAX: u32 = 4096;
 /// An upload frame: the largest payload a TX frame carries after its WSM headers.
@@ -409,10 +411,23 @@ fn check_failures(core: &SimCore, traffic_offered: bool) {
     // Every data frame the chip handed over reaches the stack or is counted as dropped;
     // at most a full rx_queue and a batch are between the two at any moment.
     let c = core.counters.borrow();
-    let handed = core.chip.borrow().stats.data_msgs_sent;
+    let (handed, handed_bytes) = {
+        let stats = core.chip.borrow().stats;
+        (stats.data_msgs_sent, stats.data_bytes_sent)
+    };
     let accounted = c.rx_packets + c.rx_queue_full;
+    let (rx_bytes, dropped) = (c.rx_bytes, c.rx_queue_full);
     drop(c);
     let in_between = (crate::device::RX_QUEUE_CAP + wsm::BATCH_MAX_MSGS) as u64;
+    // The stack gets each frame's own length (no drops: a dropped frame's length is not
+    // counted anywhere).
+    let bytes_slack = in_between * RX_FRAME_MAX_BYTES;
+    if dropped == 0 && handed_bytes.abs_diff(rx_bytes) > bytes_slack {
+        core.fail(
+            FailureKind::RxLost,
+            format!("the stack got {rx_bytes} bytes in the frames the chip handed over with {handed_bytes}"),
+        );
+    }
     if handed > accounted + in_between {
         core.fail(
             FailureKind::RxLost,
