@@ -39,8 +39,7 @@ pub fn read_text(p: &Path) -> Result<String> {
             let at = e.valid_up_to();
             // The valid prefix gives the line and column of the first bad byte.
             let before = std::str::from_utf8(&bytes[..at]).unwrap_or("");
-            let line = before.matches('\n').count() + 1;
-            let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            let (line, col) = crate::workspace::variant::line_col(before, before.len());
             Err(BenchError::usage(format!(
                 "{}:{line}:{col}: not UTF-8: byte {:#04x} at byte offset {at}",
                 p.display(),

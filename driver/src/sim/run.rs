@@ -362,12 +362,9 @@ fn check_starvation(core: &SimCore) {
         Ctx::Bh => matches!(x.state, State::Waiting(_)) && !x.queued,
         _ => !x.running && !x.queued,
     });
-    let starved = waiting > 0
-        && asleep
-        && core.tx_locked_by_config.get().is_none()
-        && chip.idle_towards_host()
-        && chip.data_buffers_free() > 0;
     let free = chip.data_buffers_free();
+    let starved =
+        waiting > 0 && asleep && core.tx_locked_by_config.get().is_none() && chip.idle_towards_host() && free > 0;
     drop(chip);
     if !starved {
         core.starved_since_ns.set(None);
