@@ -300,7 +300,7 @@ impl Platform for SimPlatform {
         let bh = &mut ctx[Ctx::Bh as usize];
         if let State::Waiting(_) = bh.state {
             bh.state = State::Sleeping(core.now() + core.cost.wake_ns);
-            core.horizon_ns.set(0);
+            core.due_at(core.now() + core.cost.wake_ns);
         }
     }
 
@@ -326,7 +326,7 @@ impl Platform for SimPlatform {
         let c = &mut all[ctx as usize];
         if let State::Waiting(_) = c.state {
             c.state = State::Sleeping(core.now() + core.cost.wake_ns);
-            core.horizon_ns.set(0);
+            core.due_at(core.now() + core.cost.wake_ns);
         }
     }
 
