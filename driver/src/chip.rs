@@ -420,6 +420,19 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
         self.fifo.is_empty() && self.locked.is_none() && !self.irq_asserted
     }
 
+    /// Frames the host sent whose confirm it has not read yet: still in an input buffer,
+    /// or confirmed in a message queued or announced towards the host.
+    pub fn frames_unconfirmed_to_host(&self) -> u32 {
+        let covered = |m: &OutMsg| match m.id {
+            wsm::WSM_TRANSMIT_CNF_ID | wsm::WSM_READ_MIB_CNF_ID => 1,
+            wsm::WSM_MULTI_TRANSMIT_CNF_ID => u32::from(m.body[0]),
+            _ => 0,
+        };
+        let queued: u32 = self.fifo.iter().map(covered).sum();
+        let announced: u32 = self.locked.as_ref().map_or(0, |l| l.msgs[..l.count].iter().map(covered).sum());
+        u32::from(self.in_use) + queued + announced
+    }
+
     /// Input buffers free for a data frame (one stays for commands), 0 when wedged.
     pub fn data_buffers_free(&self) -> u16 {
         if self.wedged.is_some() {

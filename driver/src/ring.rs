@@ -47,6 +47,10 @@ impl<T: Copy, const N: usize> Ring<T, N> {
         }
         Some(&self.buf[self.head])
     }
+    /// The items, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        (0..self.len).map(move |i| &self.buf[(self.head + i) % N])
+    }
     /// Takes the oldest item.
     pub fn pop(&mut self) -> Option<T> {
         if self.len == 0 {

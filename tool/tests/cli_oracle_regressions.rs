@@ -73,6 +73,13 @@ const REGRESSIONS: &[Regression] = &[
         to: "let _ = msg.frame_len();",
         says: "never reached the stack",
     },
+    Regression {
+        what: "a flush returns at once while TX buffers are out",
+        file: "driver/src/txrx.rs",
+        from: "        if self.hw_bufs_used_read() == 0 {\n            return true;",
+        to: "        if self.hw_bufs_used_read() != 0 {\n            return true;",
+        says: "confirm the host has not read",
+    },
 ];
 
 #[test]

@@ -202,6 +202,9 @@ pub enum FailureKind {
     /// Data frames the chip handed over never reached the stack and the driver did not
     /// count them as dropped.
     RxLost,
+    /// A flush said every TX buffer was back while the chip still held frames in its
+    /// input buffers (mac80211 then scans or changes channel with frames in flight).
+    FlushIncomplete,
 }
 
 /// One run-time contract report.

@@ -350,6 +350,7 @@ impl Report {
             FailureKind::FlushTimeout => "flush_timeout",
             FailureKind::MissedInterrupt => "missed_interrupt",
             FailureKind::LostWakeup => "lost_wakeup",
+            FailureKind::FlushIncomplete => "flush_incomplete",
             FailureKind::RxLost => "rx_lost",
             FailureKind::Protocol => "protocol",
         };

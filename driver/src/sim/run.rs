@@ -224,9 +224,16 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                     }
                 }
                 Ctx::Flush => {
-                    // mac80211's flush (before a scan, a channel change, suspend).
+                    // mac80211's flush (before a scan, a channel change, suspend):
+                    // `bes2600_flush`, with its promise checked while TX is still locked.
                     core.counters.borrow_mut().flushes += 1;
-                    drv.bes2600_flush();
+                    let flushed = drv.wsm_lock_tx();
+                    // Only a flush that took the lock first waited for the buffers: under
+                    // a configuration change's lock `wsm_lock_tx` returns at once.
+                    if flushed && core.tx_locked_by_config.get().is_none() {
+                        check_flushed(&core);
+                    }
+                    drv.wsm_unlock_tx();
                 }
             }
             yielder.suspend(Yield::Done);
@@ -379,6 +386,22 @@ fn check_starvation(core: &SimCore) {
                 "lost wake-up: {waiting} frames waited {} ms in the driver with {free} input buffers free while the BH slept with no wake-up pending",
                 (now - since) / 1_000_000
             ),
+        );
+    }
+}
+
+/// A flush that reported every buffer back: the driver saw `hw_bufs_used == 0`, and it
+/// allocates a buffer before each write and releases it only after reading the frame's
+/// confirm, so no frame can be without a confirm the host has read (nothing ran since
+/// that load).
+fn check_flushed(core: &SimCore) {
+    let chip = core.chip.borrow();
+    let unconfirmed = chip.frames_unconfirmed_to_host();
+    if unconfirmed > 0 && chip.wedged.is_none() {
+        drop(chip);
+        core.fail(
+            FailureKind::FlushIncomplete,
+            format!("wsm_flush_tx returned true with {unconfirmed} frames whose confirm the host has not read"),
         );
     }
 }
