@@ -420,9 +420,12 @@ fn install_hook_keeps_the_replaced_module_in_the_rollback_slot() {
             .unwrap()
     };
     assert!(run("pre").status.success());
-    let slot = root.path().join("var/lib/bench/slots/bes2600/6.1.0-test");
+    let state = root.path().join("var/lib/bench/bes2600/6.1.0-test");
+    let slot = state.join("slots");
     assert_eq!(std::fs::read(slot.join("rollback/bes2600.ko")).unwrap(), b"old module bytes");
     let meta = std::fs::read_to_string(slot.join("rollback/meta")).unwrap();
+    assert!(meta.contains("arrived=found\n"), "a module bench did not install is kept as found: {meta}");
+    assert!(state.join("lock").is_dir() && state.join("journal").is_file(), "held from pre to post");
     let sha = {
         use std::fmt::Write;
         let out = sh(root.path(), "sha256sum", &[moddir.join("bes2600.ko").to_str().unwrap()]);
@@ -437,6 +440,8 @@ fn install_hook_keeps_the_replaced_module_in_the_rollback_slot() {
     assert_eq!(std::fs::read(slot.join("rollback/bes2600.ko")).unwrap(), b"old module bytes", "rollback kept");
     let leftovers: Vec<_> = std::fs::read_dir(slot.join("rollback")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers.len(), 2, "no temporary files left: {leftovers:?}");
+    assert!(!state.join("lock").exists() && !state.join("journal").exists(), "released after post");
+    assert!(std::fs::read_to_string(slot.join("active/meta")).unwrap().contains("arrived=dkms\n"));
     assert_eq!(run("sideways").status.code(), Some(2));
 }
 
@@ -682,28 +687,7 @@ fn the_install_hook_records_srcversions_under_real_dkms() {
     };
     let mut srcversions = Vec::new();
     for version in ["1.0", "2.0"] {
-        let d = src.join(format!("bes2600-{version}"));
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(
-            d.join("bes2600.c"),
-            format!("#include <linux/module.h>\nstatic int __init m_init(void) {{ return 0; }}\nmodule_init(m_init);\nMODULE_LICENSE(\"GPL\");\nMODULE_VERSION(\"{version}\");\n"),
-        )
-        .unwrap();
-        std::fs::write(d.join("Kbuild"), "obj-m := bes2600.o\n").unwrap();
-        std::fs::copy(repo().join("dkms/bench-slots.sh"), d.join("bench-slots.sh")).unwrap();
-        // The hook lines as the package's dkms.conf template writes them.
-        let template = std::fs::read_to_string(repo().join("dkms/dkms.conf.j2")).unwrap();
-        let hooks: String = template
-            .lines()
-            .filter(|l| l.starts_with("PRE_INSTALL=") || l.starts_with("POST_INSTALL="))
-            .map(|l| l.replace("{{ dest_module_location }}", "/updates/dkms").replace("{{ module }}", "bes2600") + "\n")
-            .collect();
-        assert_eq!(hooks.lines().count(), 2, "{template}");
-        std::fs::write(
-            d.join("dkms.conf"),
-            format!("PACKAGE_NAME=\"bes2600\"\nPACKAGE_VERSION=\"{version}\"\nBUILT_MODULE_NAME[0]=\"bes2600\"\nDEST_MODULE_LOCATION[0]=\"/updates/dkms\"\nMAKE[0]=\"make -C ${{kernel_source_dir}} M=${{dkms_tree}}/bes2600/{version}/build modules\"\n{hooks}"),
-        )
-        .unwrap();
+        common::c_module_dkms_source(&src.join(format!("bes2600-{version}")), "c-v2", version);
         let out = dkms(&[
             "install",
             "-m",
@@ -727,7 +711,7 @@ fn the_install_hook_records_srcversions_under_real_dkms() {
         srcversions.push(s.trim().to_string());
     }
     assert_ne!(srcversions[0], srcversions[1]);
-    let slots = root.join("var/lib/bench/slots/bes2600").join(&kver);
+    let slots = root.join("var/lib/bench/bes2600").join(&kver).join("slots");
     let meta = |slot: &str| std::fs::read_to_string(slots.join(slot).join("meta")).unwrap();
     assert!(meta("active").contains(&format!("srcversion={}\n", srcversions[1])), "{}", meta("active"));
     assert!(

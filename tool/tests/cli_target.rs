@@ -161,7 +161,7 @@ impl Env {
         assert_eq!(code, 0, "stage {v}: {err}");
     }
     fn state(&self) -> PathBuf {
-        self.root.join("var/lib/bench/bes2600")
+        self.root.join("var/lib/bench/bes2600").join(kver())
     }
     fn slot_sha(&self, slot: &str) -> Option<String> {
         let d = self.state().join(slot);
@@ -453,4 +453,290 @@ fn a_module_for_another_kernel_is_refused_unless_forced() {
     assert!(out.contains("\"slot\""), "{out}");
     let (code, _, err) = e.bench(&["target", "status", "lab", "--target", "lab"]);
     assert_eq!(code, 2, "one way to name it: {err}");
+}
+
+/// The board's own DKMS installing packages into the target root, with the package's
+/// hook (`dkms/bench-slots.sh` and the hook lines of its dkms.conf template) filling the
+/// slots bench stage keeps: a small C module named bes2600 per version, real `dkms` with
+/// temporary trees.
+struct Dkms {
+    tree: PathBuf,
+    src: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Dkms {
+    fn new() -> Dkms {
+        let dir = tempfile::tempdir().unwrap();
+        let (tree, src) = (dir.path().join("tree"), dir.path().join("src"));
+        std::fs::create_dir_all(&tree).unwrap();
+        Dkms { tree, src, _dir: dir }
+    }
+
+    /// `dkms install` of package VERSION (variant VARIANT) into the target root; the
+    /// hook may be killed after `fault` (BENCH_FAULT_AFTER). Returns whether dkms succeeded.
+    fn install(&self, e: &Env, variant: &str, version: &str, fault: Option<&str>) -> bool {
+        self.install_with(e, variant, version, fault, &[])
+    }
+
+    /// The same with more `dkms install` arguments.
+    fn install_with(&self, e: &Env, variant: &str, version: &str, fault: Option<&str>, extra: &[&str]) -> bool {
+        self.source(&self.src, variant, version);
+        std::fs::create_dir_all(e.root.join("lib/modules").join(kver())).unwrap();
+        let mut c = Command::new("dkms");
+        c.args(["--dkmstree", self.tree.to_str().unwrap(), "--sourcetree", self.src.to_str().unwrap()])
+            .args(["--installtree", e.root.join("lib/modules").to_str().unwrap()])
+            .args(["install", "-m", "bes2600", "-v", version, "-k", &kver(), "--kernelsourcedir"])
+            .arg(headers())
+            .args(extra)
+            .env("BENCH_SLOT_ROOT", &e.root);
+        if let Some(f) = fault {
+            c.env("BENCH_FAULT_AFTER", f);
+        }
+        let out = c.output().unwrap();
+        if fault.is_none() {
+            assert!(
+                out.status.success(),
+                "dkms install {version}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        out.status.success()
+    }
+
+    /// The package's sources for VERSION in `under/bes2600-VERSION` (as DKMS's source tree
+    /// holds them).
+    fn source(&self, under: &Path, variant: &str, version: &str) -> PathBuf {
+        let d = under.join(format!("bes2600-{version}"));
+        if !d.exists() {
+            common::c_module_dkms_source(&d, variant, version);
+        }
+        d
+    }
+
+    /// The package as a .dkms.tar.gz in the layout `dkms ldtarball` loads.
+    fn tarball(&self, variant: &str, version: &str) -> PathBuf {
+        let pkg = self._dir.path().join(format!("pkg-{version}"));
+        let d = self.source(&pkg, variant, version);
+        std::fs::rename(&d, pkg.join("dkms_source_tree")).unwrap();
+        let out = pkg.join(format!("bes2600-{version}.dkms.tar.gz"));
+        let tar = Command::new("tar")
+            .args(["--owner=0", "--group=0", "-czf"])
+            .arg(&out)
+            .arg("-C")
+            .arg(&pkg)
+            .arg("dkms_source_tree")
+            .output()
+            .unwrap();
+        assert!(tar.status.success(), "{}", String::from_utf8_lossy(&tar.stderr));
+        out
+    }
+
+    /// The target's dkms options: these temporary trees and Debian's headers.
+    fn target_options(&self) -> String {
+        format!(
+            "dkms_options = [\"--dkmstree\", \"{}\", \"--sourcetree\", \"{}\", \"--kernelsourcedir\", \"{}\"]\n",
+            self.tree.display(),
+            self.src.display(),
+            headers().display()
+        )
+    }
+
+    /// The module dkms built for VERSION (what it installs).
+    fn built(&self, version: &str) -> PathBuf {
+        let d = self.tree.join("bes2600").join(version).join(kver());
+        let found = std::fs::read_dir(&d).unwrap().find_map(|a| {
+            let m = a.ok()?.path().join("module/bes2600.ko");
+            m.is_file().then_some(m)
+        });
+        found.unwrap_or_else(|| panic!("dkms built no bes2600.ko under {}", d.display()))
+    }
+}
+
+#[test]
+fn dkms_installs_and_bench_share_one_set_of_slots() {
+    let e = env(false);
+    let dkms = Dkms::new();
+    dkms.install(&e, "c-prep", "1.0", None);
+    dkms.install(&e, "c-v2", "2.0", None);
+    let (v1, v2) = (sha(&dkms.built("1.0")), sha(&dkms.built("2.0")));
+    assert_eq!(e.slot_sha("slots/active"), Some(v2.clone()), "DKMS's install is the active slot");
+    assert_eq!(e.slot_sha("slots/rollback"), Some(v1.clone()), "the one it replaced is the rollback");
+    e.check_invariants();
+    let (code, out, err) = e.bench(&["target", "status", "lab", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let slot = |name: &str| j["slots"].as_array().unwrap().iter().find(|s| s["slot"] == name).unwrap()["meta"].clone();
+    assert_eq!((slot("active")["arrived"].as_str(), slot("active")["variant"].as_str()), (Some("dkms"), Some("c-v2")));
+    assert_eq!(slot("active")["version"], "2.0");
+    assert_eq!(
+        (slot("rollback")["arrived"].as_str(), slot("rollback")["version"].as_str()),
+        (Some("dkms"), Some("1.0"))
+    );
+    let srcv = |p: &Path| {
+        String::from_utf8(sh(p.parent().unwrap(), "modinfo", &["-F", "srcversion", p.to_str().unwrap()]).stdout)
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(slot("active")["srcversion"], srcv(&dkms.built("2.0")), "srcversion recorded under the real dkms");
+    // bench rollback after a DKMS install goes back to what DKMS replaced.
+    let (code, out, err) = e.bench(&["rollback", "--target", "lab"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("rolled back lab: active is now c-prep"), "{out}");
+    assert_eq!(e.slot_sha("slots/active"), Some(v1.clone()));
+    let all = e.check_invariants();
+    assert!(all.contains(&v2), "2.0 kept in forensics");
+    // Then a module by bench stage: DKMS's becomes its rollback; status says how each came.
+    e.stage("a");
+    assert_eq!(e.slot_sha("slots/rollback"), Some(v1));
+    let (code, out, _) = e.bench(&["target", "status", "lab"]);
+    assert_eq!(code, 0);
+    let line = |prefix: &str| out.lines().find(|l| l.trim_start().starts_with(prefix)).unwrap_or_default().to_string();
+    assert!(line("active ").contains("via stage") && line("rollback ").contains("via dkms"), "{out}");
+    assert!(line("forensics/c-v2-").contains("via dkms"), "{out}");
+    // A DKMS install while bench holds the target is refused by the hook: nothing changes.
+    assert_eq!(
+        e.bench_env(&["stage", "--target", "lab", "--ko", &ko("b"), "--variant", "b"], "BENCH_FAULT_AFTER", "prepared"),
+        -9
+    );
+    // (The installed module, a, has MODULE_VERSION "a", which DKMS's own version check
+    // ranks above "3.0": override that check so the hook is what refuses.)
+    let refused = !dkms.install_with(&e, "c-v2", "3.0", Some("none"), &["--force-version-override"]);
+    assert!(refused, "DKMS stops: its pre-install hook found the lock");
+    let (code, _, err) = e.bench(&["target", "recover", "lab"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(e.slot_sha("slots/active"), Some(sha(Path::new(&ko("b")))), "bench's stage completed");
+    let before = e.check_invariants();
+    // DKMS's autoinstall for another kernel release: that kernel gets its own slots (no
+    // depmod: DKMS runs it on this machine's /lib/modules, which has no such kernel).
+    let other = "6.1.0-bench-other";
+    std::fs::create_dir_all(e.root.join("lib/modules").join(other)).unwrap();
+    let out = Command::new("dkms")
+        .args(["--dkmstree", dkms.tree.to_str().unwrap(), "--sourcetree", dkms.src.to_str().unwrap()])
+        .args(["--installtree", e.root.join("lib/modules").to_str().unwrap()])
+        .args(["install", "--no-depmod", "-m", "bes2600", "-v", "2.0", "-k", other, "--kernelsourcedir"])
+        .arg(headers())
+        .env("BENCH_SLOT_ROOT", &e.root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let theirs = e.root.join("var/lib/bench/bes2600").join(other).join("slots/active/meta");
+    assert!(std::fs::read_to_string(&theirs).unwrap().contains("version=2.0\n"), "slots of {other}");
+    assert_eq!(e.check_invariants(), before, "the slots of {} are untouched", kver());
+}
+
+#[test]
+fn a_dkms_install_killed_at_each_hook_step_is_recovered() {
+    for point in ["lock", "begin", "rollback-displaced", "active-demoted", "kept", "promoted"] {
+        let e = env(false);
+        let dkms = Dkms::new();
+        dkms.install(&e, "b", "0.9", None);
+        dkms.install(&e, "c-prep", "1.0", None);
+        let installed = dkms.install(&e, "c-v2", "2.0", Some(point));
+        let (v09, v1, v2) = (sha(&dkms.built("0.9")), sha(&dkms.built("1.0")), sha(&dkms.built("2.0")));
+        // Killed in the pre-install hook, DKMS stops; in the post-install one it has
+        // installed 2.0 already (and says it succeeded).
+        assert_eq!(installed, ["kept", "promoted"].contains(&point), "dkms after a kill at {point}");
+        let (code, out, _) = e.bench(&["target", "status", "lab"]);
+        assert_eq!(code, 0);
+        if point == "lock" {
+            assert!(out.contains("LOCKED by pid ") && out.contains("dkms install c-v2 2.0"), "{out}");
+        } else {
+            assert!(out.contains("INTERRUPTED: dkms at step"), "after {point}: {out}");
+        }
+        let (code, out, err) = e.bench(&["target", "recover", "lab"]);
+        assert_eq!(code, 0, "recover after {point}: {err}");
+        let all = e.check_invariants();
+        let (active, rollback) = if installed { (&v2, &v1) } else { (&v1, &v09) };
+        assert_eq!(e.slot_sha("slots/active").as_ref(), Some(active), "after {point}: {out}");
+        let rb = e.slot_sha("slots/rollback");
+        assert!(rb.as_ref() == Some(rollback) || (rb.is_none() && all.contains(rollback)), "after {point}: {out}");
+        assert!(all.contains(&v09) && all.contains(&v1), "after {point}: a module was lost ({out})");
+    }
+}
+
+fn package_path(ssh: bool) {
+    let e = env(ssh);
+    let dkms = Dkms::new();
+    let conf = std::fs::read_to_string(e.ws.root.join("bench.toml")).unwrap();
+    std::fs::write(e.ws.root.join("bench.toml"), conf + &dkms.target_options()).unwrap();
+    e.stage("a");
+    let pkg = dkms.tarball("c-v2", "2.0");
+    let pkg = pkg.to_str().unwrap();
+    // A dry run changes nothing and names the DKMS steps.
+    let before = e.check_invariants();
+    let (code, out, err) = e.bench(&["stage", "--target", "lab", "--package", pkg, "--no-verify", "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("dkms build: ") && out.contains("ldtarball") && out.contains("dkms install: "), "{out}");
+    assert_eq!(e.check_invariants(), before);
+    // Unverified without saying so: refused, nothing staged.
+    let (code, _, err) = e.bench(&["stage", "--target", "lab", "--package", pkg]);
+    assert!(code == 1 || code == 2, "{err}");
+    assert_eq!(e.check_invariants(), before);
+    let (code, out, err) = e.bench(&["stage", "--target", "lab", "--package", pkg, "--no-verify", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (j["active"]["arrived"].as_str(), j["active"]["version"].as_str()),
+        (Some("dkms"), Some("2.0")),
+        "{out}"
+    );
+    assert_eq!(j["previous"]["variant"], "a", "{out}");
+    let built = dkms.built("2.0");
+    assert_eq!(e.slot_sha("slots/active"), Some(sha(&built)), "the module the target's DKMS built is active");
+    assert_eq!(e.slot_sha("slots/rollback"), Some(sha(Path::new(&ko("a")))), "the staged one is the rollback");
+    e.check_invariants();
+    let (code, out, err) = e.bench(&["rollback", "--target", "lab"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("rolled back lab: active is now a"), "{out}");
+    e.check_invariants();
+    if ssh {
+        return;
+    }
+    // bench killed while the target's DKMS works: after the build nothing is installed
+    // and a second stage goes through; after the install the hook has filled the slots.
+    let pkg3 = dkms.tarball("c-v2", "3.0");
+    let pkg3 = pkg3.to_str().unwrap();
+    let before = e.check_invariants();
+    let args = ["stage", "--target", "lab", "--package", pkg3, "--no-verify"];
+    assert_eq!(e.bench_env(&args, "BENCH_FAULT_AFTER", "dkms-built"), -9);
+    assert_eq!(e.check_invariants(), before, "killed after the build: nothing installed");
+    assert_eq!(e.bench_env(&args, "BENCH_FAULT_AFTER", "dkms-installed"), -9);
+    e.check_invariants();
+    assert_eq!(e.slot_sha("slots/active"), Some(sha(&dkms.built("3.0"))), "the hook completed the slots");
+    let (code, out, err) = e.bench(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("is already the active module on lab: nothing changed"), "{out}");
+}
+
+#[test]
+fn a_package_built_by_the_targets_dkms_on_a_local_root() {
+    package_path(false);
+}
+
+#[test]
+fn a_package_built_by_the_targets_dkms_over_ssh() {
+    package_path(true);
+}
+
+/// The real Rust package on a kernel without CONFIG_RUST: DKMS refuses with exit 77, and
+/// the active module stays.
+#[test]
+fn a_package_dkms_refuses_leaves_the_active_module() {
+    let e = env(false);
+    let dkms = Dkms::new();
+    let conf = std::fs::read_to_string(e.ws.root.join("bench.toml")).unwrap();
+    std::fs::write(e.ws.root.join("bench.toml"), conf + &dkms.target_options()).unwrap();
+    e.stage("a");
+    let before = e.check_invariants();
+    let (code, out, err) = e.bench(&["build", "--variant", "c-v2", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let tarball = j[0]["tarball"].as_str().unwrap_or_else(|| panic!("no tarball in {out}")).to_string();
+    let (code, _, err) = e.bench(&["stage", "--target", "lab", "--package", &tarball]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("exit 77") && err.contains("CONFIG_RUST"), "{err}");
+    assert_eq!(e.check_invariants(), before, "the active module stays");
 }

@@ -26,16 +26,17 @@ impl TargetName {
 
 #[derive(Subcommand, Debug)]
 pub enum TargetSub {
-    /// Slots (active, rollback, forensics), the installed and the loaded module, each mapped
-    /// back to a variant through the build records.
+    /// Slots (active, rollback, forensics) of the target's kernel, how each module arrived
+    /// (bench stage, the board's DKMS, or found installed), the installed and the loaded
+    /// module, each mapped back to a variant through the build records.
     Status {
         #[command(flatten)]
         target: TargetName,
         #[arg(long)]
         json: bool,
     },
-    /// Complete (or, before the staged module was verified, undo) an interrupted stage or
-    /// rollback, from the target's journal.
+    /// Complete (or, before the staged module was verified, undo) an interrupted stage,
+    /// rollback or DKMS install, from the target's journal.
     Recover {
         #[command(flatten)]
         target: TargetName,
@@ -90,7 +91,7 @@ pub fn run(args: &TargetArgs, ui: &Ui) -> Result<()> {
                 ui.out(
                     serde_json::to_string_pretty(&serde_json::json!({
                         "target": t.name, "kernel": t.kver, "slots": slots, "loaded_srcversion": s.loaded_srcversion,
-                        "installed_sha256": s.installed_sha256, "interrupted": s.journal,
+                        "installed_sha256": s.installed_sha256, "interrupted": s.journal, "lock_holder": s.lock_holder,
                     }))
                     .expect("serialises"),
                 );
@@ -99,11 +100,12 @@ pub fn run(args: &TargetArgs, ui: &Ui) -> Result<()> {
             ui.out(format!("target {} (kernel {}, {}):", t.name, t.kver, t.moddir));
             for (name, m, ok) in &s.slots {
                 ui.out(format!(
-                    "  {:<34} {:<8} srcversion {:<24} sha256 {}…{}{}",
+                    "  {:<34} {:<8} srcversion {:<24} sha256 {}… via {}{}{}",
                     name,
                     m.variant,
                     m.srcversion,
                     &m.sha256[..m.sha256.len().min(12)],
+                    if m.arrived.is_empty() { "?" } else { &m.arrived },
                     if *ok { "" } else { "  INCOMPLETE" },
                     variant_of(&m.srcversion).map(|v| format!("  [{v}]")).unwrap_or_default()
                 ));
@@ -127,6 +129,11 @@ pub fn run(args: &TargetArgs, ui: &Ui) -> Result<()> {
             ));
             if let Some(j) = &s.journal {
                 ui.out(format!("  INTERRUPTED: {} at step {}: run `bench target recover {}`", j.op, j.step, t.name));
+            } else if let Some(h) = &s.lock_holder {
+                ui.out(format!(
+                    "  LOCKED by {h}: if that is no longer running, `bench target recover {}` clears it",
+                    t.name
+                ));
             }
             Ok(())
         }

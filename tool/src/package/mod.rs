@@ -380,3 +380,62 @@ pub fn tarball(out_dir: &Path, name: &str, files: &[PkgFile], mtime_s: i64) -> R
     std::fs::rename(&tmp, &path).map_err(fail)?;
     Ok(path)
 }
+
+/// The `.dkms.tar.gz` of a package given as the tarball or as its `dist/` directory.
+pub fn tarball_of(pkg: &Path) -> Result<PathBuf> {
+    if pkg.is_file() {
+        return Ok(pkg.to_path_buf());
+    }
+    let sibling = PathBuf::from(format!("{}.dkms.tar.gz", pkg.display().to_string().trim_end_matches('/')));
+    if pkg.is_dir() && sibling.is_file() {
+        return Ok(sibling);
+    }
+    Err(BenchError::usage(format!("no DKMS package at {}", pkg.display()))
+        .hint("pass dist/bes2600-VERSION.dkms.tar.gz (bench build --variant V writes it)"))
+}
+
+/// What `bench stage --package` needs of a package: verified against the workspace key
+/// (version, variant and the predicted srcversion from its manifest), or with `unverified`
+/// only its dkms.conf's PACKAGE_VERSION.
+pub fn identify_for_stage(root: &Path, tarball: &Path, unverified: bool) -> Result<crate::target::PackageId> {
+    let files = verify::load(tarball)?.map_err(|why| {
+        BenchError::usage(format!("{} is not a DKMS package", tarball.display()))
+            .cause(why)
+            .hint("a package is dkms_source_tree/ with dkms.conf and its sources, as bench build writes it")
+    })?;
+    if unverified {
+        let conf = files
+            .get("dkms.conf")
+            .ok_or_else(|| BenchError::usage(format!("{} has no dkms_source_tree/dkms.conf", tarball.display())))?;
+        let text = String::from_utf8_lossy(&conf.bytes);
+        let version = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("PACKAGE_VERSION="))
+            .map(|v| v.trim().trim_matches('"').to_string())
+            .filter(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || "._+-~".contains(c)))
+            .ok_or_else(|| {
+                BenchError::usage(format!("{}: dkms.conf has no usable PACKAGE_VERSION", tarball.display()))
+                    .hint("PACKAGE_VERSION=\"1.2.3\" (letters, digits and ._+-~)")
+            })?;
+        return Ok(crate::target::PackageId { version, variant: "unknown".into(), predicted_srcversion: None });
+    }
+    let key = signing::workspace_key_path(root);
+    if !key.is_file() {
+        return Err(BenchError::usage("no workspace key to verify the package against").hint(
+            "build packages here (bench build creates the key), or pass --no-verify for a DKMS tarball bench did not make",
+        ));
+    }
+    let trusted = verify::Trusted::Key(signing::load_public(&key)?);
+    let (manifest, _) = verify::check(&files, &trusted).map_err(|why| {
+        BenchError::new(
+            crate::error::Kind::Failed,
+            format!("{} does not verify: nothing was staged", tarball.display()),
+        )
+        .cause(why)
+    })?;
+    Ok(crate::target::PackageId {
+        version: manifest.version,
+        variant: manifest.variant,
+        predicted_srcversion: Some(manifest.predicted_srcversion),
+    })
+}

@@ -11,6 +11,8 @@ use std::fmt;
 pub enum Op {
     Stage,
     Rollback,
+    /// The board's DKMS installing a package (the package's hook, `bench-slots.sh`).
+    Dkms,
 }
 
 /// The last step an operation finished, in the order a stage or a rollback takes them.
@@ -61,6 +63,7 @@ impl fmt::Display for Op {
         f.write_str(match self {
             Op::Stage => "stage",
             Op::Rollback => "rollback",
+            Op::Dkms => "dkms",
         })
     }
 }
@@ -80,6 +83,9 @@ pub struct Journal {
     pub failed: bool,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub srcversion: String,
+    /// DKMS only: the package version being installed.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub version: String,
 }
 
 impl Journal {
@@ -91,6 +97,7 @@ impl Journal {
             sha256: String::new(),
             failed: false,
             srcversion: String::new(),
+            version: String::new(),
         }
     }
 
@@ -102,6 +109,9 @@ impl Journal {
             if !self.srcversion.is_empty() {
                 out.push_str(&format!("srcversion={}\n", self.srcversion));
             }
+        }
+        if self.op == Op::Dkms {
+            out.push_str(&format!("variant={}\nversion={}\n", self.variant, self.version));
         }
         out
     }
@@ -119,7 +129,8 @@ impl Journal {
                     op = Some(match v {
                         "stage" => Op::Stage,
                         "rollback" => Op::Rollback,
-                        _ => return Err(format!("line {}: unknown operation `{v}` (stage or rollback)", i + 1)),
+                        "dkms" => Op::Dkms,
+                        _ => return Err(format!("line {}: unknown operation `{v}` (stage, rollback or dkms)", i + 1)),
                     })
                 }
                 "step" => {
@@ -132,6 +143,7 @@ impl Journal {
                 "sha256" => j.sha256 = v.to_string(),
                 "failed" => j.failed = v == "1",
                 "srcversion" => j.srcversion = v.to_string(),
+                "version" => j.version = v.to_string(),
                 _ => return Err(bad()),
             }
         }
@@ -154,6 +166,13 @@ mod tests {
         j.step = Step::Prepared;
         j.srcversion = "4453B716".into();
         assert_eq!(Journal::parse(&j.render()), Ok(j));
+        let d = Journal {
+            step: Step::ActiveDemoted,
+            variant: "c-v2".into(),
+            version: "0.1.0+c-v2.4453b716".into(),
+            ..Journal::new(Op::Dkms)
+        };
+        assert_eq!(Journal::parse(&d.render()), Ok(d));
         let r = Journal { step: Step::ActiveRetired, ..Journal::new(Op::Rollback) };
         assert_eq!(r.render(), "op=rollback\nstep=active-retired\n");
         assert_eq!(Journal::parse(&r.render()), Ok(r));

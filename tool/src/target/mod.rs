@@ -1,19 +1,22 @@
 //! Targets: a board over ssh (the system OpenSSH client, BatchMode) or a local root
-//! directory. Every operation on a target is a POSIX shell script run there; slots, journal
-//! and lock live in its state directory:
+//! directory. Every operation on a target is a POSIX shell script run there, made of the
+//! functions of `dkms/bench-slots.sh`: the same library the package's DKMS install hook
+//! runs, so a module staged by bench and one the board's DKMS installed land in the same
+//! slots, per module and kernel release:
 //!
 //! ```text
-//! STATE/MODULE/lock/holder        who holds the target (mkdir is the lock)
-//! STATE/MODULE/journal            the operation in progress and its last finished step
-//! STATE/MODULE/staging/           the module being staged (MODULE.ko + meta)
-//! STATE/MODULE/slots/active/      what is installed in the module directory
-//! STATE/MODULE/slots/rollback/    the last known good module
-//! STATE/MODULE/forensics/V-SRCV/  modules taken out of service, never deleted
+//! STATE/MODULE/KVER/lock/holder        who holds the target (mkdir is the lock)
+//! STATE/MODULE/KVER/journal            the operation in progress and its last finished step
+//! STATE/MODULE/KVER/staging/           the module being staged (MODULE.ko + meta)
+//! STATE/MODULE/KVER/slots/active/      what is installed in the module directory
+//! STATE/MODULE/KVER/slots/rollback/    the last known good module
+//! STATE/MODULE/KVER/forensics/V-SRCV/  modules taken out of service, never deleted
 //! ```
 //!
 //! Every change is a write to a temporary file, `sync`, and a rename; the journal is
 //! written before each step's effects and every step is idempotent, so `recover` can finish
-//! (or, before the staged module was verified, undo) an interrupted operation.
+//! (or, before the staged module was verified, undo) an interrupted operation, a stage or
+//! rollback of bench's or an install of DKMS's.
 
 pub mod journal;
 use crate::error::ResultExt;
@@ -46,6 +49,16 @@ pub struct StageOptions {
     pub force: bool,
     /// Test hook: damage the upload (BENCH_FAULT_CORRUPT_UPLOAD).
     pub corrupt_upload: bool,
+}
+
+/// A DKMS package as `bench stage --package` hands it over.
+#[derive(Clone, Debug, Default)]
+pub struct PackageId {
+    pub version: String,
+    pub variant: String,
+    /// The manifest's prediction, checked against what the target's DKMS built (none for
+    /// a package that was not verified).
+    pub predicted_srcversion: Option<String>,
 }
 
 /// What a stage did.
@@ -81,6 +94,10 @@ pub struct TargetConfig {
     /// Module directory under /lib/modules/KVER.
     pub module_dir: Option<String>,
     pub state_dir: Option<String>,
+    /// Extra arguments for the target's own `dkms` (`bench stage --package`), e.g.
+    /// `["--kernelsourcedir", "/usr/src/linux-headers-6.19.10"]`, or temporary trees.
+    #[serde(default)]
+    pub dkms_options: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Default)]
@@ -164,6 +181,12 @@ fn validate(conf: &BenchToml, text: &str, file: &str) -> Result<()> {
                     .hint("a directory under /lib/modules/KVER without `..`, e.g. module_dir = \"updates/dkms\""));
             }
         }
+        for o in &t.dkms_options {
+            if o.is_empty() || o.contains('\n') {
+                return Err(BenchError::usage(format!("{}: dkms option `{o}` is not allowed", at("dkms_options", o)))
+                    .hint("dkms arguments one per string, e.g. dkms_options = [\"--kernelsourcedir\", \"/usr/src/linux-headers-6.19.10\"]"));
+            }
+        }
         for o in &t.options {
             if o.starts_with('-') {
                 return Err(BenchError::usage(format!("{}: ssh option `{o}` is not allowed", at("options", o)))
@@ -180,8 +203,13 @@ pub struct Meta {
     pub sha256: String,
     pub srcversion: String,
     pub variant: String,
+    /// The package version (modinfo's `version` of a package's module).
+    pub version: String,
     pub build: String,
     pub time: String,
+    /// How the module arrived: `stage` (bench stage), `dkms` (the board's DKMS installed a
+    /// package), `found` (installed by other means, kept when something replaced it).
+    pub arrived: String,
 }
 
 impl Meta {
@@ -194,6 +222,8 @@ impl Meta {
                     "sha256" => m.sha256 = v,
                     "srcversion" => m.srcversion = v,
                     "variant" => m.variant = v,
+                    "version" => m.version = v,
+                    "arrived" => m.arrived = v,
                     "build" => m.build = v,
                     "time" => m.time = v,
                     _ => {}
@@ -204,8 +234,8 @@ impl Meta {
     }
     fn render(&self) -> String {
         format!(
-            "sha256={}\nsrcversion={}\nvariant={}\nbuild={}\ntime={}\n",
-            self.sha256, self.srcversion, self.variant, self.build, self.time
+            "sha256={}\nsrcversion={}\nvariant={}\nversion={}\nbuild={}\ntime={}\narrived={}\n",
+            self.sha256, self.srcversion, self.variant, self.version, self.build, self.time, self.arrived
         )
     }
 }
@@ -221,7 +251,12 @@ pub struct Target {
     pub moddir: String,
     pub dry_run: bool,
     pub log: Vec<String>,
+    /// `dkms/bench-slots.sh`: the slot functions every script here calls.
+    slots_lib: String,
 }
+
+/// The slot library as this bench was built with it, for a workspace without its own.
+const SLOTS_LIB: &str = include_str!("../../../dkms/bench-slots.sh");
 
 fn now() -> String {
     let secs =
@@ -273,16 +308,23 @@ impl Target {
         }
         let module = conf.module.clone().unwrap_or_else(|| "bes2600".into());
         let troot = cfg.root.clone().unwrap_or_else(|| "/".into()).trim_end_matches('/').to_string();
+        // The workspace's own library (the one its packages ship), else bench's.
+        let lib_path = root.join("dkms").join("bench-slots.sh");
+        let slots_lib = match lib_path.is_file() {
+            true => crate::fsutil::read_text(&lib_path)?,
+            false => SLOTS_LIB.to_string(),
+        };
         let mut t = Target {
             name: name.into(),
             module: module.clone(),
             root: troot.clone(),
             kver: String::new(),
-            state: format!("{troot}{}/{module}", cfg.state_dir.clone().unwrap_or_else(|| "/var/lib/bench".into())),
+            state: String::new(),
             moddir: String::new(),
             cfg,
             dry_run,
             log: Vec::new(),
+            slots_lib,
         };
         if t.cfg.transport == Transport::Ssh {
             t.start_master()?;
@@ -308,6 +350,14 @@ impl Target {
             t.root,
             t.kver,
             t.cfg.module_dir.clone().unwrap_or_else(|| "updates/dkms".into())
+        );
+        // Slots per module and kernel release, as the DKMS hook keeps them.
+        t.state = format!(
+            "{}{}/{}/{}",
+            t.root,
+            t.cfg.state_dir.clone().unwrap_or_else(|| "/var/lib/bench".into()),
+            t.module,
+            t.kver
         );
         Ok(t)
     }
@@ -400,6 +450,22 @@ impl Target {
         self.exec(script, stdin)
     }
 
+    /// Runs calls of the slot library (`slots_*` functions) on the target; the dry run
+    /// prints the calls, not the library.
+    fn slots(&mut self, what: &str, calls: &str) -> Result<String> {
+        self.slots_in(what, calls, None)
+    }
+
+    /// The same, with `stdin` for the calls.
+    fn slots_in(&mut self, what: &str, calls: &str, stdin: Option<&[u8]>) -> Result<String> {
+        self.log.push(format!("{what}: {calls}"));
+        if self.dry_run {
+            return Ok(String::new());
+        }
+        let script = format!("BENCH_SLOTS_LIB=1\n{}\nset -e\n{calls}", self.slots_lib);
+        self.exec(&script, stdin)
+    }
+
     fn exec(&self, script: &str, stdin: Option<&[u8]>) -> Result<String> {
         use std::io::Write;
         let mut cmd = self.command(script);
@@ -434,11 +500,8 @@ impl Target {
     }
 
     fn put(&mut self, what: &str, path: &str, bytes: &[u8]) -> Result<()> {
-        let script = format!(
-            "set -e; d=$(dirname {p}); mkdir -p \"$d\"; t=\"$d/.$(basename {p}).tmp.$$\"; cat > \"$t\"; sync \"$t\" 2>/dev/null || sync; mv -f \"$t\" {p}",
-            p = q(path)
-        );
-        self.sh(what, &script, Some(bytes)).map(|_| ())
+        let calls = format!("mkdir -p \"$(dirname {p})\"; slots_write {p}", p = q(path));
+        self.slots_in(what, &calls, Some(bytes)).map(|_| ())
     }
 
     fn read_file(&self, path: &str) -> Result<Option<String>> {
@@ -460,13 +523,7 @@ impl Target {
             now()
         );
         let lock = format!("{}/lock", self.state);
-        let script = format!(
-            "mkdir -p {s} || exit 1; if mkdir {l} 2>/dev/null; then if printf '%s\\n' {h} > {l}/holder 2>/dev/null; then echo ok; else rm -rf {l}; echo full; fi; else echo held; fi",
-            s = q(&self.state),
-            l = q(&lock),
-            h = q(&holder)
-        );
-        let out = self.sh("lock", &script, None)?;
+        let out = self.slots("lock", &format!("slots_lock {} {}", q(&self.state), q(&holder)))?;
         if self.dry_run {
             return Ok(());
         }
@@ -489,8 +546,8 @@ impl Target {
     }
 
     fn unlock(&mut self) -> Result<()> {
-        let s = format!("rm -rf {}", q(&format!("{}/lock", self.state)));
-        self.sh("unlock", &s, None).map(|_| ())
+        let s = format!("slots_unlock {}", q(&self.state));
+        self.slots("unlock", &s).map(|_| ())
     }
 
     fn journal(&mut self, j: &Journal) -> Result<()> {
@@ -527,20 +584,8 @@ impl Target {
 
     /// Moves a slot directory to forensics under a name that does not exist yet.
     fn retire(&mut self, what: &str, dir: &str) -> Result<()> {
-        let meta = self.read_meta(dir)?.unwrap_or_default();
-        let base = format!(
-            "{}/forensics/{}-{}",
-            self.state,
-            if meta.variant.is_empty() { "unknown" } else { &meta.variant },
-            if meta.srcversion.is_empty() { "nosrcversion" } else { &meta.srcversion }
-        );
-        let script = format!(
-            "set -e; [ -d {d} ] || exit 0; mkdir -p {f}; n={b}; i=2; while [ -e \"$n\" ]; do n={b}-$i; i=$((i+1)); done; mv {d} \"$n\"; sync",
-            d = q(dir),
-            f = q(&format!("{}/forensics", self.state)),
-            b = q(&base)
-        );
-        self.sh(what, &script, None).map(|_| ())
+        let calls = format!("slots_retire {} {}", q(&self.state), q(dir));
+        self.slots(what, &calls).map(|_| ())
     }
 
     fn exists(&self, dir: &str) -> Result<bool> {
@@ -552,14 +597,8 @@ impl Target {
         let active = self.slot("active");
         let meta = self.read_meta(&active)?.unwrap_or_default();
         let target = format!("{}/{}.ko", self.moddir, self.module);
-        let script = format!(
-            "set -e; mkdir -p {m}; t={m}/.{n}.ko.tmp.$$; cp {src} \"$t\"; sync \"$t\" 2>/dev/null || sync; mv -f \"$t\" {dst}",
-            m = q(&self.moddir),
-            n = self.module,
-            src = q(&format!("{active}/{}.ko", self.module)),
-            dst = q(&target)
-        );
-        self.sh("install", &script, None)?;
+        let calls = format!("slots_install {} {} {}", q(&self.state), q(&self.moddir), q(&self.module));
+        self.slots("install", &calls)?;
         fault_point("install");
         let depmod = if self.root.is_empty() {
             format!("depmod {}", q(&self.kver))
@@ -639,7 +678,14 @@ impl Target {
         self.put("upload", &format!("{staging}/{}.ko", self.module), &bytes)?;
         fault_point("upload");
         let meta = if self.dry_run {
-            Meta { sha256: sha.into(), variant: variant.into(), build: build.into(), time: now(), ..Default::default() }
+            Meta {
+                sha256: sha.into(),
+                variant: variant.into(),
+                build: build.into(),
+                time: now(),
+                arrived: "stage".into(),
+                ..Default::default()
+            }
         } else {
             let got = self.sha256_of(&format!("{staging}/{}.ko", self.module))?.unwrap_or_default();
             if got != sha {
@@ -664,7 +710,17 @@ impl Target {
                 ))
                 .hint("build for the target's kernel (its DKMS, or --kernel), or pass --force to stage it anyway; nothing was changed"));
             }
-            Meta { sha256: sha.into(), srcversion: srcv, variant: variant.into(), build: build.into(), time: now() }
+            // A package's module carries the package version in modinfo.
+            let version = self.sh_read(&format!("modinfo -F version {staged_ko} || true"), None)?.trim().to_string();
+            Meta {
+                sha256: sha.into(),
+                srcversion: srcv,
+                variant: variant.into(),
+                version,
+                build: build.into(),
+                time: now(),
+                arrived: "stage".into(),
+            }
         };
         self.put("staging meta", &format!("{staging}/meta"), meta.render().as_bytes())?;
         j.step = Step::Prepared;
@@ -673,6 +729,157 @@ impl Target {
         fault_point("prepared");
         self.stage_forward(&mut j)?;
         Ok(meta)
+    }
+
+    /// Hands the target a DKMS package and lets the target's own DKMS build and install it
+    /// for its kernel (`ldtarball` unless that version is known, `build`, `install`); the
+    /// package's hook fills the slots. Returns the active slot after, which must be the
+    /// package's version as DKMS installed it.
+    pub fn stage_package(&mut self, tarball: &[u8], pkg: &PackageId) -> Result<Staged> {
+        let probe = self.sh_read("command -v dkms >/dev/null && echo yes || echo no", None)?;
+        if probe.trim() != "yes" {
+            return Err(BenchError::env(format!("target `{}` has no `dkms`", self.name))
+                .hint("install dkms on the target, or build the module here and stage it with --ko"));
+        }
+        let before = (self.read_meta(&self.slot("active"))?, self.read_meta(&self.slot("rollback"))?);
+        let file = format!("{}/incoming/{}-{}.dkms.tar.gz", self.state, self.module, pkg.version);
+        self.put("upload package", &file, tarball)?;
+        let (m, v, k) = (q(&self.module), q(&pkg.version), q(&self.kver));
+        // The hook writes where this target keeps its slots (a root directory's prefix).
+        let mut env = String::new();
+        if !self.root.is_empty() {
+            env += &format!("BENCH_SLOT_ROOT={} ", q(&self.root));
+        }
+        if let Some(d) = &self.cfg.state_dir {
+            env += &format!("BENCH_SLOT_STATE_DIR={} ", q(d));
+        }
+        let mut dkms = format!("{env}dkms");
+        for o in &self.cfg.dkms_options {
+            dkms += &format!(" {}", q(o));
+        }
+        if !self.root.is_empty() {
+            dkms += &format!(" --installtree {}", q(&format!("{}/lib/modules", self.root)));
+        }
+        let add = format!(
+            "if [ -z \"$({dkms} status -m {m} -v {v} 2>/dev/null)\" ]; then {dkms} ldtarball {f}; fi",
+            f = q(&file)
+        );
+        if !self.root.is_empty() {
+            // DKMS installs only for a kernel whose module directory exists.
+            self.sh(
+                "module directory",
+                &format!("mkdir -p {}", q(&format!("{}/lib/modules/{}", self.root, self.kver))),
+                None,
+            )?;
+        }
+        self.dkms_step("dkms add", &add, pkg)?;
+        fault_point("dkms-added");
+        if !self.dry_run {
+            let status = self.sh_read(&format!("{dkms} status -m {m} -v {v} -k {k} 2>/dev/null || true"), None)?;
+            if status.contains(": installed") {
+                // DKMS installs a version once per kernel; the slots say whether it is
+                // still what is active.
+                let active = self.read_meta(&self.slot("active"))?.unwrap_or_default();
+                self.sh("remove upload", &format!("rm -f {}", q(&file)), None)?;
+                if active.version == pkg.version {
+                    return Ok(Staged { meta: active, unchanged: true, previous: None, displaced: None });
+                }
+                return Err(BenchError::usage(format!(
+                    "the DKMS of target `{}` lists {} {} as installed for kernel {}, but the active module is {} ({})",
+                    self.name,
+                    self.module,
+                    pkg.version,
+                    self.kver,
+                    active.variant,
+                    if active.version.is_empty() { "no version" } else { &active.version }
+                ))
+                .hint(format!(
+                    "a rollback or a stage replaced it since; `dkms uninstall -m {} -v {} -k {}` on the target, then stage again (nothing was changed)",
+                    self.module, pkg.version, self.kver
+                )));
+            }
+        }
+        self.dkms_step("dkms build", &format!("{dkms} build -m {m} -v {v} -k {k}"), pkg)?;
+        fault_point("dkms-built");
+        // The developer chose this build: DKMS's "not newer than installed" check (module
+        // versions of development builds have no order) must not keep it out. Not
+        // `--force`, which would also override a refusing pre-install hook.
+        let install = format!("{dkms} install --force-version-override -m {m} -v {v} -k {k}");
+        let said = self.dkms_step("dkms install", &install, pkg)?;
+        fault_point("dkms-installed");
+        self.sh("remove upload", &format!("rm -f {}", q(&file)), None)?;
+        if self.dry_run {
+            let meta = Meta { variant: pkg.variant.clone(), version: pkg.version.clone(), ..Default::default() };
+            return Ok(Staged { meta, unchanged: false, previous: before.0, displaced: before.1 });
+        }
+        if let Some(j) = self.read_journal()? {
+            return Err(BenchError::env(format!(
+                "DKMS installed {} {} on target `{}` but its slot hook stopped at step {}",
+                self.module, pkg.version, self.name, j.step
+            ))
+            .hint(format!("run `bench target recover {}`", self.name)));
+        }
+        let active = self.read_meta(&self.slot("active"))?.unwrap_or_default();
+        if active.version != pkg.version || active.arrived != "dkms" {
+            let unchanged = before.0.as_ref().is_some_and(|b| b.version == pkg.version);
+            if unchanged && active.version == pkg.version {
+                return Ok(Staged { meta: active, unchanged: true, previous: None, displaced: None });
+            }
+            return Err(BenchError::env(format!(
+                "DKMS ran on target `{}` but the active slot holds {} (version `{}`, arrived `{}`), not the package's {}",
+                self.name, active.variant, active.version, active.arrived, pkg.version
+            ))
+            .cause(said)
+            .hint("the package's dkms.conf must keep its PRE_INSTALL/POST_INSTALL lines (bench-slots.sh)"));
+        }
+        if let Some(want) = &pkg.predicted_srcversion {
+            if !want.is_empty() && active.srcversion != *want {
+                return Err(BenchError::new(
+                    Kind::Failed,
+                    format!(
+                        "the module DKMS built on target `{}` has srcversion {}, the package predicted {want}",
+                        self.name, active.srcversion
+                    ),
+                )
+                .hint(format!(
+                    "it is installed and active; the previous module is in the rollback slot: `bench rollback --target {}`",
+                    self.name
+                )));
+            }
+        }
+        let displaced = before.1.filter(|_| before.0.is_some());
+        Ok(Staged { meta: active, unchanged: false, previous: before.0, displaced })
+    }
+
+    /// One DKMS command on the target; a refusal names DKMS's reason (exit 77: the
+    /// package's BUILD_EXCLUSIVE, such as CONFIG_RUST, does not hold for the kernel).
+    fn dkms_step(&mut self, what: &str, script: &str, pkg: &PackageId) -> Result<String> {
+        let wrapped = format!("{script} > /tmp/.bench-dkms.$$ 2>&1; rc=$?; cat /tmp/.bench-dkms.$$; rm -f /tmp/.bench-dkms.$$; echo \"rc=$rc\"");
+        let out = self.sh(what, &wrapped, None)?;
+        if self.dry_run {
+            return Ok(String::new());
+        }
+        let rc = out.lines().last().and_then(|l| l.strip_prefix("rc=")).and_then(|c| c.parse::<i32>().ok());
+        let text: Vec<&str> = out.lines().filter(|l| !l.starts_with("rc=")).collect();
+        let tail = text[text.len().saturating_sub(12)..].join("\n");
+        match rc {
+            Some(0) => Ok(tail),
+            Some(77) => Err(BenchError::env(format!(
+                "the target's DKMS refused to build {} {} for kernel {} (exit 77: the kernel lacks what the package's BUILD_EXCLUSIVE needs)",
+                self.module, pkg.version, self.kver
+            ))
+            .cause(tail)
+            .hint("the package needs a kernel with CONFIG_RUST; nothing was installed and the active module is unchanged")),
+            _ => Err(BenchError::env(format!(
+                "`{what}` of {} {} failed on target `{}` (exit {})",
+                self.module,
+                pkg.version,
+                self.name,
+                rc.map_or("?".into(), |c| c.to_string())
+            ))
+            .cause(tail)
+            .hint("nothing was activated unless the DKMS install itself ran: see `bench target status`")),
+        }
     }
 
     /// Undoes a stage whose module was not verified yet: no slot had changed, so only the
@@ -701,26 +908,14 @@ impl Target {
             if failed {
                 self.retire("retire failed active", &active)?;
             } else {
-                let script = format!(
-                    "set -e; if [ -d {a} ] && [ ! -d {r} ]; then mkdir -p {s}; mv {a} {r}; sync; fi",
-                    a = q(&active),
-                    r = q(&self.slot("rollback")),
-                    s = q(&format!("{}/slots", self.state))
-                );
-                self.sh("demote active", &script, None)?;
+                self.slots("demote active", &format!("slots_demote {}", q(&self.state)))?;
             }
             fault_point("active-demoted");
             j.step = Step::ActiveDemoted;
             self.journal(j)?;
         }
         if j.step < Step::Promoted {
-            let script = format!(
-                "set -e; if [ -d {st} ] && [ ! -d {a} ]; then mkdir -p {s}; mv {st} {a}; sync; fi",
-                st = q(&format!("{}/staging", self.state)),
-                a = q(&self.slot("active")),
-                s = q(&format!("{}/slots", self.state))
-            );
-            self.sh("promote staged", &script, None)?;
+            self.slots("promote staged", &format!("slots_promote {} staging", q(&self.state)))?;
             fault_point("promoted");
             j.step = Step::Promoted;
             self.journal(j)?;
@@ -730,8 +925,7 @@ impl Target {
     }
 
     fn finish(&mut self) -> Result<()> {
-        self.sh("finish", &format!("rm -f {}; sync", q(&format!("{}/journal", self.state))), None)?;
-        self.unlock()
+        self.slots("finish", &format!("slots_finish {}", q(&self.state))).map(|_| ())
     }
 
     /// Restores the rollback slot; the replaced module is kept in forensics.
@@ -763,12 +957,7 @@ impl Target {
             self.journal(j)?;
         }
         if j.step == Step::ActiveRetired {
-            let script = format!(
-                "set -e; if [ -d {r} ] && [ ! -d {a} ]; then mv {r} {a}; sync; fi",
-                r = q(&self.slot("rollback")),
-                a = q(&self.slot("active"))
-            );
-            self.sh("promote rollback", &script, None)?;
+            self.slots("promote rollback", &format!("slots_promote {} slots/rollback", q(&self.state)))?;
             fault_point("rollback-promoted");
             j.step = Step::Promoted;
             self.journal(j)?;
@@ -800,6 +989,17 @@ impl Target {
             (Op::Rollback, _) => {
                 self.rollback_forward(&mut j)?;
                 Ok(format!("completed an interrupted rollback (from step {step})"))
+            }
+            (Op::Dkms, _) => {
+                // The library makes the active slot what DKMS left installed (or puts
+                // the previous module back when DKMS had not installed the new one).
+                let calls = format!("slots_dkms_recover {} {} {}", q(&self.state), q(&self.moddir), q(&self.module));
+                let did = self.slots("recover dkms install", &calls)?.trim().to_string();
+                if self.exists(&self.slot("active"))? {
+                    self.install_active()?;
+                }
+                self.finish()?;
+                Ok(format!("interrupted DKMS install of {} {} (at step {step}): {did}", j.variant, j.version))
             }
         }
     }
@@ -839,6 +1039,7 @@ impl Target {
             loaded_srcversion: if loaded.is_empty() { None } else { Some(loaded) },
             installed_sha256: installed,
             journal: self.read_journal()?,
+            lock_holder: self.read_file(&format!("{}/lock/holder", self.state))?.map(|h| h.trim().to_string()),
         })
     }
 
@@ -873,6 +1074,8 @@ pub struct Status {
     pub loaded_srcversion: Option<String>,
     pub installed_sha256: Option<String>,
     pub journal: Option<Journal>,
+    /// Who holds the target's lock, if anyone (a bench command, or a DKMS install).
+    pub lock_holder: Option<String>,
 }
 
 #[cfg(test)]

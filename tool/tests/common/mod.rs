@@ -107,3 +107,36 @@ impl Ws {
         dirs.pop().expect("a package directory")
     }
 }
+
+/// A small C module named bes2600 (MODULE_VERSION `version`) packaged as a bench package's
+/// DKMS source: Kbuild, the package's `bench-slots.sh`, and a dkms.conf with the hook lines
+/// of the package's own template (for `variant` and `version`). Written to `dir`.
+#[allow(dead_code)]
+pub fn c_module_dkms_source(dir: &Path, variant: &str, version: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("bes2600.c"),
+        format!("#include <linux/module.h>\nstatic int __init m_init(void) {{ return 0; }}\nmodule_init(m_init);\nMODULE_LICENSE(\"GPL\");\nMODULE_VERSION(\"{version}\");\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("Kbuild"), "obj-m := bes2600.o\n").unwrap();
+    std::fs::copy(repo().join("dkms/bench-slots.sh"), dir.join("bench-slots.sh")).unwrap();
+    let template = std::fs::read_to_string(repo().join("dkms/dkms.conf.j2")).unwrap();
+    let hooks: String = template
+        .lines()
+        .filter(|l| l.starts_with("PRE_INSTALL=") || l.starts_with("POST_INSTALL="))
+        .map(|l| {
+            l.replace("{{ dest_module_location }}", "/updates/dkms")
+                .replace("{{ module }}", "bes2600")
+                .replace("{{ variant }}", variant)
+                .replace("{{ version }}", version)
+                + "\n"
+        })
+        .collect();
+    assert_eq!(hooks.lines().count(), 2, "{template}");
+    std::fs::write(
+        dir.join("dkms.conf"),
+        format!("PACKAGE_NAME=\"bes2600\"\nPACKAGE_VERSION=\"{version}\"\nBUILT_MODULE_NAME[0]=\"bes2600\"\nDEST_MODULE_LOCATION[0]=\"/updates/dkms\"\nMAKE[0]=\"make -C ${{kernel_source_dir}} M=${{dkms_tree}}/bes2600/{version}/build modules\"\n{hooks}"),
+    )
+    .unwrap();
+}
