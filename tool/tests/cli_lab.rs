@@ -2,7 +2,8 @@
 //! (scripts/test-all sets it up first): every variant's DKMS package builds into a .ko
 //! whose modinfo srcversion is the predicted one and whose signer is the lab key; the
 //! enforcing kernel refuses a copy with one byte changed; `c` WARNs under stress and
-//! `c-v2` runs clean; stage, boot, roll back, boot shows the expected module each time.
+//! `c-v2` runs clean; stage, boot, roll back, boot shows the expected module each time,
+//! for a module built here and for a package the lab chroot's DKMS builds and installs.
 //!
 //! One test function: the lab's chroot, dkms tree and disk are shared, so the steps run
 //! in order. Without a lab it fails, naming the setup command, unless
@@ -112,6 +113,26 @@ fn kernel_lab_end_to_end() {
         assert_eq!(json(&out)["srcversion"], expected, "{out}");
     };
     boot(&srcversions["c-v2"]);
+    let (code, _, err) = ws.bench(&["rollback", "--target", "vm"]);
+    assert_eq!(code, 0, "{err}");
+    boot(&srcversions["b"]);
+
+    // The package instead of a module: the lab chroot's DKMS builds c-prep for the lab
+    // kernel (signed with the lab key), its hook fills the same slots, and bench checks the
+    // srcversion against the manifest's prediction. Boot, roll back, boot.
+    let (code, out, err) = ws.bench(&["build", "--variant", "c-prep", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let tarball = json(&out)[0]["tarball"].as_str().unwrap().to_string();
+    let (code, out, err) = ws.bench(&["stage", "--target", "vm", "--package", &tarball, "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let staged = json(&out);
+    assert_eq!(staged["active"]["arrived"], "dkms", "{out}");
+    assert_eq!(staged["active"]["srcversion"], srcversions["c-prep"].as_str(), "{out}");
+    assert_eq!(staged["previous"]["variant"], "b", "{out}");
+    boot(&srcversions["c-prep"]);
+    let (code, out, err) = ws.bench(&["target", "status", "vm"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().any(|l| l.trim_start().starts_with("active") && l.contains("via dkms")), "{out}");
     let (code, _, err) = ws.bench(&["rollback", "--target", "vm"]);
     assert_eq!(code, 0, "{err}");
     boot(&srcversions["b"]);

@@ -517,8 +517,14 @@ impl Dkms {
 
     /// The package as a .dkms.tar.gz in the layout `dkms ldtarball` loads.
     fn tarball(&self, variant: &str, version: &str) -> PathBuf {
+        self.tarball_with(variant, version, |_| {})
+    }
+
+    /// The same, with the sources changed by `edit` first.
+    fn tarball_with(&self, variant: &str, version: &str, edit: impl Fn(&Path)) -> PathBuf {
         let pkg = self._dir.path().join(format!("pkg-{version}"));
         let d = self.source(&pkg, variant, version);
+        edit(&d);
         std::fs::rename(&d, pkg.join("dkms_source_tree")).unwrap();
         let out = pkg.join(format!("bes2600-{version}.dkms.tar.gz"));
         let tar = Command::new("tar")
@@ -709,6 +715,19 @@ fn package_path(ssh: bool) {
     let (code, out, err) = e.bench(&args);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("is already the active module on lab: nothing changed"), "{out}");
+    // A module modinfo finds no srcversion in (no MODULE_VERSION) does not stay active.
+    let pkg4 = dkms.tarball_with("c-v2", "4.0", |d| {
+        let c = std::fs::read_to_string(d.join("bes2600.c")).unwrap();
+        let without: String =
+            c.lines().filter(|l| !l.starts_with("MODULE_VERSION")).map(|l| format!("{l}\n")).collect();
+        std::fs::write(d.join("bes2600.c"), without).unwrap();
+    });
+    let before = e.slot_sha("slots/active");
+    let (code, _, err) = e.bench(&["stage", "--target", "lab", "--package", pkg4.to_str().unwrap(), "--no-verify"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot read a srcversion") && err.contains("rolled back"), "{err}");
+    assert_eq!(e.slot_sha("slots/active"), before, "the previous module is active again");
+    assert!(e.check_invariants().contains(&sha(&dkms.built("4.0"))), "kept in forensics");
 }
 
 #[test]

@@ -20,7 +20,8 @@ With --package, the target builds the module itself: bench verifies the package 
 workspace key), copies the .dkms.tar.gz there and runs the target's dkms (ldtarball unless that version is \
 known, build and install for the target's kernel, with the target's dkms_options); the package's install hook \
 (bench-slots.sh, the same slot library bench uses) keeps the replaced module in the rollback slot; bench then \
-checks that the active slot is the package's and that its srcversion is the one the manifest predicted.
+checks that the active slot is the package's and that its srcversion is the one the manifest predicted. On a \
+`lab` target the lab chroot's DKMS builds it for the lab kernel, signed with the lab key.
 
 Exit status: 0 staged, 1 the srcversion DKMS built differs from the prediction (it is active; roll back), \
 2 bad input or target busy, 3 the target failed (nothing activated unless it says so).

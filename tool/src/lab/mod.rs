@@ -204,6 +204,42 @@ impl Lab {
     }
 }
 
+/// DKMS in the lab's chroot signs the modules it builds with the lab key (the only key
+/// the lab kernel trusts), with the kernel's own sign-file.
+pub const DKMS_SIGNING_CONF: &str = "# Written by bench: modules DKMS builds here are signed with the lab key.
+sign_file=/build/linux/scripts/sign-file
+mok_signing_key=/build/linux/certs/lab_key.pem
+mok_certificate=/build/linux/certs/lab_key.x509.pem
+";
+
+/// The lab disk bound into the chroot at /lab/disk while this lives (the chroot's DKMS
+/// installs there for `bench stage --target vm --package`).
+pub struct DiskBinding(PathBuf);
+
+impl Drop for DiskBinding {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Binds the lab disk at /lab/disk in the chroot.
+pub fn bind_disk(lab: &Lab) -> Result<DiskBinding> {
+    need_root()?;
+    let at = lab.chroot.join("lab/disk");
+    std::fs::create_dir_all(&at).or_env(format!("cannot create {}", at.display()))?;
+    std::fs::create_dir_all(lab.disk()).or_env(format!("cannot create {}", lab.disk().display()))?;
+    let mounted = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    if mounted.lines().any(|l| l.split_whitespace().nth(1) == Some(&at.display().to_string())) {
+        let _ = Command::new("umount").arg(&at).status();
+    }
+    let ok = Command::new("mount").arg("--bind").arg(lab.disk()).arg(&at).status();
+    match ok {
+        Ok(s) if s.success() => Ok(DiskBinding(at)),
+        _ => Err(BenchError::env(format!("cannot bind {} at {}", lab.disk().display(), at.display()))
+            .hint("the lab needs root (mount)")),
+    }
+}
+
 fn need_root() -> Result<()> {
     let out = Command::new("id").arg("-u").output().or_env("cannot run id")?;
     if String::from_utf8_lossy(&out.stdout).trim() != "0" {

@@ -253,6 +253,8 @@ pub struct Target {
     pub log: Vec<String>,
     /// `dkms/bench-slots.sh`: the slot functions every script here calls.
     slots_lib: String,
+    /// A `lab` target: the kernel lab whose chroot has the DKMS that builds for its kernel.
+    lab: Option<crate::lab::Lab>,
 }
 
 /// The slot library as this bench was built with it, for a workspace without its own.
@@ -290,6 +292,7 @@ impl Target {
             return Err(e);
         };
         let mut cfg = cfg;
+        let mut lab_of = None;
         if cfg.transport == Transport::Lab {
             // The kernel lab's VM: its module tree is the lab disk, packed into the
             // initramfs at every `bench lab boot`; `root` names the lab directory.
@@ -299,6 +302,7 @@ impl Target {
             std::fs::create_dir_all(&disk).or_env(format!("cannot create {}", disk.display()))?;
             cfg.root = Some(disk.display().to_string());
             cfg.transport = Transport::Local;
+            lab_of = Some(lab);
         }
         if cfg.transport == Transport::Ssh && cfg.host.is_none() {
             return Err(BenchError::usage(format!("target `{name}`: transport ssh needs host")));
@@ -325,6 +329,7 @@ impl Target {
             dry_run,
             log: Vec::new(),
             slots_lib,
+            lab: lab_of,
         };
         if t.cfg.transport == Transport::Ssh {
             t.start_master()?;
@@ -736,51 +741,85 @@ impl Target {
     /// package's hook fills the slots. Returns the active slot after, which must be the
     /// package's version as DKMS installed it.
     pub fn stage_package(&mut self, tarball: &[u8], pkg: &PackageId) -> Result<Staged> {
-        let probe = self.sh_read("command -v dkms >/dev/null && echo yes || echo no", None)?;
-        if probe.trim() != "yes" {
-            return Err(BenchError::env(format!("target `{}` has no `dkms`", self.name))
-                .hint("install dkms on the target, or build the module here and stage it with --ko"));
+        if self.lab.is_none() {
+            let probe = self.sh_read("command -v dkms >/dev/null && echo yes || echo no", None)?;
+            if probe.trim() != "yes" {
+                return Err(BenchError::env(format!("target `{}` has no `dkms`", self.name))
+                    .hint("install dkms on the target, or build the module here and stage it with --ko"));
+            }
         }
         let before = (self.read_meta(&self.slot("active"))?, self.read_meta(&self.slot("rollback"))?);
-        let file = format!("{}/incoming/{}-{}.dkms.tar.gz", self.state, self.module, pkg.version);
-        self.put("upload package", &file, tarball)?;
+        let name = format!("{}-{}.dkms.tar.gz", self.module, pkg.version);
+        // Where the package goes, and where the slots are, as the target's DKMS sees them:
+        // in the kernel lab its chroot's DKMS builds for the lab kernel and installs into
+        // the lab disk, bound into the chroot at /lab/disk.
+        let (file, slot_root, mut dkms) = match &self.lab {
+            Some(lab) => {
+                let local = lab.chroot.join("lab/stage").join(&name);
+                if !self.dry_run {
+                    std::fs::create_dir_all(local.parent().expect("has a parent"))
+                        .or_env("cannot create /lab/stage in the lab")?;
+                    crate::fsutil::write_synced(&local, tarball, false)?;
+                    // The lab kernel loads only modules signed with the lab key: the
+                    // chroot's DKMS signs what it builds with it.
+                    let conf = lab.chroot.join("etc/dkms/framework.conf.d/bench-lab.conf");
+                    std::fs::create_dir_all(conf.parent().expect("has a parent"))
+                        .or_env("cannot create the lab's DKMS configuration directory")?;
+                    crate::fsutil::write_synced(&conf, crate::lab::DKMS_SIGNING_CONF.as_bytes(), false)?;
+                }
+                self.log.push(format!("upload package: {}", local.display()));
+                (
+                    format!("/lab/stage/{name}"),
+                    "/lab/disk".to_string(),
+                    "dkms --kernelsourcedir /build/linux".to_string(),
+                )
+            }
+            None => {
+                let file = format!("{}/incoming/{name}", self.state);
+                self.put("upload package", &file, tarball)?;
+                (file, self.root.clone(), "dkms".to_string())
+            }
+        };
+        let _bound = match &self.lab {
+            Some(lab) if !self.dry_run => Some(crate::lab::bind_disk(lab)?),
+            _ => None,
+        };
         let (m, v, k) = (q(&self.module), q(&pkg.version), q(&self.kver));
         // The hook writes where this target keeps its slots (a root directory's prefix).
         let mut env = String::new();
-        if !self.root.is_empty() {
-            env += &format!("BENCH_SLOT_ROOT={} ", q(&self.root));
+        if !slot_root.is_empty() {
+            env += &format!("BENCH_SLOT_ROOT={} ", q(&slot_root));
         }
         if let Some(d) = &self.cfg.state_dir {
             env += &format!("BENCH_SLOT_STATE_DIR={} ", q(d));
         }
-        let mut dkms = format!("{env}dkms");
+        dkms = format!("{env}{dkms}");
         for o in &self.cfg.dkms_options {
             dkms += &format!(" {}", q(o));
         }
-        if !self.root.is_empty() {
-            dkms += &format!(" --installtree {}", q(&format!("{}/lib/modules", self.root)));
+        if !slot_root.is_empty() {
+            // DKMS's own depmod works on this machine's /lib/modules, not on a root
+            // directory: bench runs `depmod -b` there after the install instead.
+            dkms += &format!(" --no-depmod --installtree {}", q(&format!("{slot_root}/lib/modules")));
+            self.dkms_step(
+                "module directory",
+                &format!("mkdir -p {}", q(&format!("{slot_root}/lib/modules/{}", self.kver))),
+                pkg,
+            )?;
         }
         let add = format!(
             "if [ -z \"$({dkms} status -m {m} -v {v} 2>/dev/null)\" ]; then {dkms} ldtarball {f}; fi",
             f = q(&file)
         );
-        if !self.root.is_empty() {
-            // DKMS installs only for a kernel whose module directory exists.
-            self.sh(
-                "module directory",
-                &format!("mkdir -p {}", q(&format!("{}/lib/modules/{}", self.root, self.kver))),
-                None,
-            )?;
-        }
         self.dkms_step("dkms add", &add, pkg)?;
         fault_point("dkms-added");
         if !self.dry_run {
-            let status = self.sh_read(&format!("{dkms} status -m {m} -v {v} -k {k} 2>/dev/null || true"), None)?;
+            let status = self.dkms_step("dkms status", &format!("{dkms} status -m {m} -v {v} -k {k}"), pkg)?;
             if status.contains(": installed") {
                 // DKMS installs a version once per kernel; the slots say whether it is
                 // still what is active.
                 let active = self.read_meta(&self.slot("active"))?.unwrap_or_default();
-                self.sh("remove upload", &format!("rm -f {}", q(&file)), None)?;
+                self.dkms_step("remove upload", &format!("rm -f {}", q(&file)), pkg)?;
                 if active.version == pkg.version {
                     return Ok(Staged { meta: active, unchanged: true, previous: None, displaced: None });
                 }
@@ -807,7 +846,10 @@ impl Target {
         let install = format!("{dkms} install --force-version-override -m {m} -v {v} -k {k}");
         let said = self.dkms_step("dkms install", &install, pkg)?;
         fault_point("dkms-installed");
-        self.sh("remove upload", &format!("rm -f {}", q(&file)), None)?;
+        self.dkms_step("remove upload", &format!("rm -f {}", q(&file)), pkg)?;
+        if !slot_root.is_empty() {
+            self.sh("depmod", &format!("depmod -b {} {}", q(&self.root), q(&self.kver)), None)?;
+        }
         if self.dry_run {
             let meta = Meta { variant: pkg.variant.clone(), version: pkg.version.clone(), ..Default::default() };
             return Ok(Staged { meta, unchanged: false, previous: before.0, displaced: before.1 });
@@ -832,6 +874,24 @@ impl Target {
             .cause(said)
             .hint("the package's dkms.conf must keep its PRE_INSTALL/POST_INSTALL lines (bench-slots.sh)"));
         }
+        if active.srcversion.is_empty() || active.srcversion == "unknown" {
+            // An unidentifiable module is not left active: the previous one comes back.
+            let back = match &before.0 {
+                Some(prev) => {
+                    self.rollback()?;
+                    format!("rolled back: {} (srcversion {}) is active again", prev.variant, prev.srcversion)
+                }
+                None => "there is no previous module to go back to: it stays installed".to_string(),
+            };
+            return Err(BenchError::new(
+                Kind::Failed,
+                format!(
+                    "modinfo cannot read a srcversion in the module DKMS built on target `{}` ({} {}): {back}",
+                    self.name, self.module, pkg.version
+                ),
+            )
+            .hint("a module needs MODULE_VERSION (or CONFIG_MODULE_SRCVERSION_ALL) for modpost to give it a srcversion; the module is kept in forensics"));
+        }
         if let Some(want) = &pkg.predicted_srcversion {
             if !want.is_empty() && active.srcversion != *want {
                 return Err(BenchError::new(
@@ -855,7 +915,16 @@ impl Target {
     /// package's BUILD_EXCLUSIVE, such as CONFIG_RUST, does not hold for the kernel).
     fn dkms_step(&mut self, what: &str, script: &str, pkg: &PackageId) -> Result<String> {
         let wrapped = format!("{script} > /tmp/.bench-dkms.$$ 2>&1; rc=$?; cat /tmp/.bench-dkms.$$; rm -f /tmp/.bench-dkms.$$; echo \"rc=$rc\"");
-        let out = self.sh(what, &wrapped, None)?;
+        let out = match &self.lab {
+            Some(lab) => {
+                self.log.push(format!("{what} (in the lab's chroot): {script}"));
+                if self.dry_run {
+                    return Ok(String::new());
+                }
+                lab.sh_out(&wrapped)?
+            }
+            None => self.sh(what, &wrapped, None)?,
+        };
         if self.dry_run {
             return Ok(String::new());
         }
