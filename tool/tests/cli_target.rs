@@ -701,6 +701,13 @@ fn package_path(ssh: bool) {
     if ssh {
         return;
     }
+    // The same package again after the rollback: DKMS still lists it as installed; it is
+    // installed again, with a (active now) kept for rollback.
+    let (code, out, err) = e.bench(&["stage", "--target", "lab", "--package", pkg, "--no-verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(e.slot_sha("slots/active"), Some(sha(&built)), "{out}");
+    assert_eq!(e.slot_sha("slots/rollback"), Some(sha(Path::new(&ko("a")))), "{out}");
+    e.check_invariants();
     // bench killed while the target's DKMS works: after the build nothing is installed
     // and a second stage goes through; after the install the hook has filled the slots.
     let pkg3 = dkms.tarball("c-v2", "3.0");

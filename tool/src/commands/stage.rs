@@ -23,8 +23,9 @@ known, build and install for the target's kernel, with the target's dkms_options
 checks that the active slot is the package's and that its srcversion is the one the manifest predicted. On a \
 `lab` target the lab chroot's DKMS builds it for the lab kernel, signed with the lab key.
 
-Exit status: 0 staged, 1 the srcversion DKMS built differs from the prediction (it is active; roll back), \
-2 bad input or target busy, 3 the target failed (nothing activated unless it says so).
+Exit status: 0 staged, 1 the srcversion DKMS built differs from the prediction (it is active; roll back) or \
+modinfo reads none (rolled back at once), 2 bad input or target busy, 3 the target failed (nothing activated \
+unless it says so).
 
 Examples:
   bench stage --target ohm --ko bes2600.ko --variant c --dry-run

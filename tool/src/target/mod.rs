@@ -813,32 +813,32 @@ impl Target {
         );
         self.dkms_step("dkms add", &add, pkg)?;
         fault_point("dkms-added");
+        let mut built = false;
         if !self.dry_run {
             let status = self.dkms_step("dkms status", &format!("{dkms} status -m {m} -v {v} -k {k}"), pkg)?;
+            built = status.contains(": built") || status.contains(": installed");
             if status.contains(": installed") {
                 // DKMS installs a version once per kernel; the slots say whether it is
                 // still what is active.
                 let active = self.read_meta(&self.slot("active"))?.unwrap_or_default();
-                self.dkms_step("remove upload", &format!("rm -f {}", q(&file)), pkg)?;
                 if active.version == pkg.version {
+                    self.dkms_step("remove upload", &format!("rm -f {}", q(&file)), pkg)?;
                     return Ok(Staged { meta: active, unchanged: true, previous: None, displaced: None });
                 }
-                return Err(BenchError::usage(format!(
-                    "the DKMS of target `{}` lists {} {} as installed for kernel {}, but the active module is {} ({})",
-                    self.name,
-                    self.module,
-                    pkg.version,
-                    self.kver,
-                    active.variant,
-                    if active.version.is_empty() { "no version" } else { &active.version }
-                ))
-                .hint(format!(
-                    "a rollback or a stage replaced it since; `dkms uninstall -m {} -v {} -k {}` on the target, then stage again (nothing was changed)",
-                    self.module, pkg.version, self.kver
-                )));
+                // A rollback or a stage replaced it since: DKMS forgets that install (it
+                // removes the installed file, or puts back a module it once saved as the
+                // original), the active slot's module goes back in place, and DKMS
+                // installs again, so its hook keeps the active one for rollback.
+                self.dkms_step("dkms uninstall", &format!("{dkms} uninstall -m {m} -v {v} -k {k}"), pkg)?;
+                if self.exists(&self.slot("active"))? {
+                    let calls = format!("slots_install {} {} {}", q(&self.state), q(&self.moddir), q(&self.module));
+                    self.slots("reinstall the active module", &calls)?;
+                }
             }
         }
-        self.dkms_step("dkms build", &format!("{dkms} build -m {m} -v {v} -k {k}"), pkg)?;
+        if !built {
+            self.dkms_step("dkms build", &format!("{dkms} build -m {m} -v {v} -k {k}"), pkg)?;
+        }
         fault_point("dkms-built");
         // The developer chose this build: DKMS's "not newer than installed" check (module
         // versions of development builds have no order) must not keep it out. Not
