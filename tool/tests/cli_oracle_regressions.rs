@@ -80,6 +80,13 @@ const REGRESSIONS: &[Regression] = &[
         to: "        if self.hw_bufs_used_read() != 0 {\n            return true;",
         says: "confirm the host has not read",
     },
+    Regression {
+        what: "commands instead of data frames count against their vif",
+        file: "driver/src/bh.rs",
+        from: "            if desc.kind == TxKind::Data {",
+        to: "            if desc.kind != TxKind::Data {",
+        says: "hw_bufs_used_vif",
+    },
 ];
 
 #[test]

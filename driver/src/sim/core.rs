@@ -205,6 +205,9 @@ pub enum FailureKind {
     /// A flush said every TX buffer was back while the chip still held frames in its
     /// input buffers (mac80211 then scans or changes channel with frames in flight).
     FlushIncomplete,
+    /// At rest (nothing in the chip, nothing being handled) the driver still counts TX
+    /// buffers in use: a leaked or lost update of `hw_bufs_used` or `hw_bufs_used_vif`.
+    BufferCount,
 }
 
 /// One run-time contract report.

@@ -351,6 +351,7 @@ impl Report {
             FailureKind::MissedInterrupt => "missed_interrupt",
             FailureKind::LostWakeup => "lost_wakeup",
             FailureKind::FlushIncomplete => "flush_incomplete",
+            FailureKind::BufferCount => "buffer_count",
             FailureKind::RxLost => "rx_lost",
             FailureKind::Protocol => "protocol",
         };

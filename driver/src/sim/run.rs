@@ -110,6 +110,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
             next_cmd_ns += core.cost.cmd_period_ns;
         } else if next_starve_ns == now {
             check_starvation(&core);
+            check_at_rest(&core, &drv);
             next_starve_ns += STARVE_SAMPLE_NS;
         } else {
             check_failures(&core, offered > 0.0);
@@ -404,6 +405,47 @@ fn check_flushed(core: &SimCore) {
             format!("wsm_flush_tx returned true with {unconfirmed} frames whose confirm the host has not read"),
         );
     }
+}
+
+/// The driver's buffer counts at rest: when no frame is in the chip or in a confirm the
+/// host has not read, and no context that moves buffers is between steps (the BH waits,
+/// `sdio_rx_work`, `sdio_tx_work` and the interrupt thread are idle), `hw_bufs_used` and
+/// every `hw_bufs_used_vif` must be 0. A leaked or lost count shows here within
+/// `STARVE_SAMPLE_NS` of the link going quiet, not 10 s later as a flush timeout.
+fn check_at_rest(core: &SimCore, drv: &Bes2600<SimPlatform>) {
+    let quiet = core.ctx.borrow().iter().enumerate().all(|(i, x)| match Ctx::ALL[i] {
+        Ctx::RxWork | Ctx::TxWork | Ctx::Irq => !x.running && !x.queued,
+        Ctx::Bh => matches!(x.state, State::Waiting(_)) && !x.queued,
+        _ => true,
+    });
+    let chip = core.chip.borrow();
+    let out = chip.frames_unconfirmed_to_host() > 0 || chip.wedged.is_some() || !chip.idle_towards_host();
+    drop(chip);
+    if !quiet || out {
+        return;
+    }
+    // Read as a debugger would: no cost, no contract bookkeeping.
+    let running = core.current.replace(NO_CTX);
+    let used = drv.hw_bufs_used_read();
+    let vifs: Vec<i32> = (0..crate::device::WSM_MAX_VIFS).map(|v| vif_count(drv, v)).collect();
+    core.current.set(running);
+    if used != 0 || vifs.iter().any(|&c| c != 0) {
+        core.fail(
+            FailureKind::BufferCount,
+            format!(
+                "at rest (no frame in the chip, every confirm read and handled) hw_bufs_used is {used} and hw_bufs_used_vif {vifs:?}: both must be 0"
+            ),
+        );
+    }
+}
+
+/// `hw_bufs_used_vif[vif]` as the driver keeps it.
+fn vif_count(drv: &Bes2600<SimPlatform>, vif: usize) -> i32 {
+    #[cfg(not(feature = "c-prep-atomic"))]
+    let n = drv.hw_bufs_used_vif[vif].get(&drv.plat);
+    #[cfg(feature = "c-prep-atomic")]
+    let n = drv.hw_bufs_used_vif[vif].load(&drv.plat, crate::platform::Ordering::Relaxed);
+    n
 }
 
 fn check_failures(core: &SimCore, traffic_offered: bool) {
