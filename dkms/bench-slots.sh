@@ -37,8 +37,11 @@ slots_write() {
 # slots_now: the time as bench records it (RFC 3339, UTC).
 slots_now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 
-# slots_meta DIR KEY: one value of a slot's meta (empty when absent).
-slots_meta() { sed -n "s/^$2=//p" "$1/meta" 2>/dev/null | head -n 1; }
+# slots_get FILE KEY: one value of a key=value file (a meta, the journal; empty when absent).
+slots_get() { sed -n "s/^$2=//p" "$1" 2>/dev/null | head -n 1; }
+
+# slots_meta DIR KEY: one value of a slot's meta.
+slots_meta() { slots_get "$1/meta" "$2"; }
 
 # slots_sha FILE: its sha256 (empty when absent).
 slots_sha() { if [ -f "$1" ]; then sha256sum "$1" | cut -d' ' -f1; fi; }
@@ -144,8 +147,8 @@ slots_install() {
 # slots_dkms_recover STATE MODDIR MODULE: completes or undoes an interrupted DKMS install
 # so that the active slot is what is installed; prints what it did.
 slots_dkms_recover() {
-  _d_variant=$(sed -n 's/^variant=//p' "$1/journal" 2>/dev/null | head -n 1)
-  _d_version=$(sed -n 's/^version=//p' "$1/journal" 2>/dev/null | head -n 1)
+  _d_variant=$(slots_get "$1/journal" variant)
+  _d_version=$(slots_get "$1/journal" version)
   _d_inst=$(slots_installed "$2" "$3")
   _d_sha=$(slots_sha "$_d_inst")
   if [ -d "$1/slots/active" ]; then
@@ -215,7 +218,7 @@ slots_hook() {
       slots_fault active-demoted
       ;;
     post)
-      if [ "$(sed -n 's/^op=//p' "$_h_state/journal" 2>/dev/null)" != dkms ]; then
+      if [ "$(slots_get "$_h_state/journal" op)" != dkms ]; then
         echo "bench-slots.sh: no DKMS install in progress under $_h_state (the pre-install hook did not run): the slots were not changed" >&2
         exit 1
       fi

@@ -154,12 +154,8 @@ impl Lab {
 
     fn mount_proc(&self) -> Result<ProcMount> {
         let proc_dir = self.chroot.join("proc");
-        if Path::new("/proc/self/mounts").is_file() {
-            let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-            let target = proc_dir.display().to_string();
-            if mounts.lines().any(|l| l.split_whitespace().nth(1) == Some(target.as_str())) {
-                return Ok(ProcMount(None));
-            }
+        if is_mounted(&proc_dir) {
+            return Ok(ProcMount(None));
         }
         let st = Command::new("mount").args(["-t", "proc", "proc"]).arg(&proc_dir).status();
         match st {
@@ -228,8 +224,7 @@ pub fn bind_disk(lab: &Lab) -> Result<DiskBinding> {
     let at = lab.chroot.join("lab/disk");
     std::fs::create_dir_all(&at).or_env(format!("cannot create {}", at.display()))?;
     std::fs::create_dir_all(lab.disk()).or_env(format!("cannot create {}", lab.disk().display()))?;
-    let mounted = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    if mounted.lines().any(|l| l.split_whitespace().nth(1) == Some(&at.display().to_string())) {
+    if is_mounted(&at) {
         let _ = Command::new("umount").arg(&at).status();
     }
     let ok = Command::new("mount").arg("--bind").arg(lab.disk()).arg(&at).status();
@@ -238,6 +233,13 @@ pub fn bind_disk(lab: &Lab) -> Result<DiskBinding> {
         _ => Err(BenchError::env(format!("cannot bind {} at {}", lab.disk().display(), at.display()))
             .hint("the lab needs root (mount)")),
     }
+}
+
+/// Whether something is mounted at `at` (this process's view of the mounts).
+fn is_mounted(at: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let at = at.display().to_string();
+    mounts.lines().any(|l| l.split_whitespace().nth(1) == Some(at.as_str()))
 }
 
 fn need_root() -> Result<()> {

@@ -750,57 +750,14 @@ impl Target {
         }
         let before = (self.read_meta(&self.slot("active"))?, self.read_meta(&self.slot("rollback"))?);
         let name = format!("{}-{}.dkms.tar.gz", self.module, pkg.version);
-        // Where the package goes, and where the slots are, as the target's DKMS sees them:
-        // in the kernel lab its chroot's DKMS builds for the lab kernel and installs into
-        // the lab disk, bound into the chroot at /lab/disk.
-        let (file, slot_root, mut dkms) = match &self.lab {
-            Some(lab) => {
-                let local = lab.chroot.join("lab/stage").join(&name);
-                if !self.dry_run {
-                    std::fs::create_dir_all(local.parent().expect("has a parent"))
-                        .or_env("cannot create /lab/stage in the lab")?;
-                    crate::fsutil::write_synced(&local, tarball, false)?;
-                    // The lab kernel loads only modules signed with the lab key: the
-                    // chroot's DKMS signs what it builds with it.
-                    let conf = lab.chroot.join("etc/dkms/framework.conf.d/bench-lab.conf");
-                    std::fs::create_dir_all(conf.parent().expect("has a parent"))
-                        .or_env("cannot create the lab's DKMS configuration directory")?;
-                    crate::fsutil::write_synced(&conf, crate::lab::DKMS_SIGNING_CONF.as_bytes(), false)?;
-                }
-                self.log.push(format!("upload package: {}", local.display()));
-                (
-                    format!("/lab/stage/{name}"),
-                    "/lab/disk".to_string(),
-                    "dkms --kernelsourcedir /build/linux".to_string(),
-                )
-            }
-            None => {
-                let file = format!("{}/incoming/{name}", self.state);
-                self.put("upload package", &file, tarball)?;
-                (file, self.root.clone(), "dkms".to_string())
-            }
-        };
+        let (file, slot_root) = self.upload_for_dkms(&name, tarball)?;
         let _bound = match &self.lab {
             Some(lab) if !self.dry_run => Some(crate::lab::bind_disk(lab)?),
             _ => None,
         };
+        let dkms = self.dkms_command(&slot_root);
         let (m, v, k) = (q(&self.module), q(&pkg.version), q(&self.kver));
-        // The hook writes where this target keeps its slots (a root directory's prefix).
-        let mut env = String::new();
         if !slot_root.is_empty() {
-            env += &format!("BENCH_SLOT_ROOT={} ", q(&slot_root));
-        }
-        if let Some(d) = &self.cfg.state_dir {
-            env += &format!("BENCH_SLOT_STATE_DIR={} ", q(d));
-        }
-        dkms = format!("{env}{dkms}");
-        for o in &self.cfg.dkms_options {
-            dkms += &format!(" {}", q(o));
-        }
-        if !slot_root.is_empty() {
-            // DKMS's own depmod works on this machine's /lib/modules, not on a root
-            // directory: bench runs `depmod -b` there after the install instead.
-            dkms += &format!(" --no-depmod --installtree {}", q(&format!("{slot_root}/lib/modules")));
             self.dkms_step(
                 "module directory",
                 &format!("mkdir -p {}", q(&format!("{slot_root}/lib/modules/{}", self.kver))),
@@ -909,6 +866,57 @@ impl Target {
         }
         let displaced = before.1.filter(|_| before.0.is_some());
         Ok(Staged { meta: active, unchanged: false, previous: before.0, displaced })
+    }
+
+    /// Puts the package where the target's DKMS reads it; returns that path and the root
+    /// the hook keeps its slots under, both as DKMS sees them. In the kernel lab its
+    /// chroot's DKMS builds for the lab kernel and installs into the lab disk, bound into
+    /// the chroot at /lab/disk.
+    fn upload_for_dkms(&mut self, name: &str, tarball: &[u8]) -> Result<(String, String)> {
+        let Some(lab) = &self.lab else {
+            let file = format!("{}/incoming/{name}", self.state);
+            self.put("upload package", &file, tarball)?;
+            return Ok((file, self.root.clone()));
+        };
+        let local = lab.chroot.join("lab/stage").join(name);
+        if !self.dry_run {
+            std::fs::create_dir_all(local.parent().expect("has a parent"))
+                .or_env("cannot create /lab/stage in the lab")?;
+            crate::fsutil::write_synced(&local, tarball, false)?;
+            // The lab kernel loads only modules signed with the lab key: the chroot's DKMS
+            // signs what it builds with it.
+            let conf = lab.chroot.join("etc/dkms/framework.conf.d/bench-lab.conf");
+            std::fs::create_dir_all(conf.parent().expect("has a parent"))
+                .or_env("cannot create the lab's DKMS configuration directory")?;
+            crate::fsutil::write_synced(&conf, crate::lab::DKMS_SIGNING_CONF.as_bytes(), false)?;
+        }
+        self.log.push(format!("upload package: {}", local.display()));
+        Ok((format!("/lab/stage/{name}"), "/lab/disk".to_string()))
+    }
+
+    /// The target's `dkms` with what it needs here: the hook's slot root and state
+    /// directory, the target's dkms_options, and on a root directory its module tree.
+    fn dkms_command(&self, slot_root: &str) -> String {
+        let mut dkms = String::new();
+        if !slot_root.is_empty() {
+            dkms += &format!("BENCH_SLOT_ROOT={} ", q(slot_root));
+        }
+        if let Some(d) = &self.cfg.state_dir {
+            dkms += &format!("BENCH_SLOT_STATE_DIR={} ", q(d));
+        }
+        dkms += "dkms";
+        if self.lab.is_some() {
+            dkms += " --kernelsourcedir /build/linux";
+        }
+        for o in &self.cfg.dkms_options {
+            dkms += &format!(" {}", q(o));
+        }
+        if !slot_root.is_empty() {
+            // DKMS's own depmod works on this machine's /lib/modules, not on a root
+            // directory: bench runs `depmod -b` there after the install instead.
+            dkms += &format!(" --no-depmod --installtree {}", q(&format!("{slot_root}/lib/modules")));
+        }
+        dkms
     }
 
     /// One DKMS command on the target; a refusal names DKMS's reason (exit 77: the
