@@ -20,8 +20,20 @@
 //!
 //! The single-writer contract is checked at run time, as KCSAN's `ASSERT_EXCLUSIVE_WRITER`
 //! checks it: every plain word remembers the context that last stored to it plainly, and a
-//! plain store from another context is reported (`bes2600: contract: ...`) and fails the
-//! verdict, whether or not an update was lost this time. So a race needs no luck to show.
+//! plain store from another context is reported (`bes2600: contract: FIELD: ...`, with the
+//! field and context names of the static audit) and fails the verdict, whether or not an
+//! update was lost this time. So a race needs no luck to show.
+//!
+//! On a kernel with `CONFIG_KCSAN` (the lab's KCSAN flavour) the same contracts also become
+//! KCSAN checks on the driver's own accesses, whatever rustc instruments (it instruments
+//! nothing): a store to a single-writer field is `ASSERT_EXCLUSIVE_WRITER` plus a marked
+//! write, a load of it a marked read (the contract lets readers anywhere see a stale value,
+//! as `READ_ONCE` does). KCSAN then reports `BUG: KCSAN: assert: race` when another context
+//! writes the field while one asserts it is the only writer. The module prints each named
+//! field's address once (`bes2600: kcsan: field NAME at ADDR`), and every context runs
+//! under an entry function named after it (`sdio_rx_work_fn`, `bh_thread`, `cmd_context`,
+//! ...), so `bench lab run` turns KCSAN's addresses and stacks back into field and context
+//! names.
 
 use crate::chip::{Chip, ChipConfig, FixedAir};
 use crate::platform::{CpuOp, Event, LockId, Memory, Ordering, Platform, WaitQueue, WakeReason, Warning, Work};
@@ -139,10 +151,49 @@ fn current_ctx() -> u8 {
         .map_or(CTX_NONE, |(_, c)| c.load(O::Acquire))
 }
 
-/// A C `int`: the value, and the context of the last plain store (for the contract check).
+/// A C `int`: the value, the field it is (`Owner.field`, empty when unnamed), and the
+/// context of the last plain store (for the contract check).
 pub(crate) struct KWord {
     v: Opaque<bindings::atomic_t>,
+    field: &'static str,
     writer: AtomicU8,
+}
+
+/// The driver's contracts as KCSAN checks (`include/linux/kcsan-checks.h`), on a kernel
+/// built with `CONFIG_KCSAN`; nothing otherwise.
+mod kcsan {
+    use kernel::ffi::{c_int, c_void};
+
+    const WRITE: c_int = 1 << 0;
+    const ATOMIC: c_int = 1 << 2;
+    const ASSERT: c_int = 1 << 3;
+    pub(super) const ON: bool = cfg!(CONFIG_KCSAN);
+
+    fn check(ptr: *const c_void, access_type: c_int) {
+        #[cfg(CONFIG_KCSAN)]
+        {
+            extern "C" {
+                /// Exported by `kernel/kcsan/core.c`.
+                fn __kcsan_check_access(ptr: *const c_void, size: usize, access_type: c_int);
+            }
+            // SAFETY: KCSAN only reads the address and size to watch them; `ptr` is a live
+            // word of the device.
+            unsafe { __kcsan_check_access(ptr, 4, access_type) }
+        }
+        let _ = (ptr, access_type);
+    }
+    /// `ASSERT_EXCLUSIVE_WRITER(*ptr)`: no other context writes it now.
+    pub(super) fn assert_exclusive_writer(ptr: *const c_void) {
+        check(ptr, ASSERT)
+    }
+    /// `WRITE_ONCE`.
+    pub(super) fn marked_write(ptr: *const c_void) {
+        check(ptr, ATOMIC | WRITE)
+    }
+    /// `READ_ONCE`.
+    pub(super) fn marked_read(ptr: *const c_void) {
+        check(ptr, ATOMIC)
+    }
 }
 
 /// The kernel's chip: full-size frames at a fixed interval; 64 waiting messages hold a
@@ -276,27 +327,40 @@ impl KPlat {
 impl Memory for KPlat {
     type Word = KWord;
     fn new_word(&self, value: i32) -> Self::Word {
-        KWord { v: Opaque::new(bindings::atomic_t { counter: value }), writer: AtomicU8::new(CTX_NONE) }
+        self.new_named_word(value, "")
+    }
+    fn new_named_word(&self, value: i32, field: &'static str) -> Self::Word {
+        KWord { v: Opaque::new(bindings::atomic_t { counter: value }), field, writer: AtomicU8::new(CTX_NONE) }
     }
     fn plain_load(&self, w: &Self::Word) -> i32 {
+        kcsan::marked_read(w.v.get().cast());
         // SAFETY: `w` is a live atomic_t of this device.
         let v = unsafe { bindings::atomic_read(w.v.get()) };
         self.stall_after_plain_load();
         v
     }
     fn plain_store(&self, w: &Self::Word, value: i32) {
+        let at: *const c_void = w.v.get().cast();
+        kcsan::assert_exclusive_writer(at);
         // The single-writer contract: a plain word has one writer context.
         let me = current_ctx();
         if me != CTX_NONE {
             let before = w.writer.swap(me, O::AcqRel);
+            if before == CTX_NONE && kcsan::ON && !w.field.is_empty() {
+                // The word is at its final address by now (it is first stored by a context).
+                pr_info!("kcsan: field {} at {:p}\n", w.field, at);
+            }
             if before != CTX_NONE && before != me && bump(&self.counters.contract_violations) < 4 {
+                let field = if w.field.is_empty() { "(an unnamed word)" } else { w.field };
                 pr_err!(
-                    "contract: a single-writer word written from {} after {} (plain store; `bench audit` names the field)\n",
+                    "contract: {}: plain store from {} to a single-writer field last written by {}\n",
+                    field,
                     ctx_name(me),
                     ctx_name(before)
                 );
             }
         }
+        kcsan::marked_write(at);
         // SAFETY: as in `plain_load`.
         unsafe { bindings::atomic_set(w.v.get(), value) }
     }
@@ -628,6 +692,24 @@ unsafe extern "C" fn net_tx_thread(_data: *mut c_void) -> c_int {
     0
 }
 
+/// The cmd context: a READ_MIB whose sender waits for the confirm. Its own function (never
+/// inlined) so that a KCSAN stack names the context.
+#[inline(never)]
+fn cmd_context(d: &Bes2600<KPlat>) {
+    enter_ctx(CTX_CMD);
+    d.wsm_cmd_send(crate::wsm::WSM_READ_MIB_REQ_ID, 8);
+    leave_ctx();
+}
+
+/// The flush context: mac80211's flush (as [`cmd_context`], its own function).
+#[inline(never)]
+fn flush_context(d: &Bes2600<KPlat>) {
+    enter_ctx(CTX_FLUSH);
+    bump(&d.plat.counters.flushes);
+    d.bes2600_flush();
+    leave_ctx();
+}
+
 struct Thread(*mut bindings::task_struct);
 
 impl Thread {
@@ -717,15 +799,10 @@ fn stress(stress_ms: u32, rate_kbps: u32, stall_every: u32, stall_us: u32) -> Re
         // The loading task plays the control side: a command per second (its sender waits
         // for the confirm) and a mac80211 flush every 3 s, each as its own context.
         if elapsed_ms % 1000 == 0 {
-            enter_ctx(CTX_CMD);
-            d.wsm_cmd_send(crate::wsm::WSM_READ_MIB_REQ_ID, 8);
-            leave_ctx();
+            cmd_context(d);
         }
         if elapsed_ms % 3000 == 1500 {
-            enter_ctx(CTX_FLUSH);
-            bump(&d.plat.counters.flushes);
-            d.bes2600_flush();
-            leave_ctx();
+            flush_context(d);
         }
     }
     let rx_before_stop = d.plat.counters.rx_packets.load(O::Relaxed);

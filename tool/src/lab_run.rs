@@ -23,6 +23,8 @@ pub struct RunRequest<'a> {
     pub tamper: bool,
     /// CPUs of the VM; the console must show them all up.
     pub cpus: u32,
+    /// The plain lab kernel, or its KCSAN flavour.
+    pub flavour: lab::Flavour,
 }
 
 /// What a run gave.
@@ -38,13 +40,13 @@ pub struct LabRun {
 /// Builds, boots and judges. A build or boot that fails is an environment error (the
 /// command turns it into "could not test").
 pub fn run_variant(root: &Path, lab: &Lab, r: &RunRequest, ui: &Ui) -> Result<LabRun> {
-    lab.kernel_release()?;
+    lab.release_of(r.flavour)?;
     let req = crate::package::build::BuildRequest {
         variants: Some(vec![r.variant.to_string()]),
         out: Path::new("dist"),
         key: None,
         allow_violations: true,
-        lab: Some(crate::package::build::LabKernel { dir: Some(&lab.dir) }),
+        lab: Some(crate::package::build::LabKernel { dir: Some(&lab.dir), flavour: r.flavour }),
     };
     let built = crate::package::build::build(root, &req, ui)
         .map_err(|e| {
@@ -76,7 +78,13 @@ pub fn run_variant(root: &Path, lab: &Lab, r: &RunRequest, ui: &Ui) -> Result<La
     files.push(("/lab.conf", conf.into_bytes()));
     let spinner =
         ui.spinner(format!("booting the lab kernel with {} ({} MB/s for {} s)", r.variant, r.mb_per_s, r.secs));
-    let boot = lab::boot(lab, &files, r.cpus, 120 + r.secs as u64 * 3, &format!("run-{}", r.variant));
+    let name = format!("run-{}{}", r.variant, r.flavour.suffix());
+    // KCSAN slows the kernel's own code several times under software emulation.
+    let timeout_s = match r.flavour {
+        lab::Flavour::Plain => 120 + r.secs as u64 * 3,
+        lab::Flavour::Kcsan => 300 + r.secs as u64 * 5,
+    };
+    let boot = lab::boot(lab, r.flavour, &files, r.cpus, timeout_s, &name);
     spinner.finish_and_clear();
     let boot = boot?;
     let console = console::parse_console(&boot.console);

@@ -1,8 +1,9 @@
 //! The kernel lab end to end, against the lab `bench lab setup` made at BENCH_LAB_DIR
 //! (scripts/test-all sets it up first): every variant's DKMS package builds into a .ko
 //! whose modinfo srcversion is the predicted one and whose signer is the lab key; the
-//! enforcing kernel refuses a copy with one byte changed; `c` WARNs under stress and
-//! `c-v2` runs clean; stage, boot, roll back, boot shows the expected module each time,
+//! enforcing kernel refuses a copy with one byte changed; on two CPUs `c` fails every run
+//! with a contract report naming hw_bufs_used and both contexts, and `c-v2` runs clean, on
+//! the plain kernel and on the KCSAN kernel; the lab as a bisect oracle names `c`; stage, boot, roll back, boot shows the expected module each time,
 //! for a module built here and for a package the lab chroot's DKMS builds and installs.
 //!
 //! One test function: the lab's chroot, dkms tree and disk are shared, so the steps run
@@ -62,40 +63,123 @@ fn kernel_lab_end_to_end() {
     let distinct: std::collections::BTreeSet<&String> = srcversions.values().collect();
     assert_eq!(distinct.len(), 5, "every variant has its own srcversion: {srcversions:?}");
 
-    // c: the single-writer contract broken at run time (hw_bufs_used written from rx_work
-    // and bh), in one run, whether or not an update was lost this time; the tampered copy
+    // c on two CPUs without stall injection: every run fails, at its first cross-context
+    // store, with the contract report naming hw_bufs_used and both contexts as the audit
+    // names them (no retries: the check needs no lost update to happen). The tampered copy
     // is refused first.
-    let (code, out, err) =
-        ws.bench(&["lab", "run", "--variant", "c", "--stress", "4:20", "--tamper", "--dir", &lab, "--json"]);
-    let run = json(&out);
+    let (code, out, err) = ws.bench(&[
+        "lab",
+        "run",
+        "--variant",
+        "c",
+        "--stress",
+        "4:10",
+        "--stall",
+        "0:0",
+        "--runs",
+        "3",
+        "--tamper",
+        "--dir",
+        &lab,
+        "--json",
+    ]);
+    let runs = json(&out);
     assert_eq!(code, 1, "c must fail: {out}{err}");
-    assert_eq!(run["outcome"], "failed");
-    assert_eq!(run["run"]["tampered_refused"], true, "{out}");
-    assert_eq!(run["run"]["cpus"], 2, "the VM runs on two CPUs: {out}");
-    assert!(run["run"]["result"]["contract_violations"].as_i64().unwrap() > 0, "{out}");
-    let warnings = run["run"]["warnings"].as_array().unwrap();
-    assert!(
-        warnings.iter().any(|w| {
-            let w = w.as_str().unwrap();
-            w.starts_with("bes2600: contract: ") && w.contains("rx_work") && w.contains("bh")
-        }),
-        "{out}"
-    );
-    assert_eq!(run["run"]["srcversion"], srcversions["c"].as_str());
+    assert_eq!(runs["outcome"], "failed");
+    assert_eq!(runs["failed"], 3, "c fails every run: {out}");
+    for r in runs["runs"].as_array().unwrap() {
+        let run = &r["run"];
+        assert_eq!(run["tampered_refused"], true, "{out}");
+        assert_eq!(run["cpus"], 2, "the VM runs on two CPUs: {out}");
+        assert_eq!(run["srcversion"], srcversions["c"].as_str());
+        assert!(run["result"]["contract_violations"].as_i64().unwrap() > 0, "{out}");
+        assert!(
+            run["warnings"].as_array().unwrap().iter().any(|w| {
+                let w = w.as_str().unwrap();
+                w.starts_with("bes2600: contract: Bes2600.hw_bufs_used: plain store from ")
+                    && (w.contains("from rx_work") && w.ends_with("last written by bh")
+                        || w.contains("from bh") && w.ends_with("last written by rx_work"))
+            }),
+            "{out}"
+        );
+    }
 
-    // c-v2 under the same load: clean.
-    let (code, out, err) = ws.bench(&["lab", "run", "--variant", "c-v2", "--tamper", "--dir", &lab, "--json"]);
+    // c-v2 under the same load, and with the stall injection on: clean every run.
+    for stall in ["0:0", "4:200"] {
+        let (code, out, err) = ws.bench(&[
+            "lab",
+            "run",
+            "--variant",
+            "c-v2",
+            "--stall",
+            stall,
+            "--runs",
+            "2",
+            "--tamper",
+            "--dir",
+            &lab,
+            "--json",
+        ]);
+        let runs = json(&out);
+        assert_eq!(code, 0, "c-v2 must run clean: {out}{err}");
+        assert_eq!(runs["failed"], 0, "{out}");
+        for r in runs["runs"].as_array().unwrap() {
+            let run = &r["run"];
+            assert_eq!(r["outcome"], "clean", "{out}");
+            assert_eq!(run["cpus"], 2, "{out}");
+            assert_eq!(run["warnings"].as_array().unwrap().len(), 0);
+            assert!(run["result"]["all"]["flushes"].as_i64().unwrap() > 0, "the flush ran: {out}");
+            assert_eq!(run["result"]["all"]["cmd_timeouts"], 0, "{out}");
+            assert_eq!(run["result"]["contract_violations"], 0, "{out}");
+            assert_eq!(run["result"]["pending_count_errors"], 0, "{out}");
+            assert!(run["result"]["rx_packets"].as_i64().unwrap() > 10_000, "{out}");
+            assert_eq!(run["result"]["stalls"].as_i64().unwrap() > 0, stall != "0:0", "{out}");
+        }
+    }
+
+    // The KCSAN kernel: KCSAN runs (it sets watchpoints) and finds nothing on c-v2's
+    // accesses; c fails there too, and any KCSAN report on it names one of the fields the
+    // audit finds written from two contexts, with a context on at least one side.
+    let (code, out, err) =
+        ws.bench(&["lab", "run", "--kcsan", "--variant", "c-v2", "--stall", "0:0", "--dir", &lab, "--json"]);
     let run = json(&out);
-    assert_eq!(code, 0, "c-v2 must run clean: {out}{err}");
-    assert_eq!(run["run"]["cpus"], 2, "{out}");
-    assert_eq!(run["run"]["warnings"].as_array().unwrap().len(), 0);
-    assert!(run["run"]["result"]["all"]["flushes"].as_i64().unwrap() > 0, "the flush ran: {out}");
-    assert_eq!(run["run"]["result"]["all"]["cmd_timeouts"], 0, "{out}");
-    assert_eq!(run["run"]["result"]["warns"], 0);
-    assert_eq!(run["run"]["result"]["contract_violations"], 0, "{out}");
-    assert_eq!(run["run"]["result"]["pending_count_errors"], 0, "{out}");
-    assert!(run["run"]["result"]["rx_packets"].as_i64().unwrap() > 10_000, "{out}");
-    assert!(run["run"]["result"]["stalls"].as_i64().unwrap() > 0, "the same stall injection ran: {out}");
+    assert_eq!(code, 0, "c-v2 must run clean under KCSAN: {out}{err}");
+    assert_eq!(run["module"]["flavour"], "kcsan", "{out}");
+    assert!(run["run"]["kcsan_counters"]["setup_watchpoints"].as_i64().unwrap() > 1000, "KCSAN watched: {out}");
+    assert_eq!(run["run"]["kcsan"].as_array().unwrap().iter().filter(|r| r["field"].is_string()).count(), 0, "{out}");
+    let (code, out, err) = ws.bench(&[
+        "lab",
+        "run",
+        "--kcsan",
+        "--variant",
+        "c",
+        "--stress",
+        "4:20",
+        "--stall",
+        "0:0",
+        "--dir",
+        &lab,
+        "--json",
+    ]);
+    let run = json(&out);
+    assert_eq!(code, 1, "c must fail under KCSAN: {out}{err}");
+    for r in run["run"]["kcsan"].as_array().unwrap().iter().filter(|r| r["field"].is_string()) {
+        let field = r["field"].as_str().unwrap();
+        assert!(
+            ["Bes2600.hw_bufs_used", "Bes2600.hw_bufs_used_vif", "Bes2600.wsm_tx_pending"].contains(&field),
+            "{field}: {out}"
+        );
+        assert!(r["accesses"].as_array().unwrap().iter().any(|a| a["context"].is_string()), "{out}");
+    }
+
+    // The lab as a bisect oracle: between b and c it names c.
+    let oracle = format!("cmd:{} lab run --variant {{variant}} --runs 3 --dir {lab}", env!("CARGO_BIN_EXE_bench"));
+    let (code, out, err) = ws.bench(&["bisect", "--good", "b", "--bad", "c", "--oracle", &oracle, "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let log = json(&out);
+    assert_eq!(log["found"], true, "{out}");
+    assert!(log["conclusion"].as_str().unwrap().starts_with("first bad variant: c (parent b is good)"), "{out}");
+    assert!(err.contains("lab runs of b: 3 boots") && err.contains("lab runs of c: 3 boots"), "{err}");
 
     // Stage b, then c-v2 (b goes to rollback), boot, roll back, boot.
     std::fs::write(

@@ -373,8 +373,9 @@ impl Runner {
                 }
             }
         }
+        // The command's output goes to stderr: bisect's stdout is its conclusion (or JSON).
         let status =
-            Command::new("sh").arg("-c").arg(&text).status().map_err(|e| {
+            Command::new("sh").arg("-c").arg(&text).stdout(std::io::stderr()).status().map_err(|e| {
                 BenchError::env(format!("the oracle command cannot start: {text}")).cause(e.to_string())
             })?;
         match status.code() {

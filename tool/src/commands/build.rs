@@ -42,8 +42,9 @@ pub struct BuildArgs {
     pub json: bool,
     /// Also build the package into a module for a kernel: `lab` (the kernel lab of
     /// `bench lab setup`: dkms in the lab's chroot, signed with the lab key, srcversion
-    /// checked against the prediction).
-    #[arg(long, value_parser = ["lab"])]
+    /// checked against the prediction), or `lab-kcsan` (its KCSAN kernel, of
+    /// `bench lab setup --kcsan`; the module goes to DIR.lab-kcsan/).
+    #[arg(long, value_parser = ["lab", "lab-kcsan"])]
     pub kernel: Option<String>,
     /// The kernel lab's directory (default: BENCH_LAB_DIR, else .bench/lab).
     #[arg(long)]
@@ -59,7 +60,10 @@ pub fn run(args: &BuildArgs, ui: &Ui) -> Result<()> {
         out: &args.out,
         key: args.key.as_deref(),
         allow_violations: args.allow_violations,
-        lab: args.kernel.as_ref().map(|_| LabKernel { dir: args.lab_dir.as_deref() }),
+        lab: args.kernel.as_deref().map(|k| LabKernel {
+            dir: args.lab_dir.as_deref(),
+            flavour: if k == "lab-kcsan" { crate::lab::Flavour::Kcsan } else { crate::lab::Flavour::Plain },
+        }),
     };
     let outcome = build::build(&root, &req, ui)?;
     print(args, ui, &outcome);

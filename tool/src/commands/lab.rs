@@ -26,7 +26,8 @@ pub enum LabCmd {
     Setup(SetupArgs),
     /// Build VARIANT for the lab kernel, boot it under QEMU (-smp 2, software emulation),
     /// load it with a stress run and judge: exit 0 clean, 1 failed (a WARN, a wedge, a
-    /// panic, a refused load), 125 could not test (no lab, no build, no result).
+    /// panic, a refused load, a broken contract, a KCSAN report on the driver with
+    /// --kcsan), 125 could not test (no lab, no build, no result).
     Run(RunArgs),
     /// Boot the lab disk (a `lab` target's root) and print the module it loads.
     Boot(BootArgs),
@@ -37,6 +38,10 @@ pub struct SetupArgs {
     /// The lab's directory (default: BENCH_LAB_DIR, else .bench/lab in the workspace).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Also build the KCSAN flavour of the lab kernel (the same configuration plus KCSAN,
+    /// about 10 more minutes from nothing; cached like the rest), for `bench lab run --kcsan`.
+    #[arg(long)]
+    pub kcsan: bool,
     /// Print the step times as JSON.
     #[arg(long)]
     pub json: bool,
@@ -68,6 +73,11 @@ pub struct RunArgs {
     /// test" (exit 125).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=8))]
     pub cpus: u32,
+    /// Run on the lab's KCSAN kernel (`bench lab setup --kcsan`): the driver's contracts
+    /// become KCSAN checks, and a `BUG: KCSAN:` report on the driver fails the run, named
+    /// by field and contexts as `bench audit` names them.
+    #[arg(long)]
+    pub kcsan: bool,
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Print the outcome as JSON.
@@ -104,7 +114,7 @@ fn setup(args: &SetupArgs, ui: &Ui) -> Result<()> {
     let root = args.ws.root()?;
     let lab = Lab::at(args.dir.as_deref(), &root);
     let started = std::time::Instant::now();
-    let steps = lab::setup(&lab, ui)?;
+    let steps = lab::setup(&lab, args.kcsan, ui)?;
     let total = started.elapsed().as_secs_f64();
     let kver = lab.kernel_release()?;
     if args.json {
@@ -112,11 +122,13 @@ fn setup(args: &SetupArgs, ui: &Ui) -> Result<()> {
         ui.out(serde_json::to_string_pretty(&v).expect("serialises"));
         return Ok(());
     }
-    ui.out(format!("lab {} ready: kernel {kver}", lab.dir.display()));
+    let kcsan =
+        if args.kcsan { format!(", KCSAN kernel {}", lab.release_of(lab::Flavour::Kcsan)?) } else { String::new() };
+    ui.out(format!("lab {} ready: kernel {kver}{kcsan}", lab.dir.display()));
     for s in &steps {
-        ui.out(format!("  {:<10} {:>7.1} s{}", s.step, s.seconds, if s.cached { " (cached)" } else { "" }));
+        ui.out(format!("  {:<12} {:>7.1} s{}", s.step, s.seconds, if s.cached { " (cached)" } else { "" }));
     }
-    ui.out(format!("  {:<10} {:>7.1} s", "total", total));
+    ui.out(format!("  {:<12} {:>7.1} s", "total", total));
     Ok(())
 }
 
@@ -156,6 +168,7 @@ fn run_variant(args: &RunArgs, ui: &Ui) -> Result<()> {
         stall_us: stall_us as u64,
         tamper: args.tamper,
         cpus: args.cpus,
+        flavour: if args.kcsan { lab::Flavour::Kcsan } else { lab::Flavour::Plain },
     };
     if args.runs > 1 {
         let many = crate::lab_run::run_many(&root, &lab, &req, args.runs, ui)?;
@@ -173,8 +186,9 @@ fn run_variant(args: &RunArgs, ui: &Ui) -> Result<()> {
     } else {
         let word = serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
         ui.out(format!("lab run of {}: {word}", args.variant));
+        let kcsan_note = if module.flavour == lab::Flavour::Kcsan { ", KCSAN" } else { "" };
         ui.out(format!(
-            "  module      {} srcversion {} (kernel {})",
+            "  module      {} srcversion {} (kernel {}{kcsan_note})",
             module.ko.display(),
             module.srcversion,
             module.kernel_release
@@ -196,6 +210,20 @@ fn run_variant(args: &RunArgs, ui: &Ui) -> Result<()> {
                 "  counters    rx_packets={} rx_bytes={} warns={} underflows={} hw_bufs_used={} stalls={}",
                 r.rx_packets, r.rx_bytes, r.warns, r.underflows, r.hw_bufs_used, r.stalls
             ));
+        }
+        if module.flavour == lab::Flavour::Kcsan {
+            let on_driver = o.kcsan.iter().filter(|r| r.in_driver()).count();
+            let counter = |k: &str| o.kcsan_counters.get(k).map_or("?".to_string(), |n| n.to_string());
+            ui.out(format!(
+                "  kcsan       {on_driver} report(s) on the driver, {} on the kernel itself; {} watchpoints set up, {} data races, {} assert failures",
+                o.kcsan.len() - on_driver,
+                counter("setup_watchpoints"),
+                counter("data_races"),
+                counter("assert_failures"),
+            ));
+            for r in o.kcsan.iter().filter(|r| r.in_driver()).take(4) {
+                ui.out(format!("              {}", r.summary()));
+            }
         }
         for p in problems {
             ui.out(format!("  problem     {p}"));
@@ -254,7 +282,7 @@ fn boot(args: &BootArgs, ui: &Ui) -> Result<()> {
     let root = args.ws.root()?;
     let lab = Lab::at(args.dir.as_deref(), &root);
     let spinner = ui.spinner("booting the lab disk");
-    let boot = lab::boot(&lab, &[], 2, 120, "boot");
+    let boot = lab::boot(&lab, lab::Flavour::Plain, &[], 2, 120, "boot");
     spinner.finish_and_clear();
     let boot = boot?;
     let o = lab::console::parse_console(&boot.console);

@@ -69,6 +69,11 @@ pub struct RunOutcome {
     pub result_error: Option<String>,
     pub verdict: Option<Verdict>,
     pub panic: bool,
+    /// KCSAN's reports (a kernel of the lab's KCSAN flavour), the kernel's own included.
+    pub kcsan: Vec<super::kcsan::Report>,
+    /// KCSAN's own counters at the end of the run (`/sys/kernel/debug/kcsan`):
+    /// `setup_watchpoints`, `data_races`, `assert_failures`, ...
+    pub kcsan_counters: std::collections::BTreeMap<String, i64>,
 }
 
 /// The lines the module and the kernel print when something went wrong.
@@ -84,7 +89,7 @@ const WARNING_PREFIXES: [&str; 8] = [
 ];
 
 pub fn parse_console(console: &str) -> RunOutcome {
-    let mut o = RunOutcome::default();
+    let mut o = RunOutcome { kcsan: super::kcsan::parse(console), ..RunOutcome::default() };
     for line in console.lines() {
         let line = line.trim_end_matches('\r');
         let text = match line.find("] ") {
@@ -97,6 +102,12 @@ pub fn parse_console(console: &str) -> RunOutcome {
             o.insmod_rc = rc.trim().parse().ok();
         } else if let Some(s) = text.strip_prefix("bench-lab: srcversion ") {
             o.srcversion = Some(s.trim().to_string());
+        } else if let Some(kv) = text.strip_prefix("bench-lab: kcsan ") {
+            if let Some((k, v)) = kv.split_once('=') {
+                if let Ok(n) = v.trim().parse() {
+                    o.kcsan_counters.insert(k.to_string(), n);
+                }
+            }
         } else if text == "bench-lab: tampered refused" {
             o.tampered_refused = Some(true);
         } else if text == "bench-lab: tampered loaded" {
@@ -166,6 +177,10 @@ pub fn judge(
     }
     if let Some(first) = o.warnings.first() {
         problems.push(format!("{} WARN line(s) in dmesg, first: {first}", o.warnings.len()));
+    }
+    let driver_races: Vec<&super::kcsan::Report> = o.kcsan.iter().filter(|r| r.in_driver()).collect();
+    if let Some(first) = driver_races.first() {
+        problems.push(format!("{} KCSAN report(s) on the driver, first: {}", driver_races.len(), first.summary()));
     }
     if o.verdict == Some(Verdict::Failed) && o.warnings.is_empty() {
         problems.push("the module's verdict is failed (see the result counters)".into());
@@ -252,6 +267,30 @@ mod tests {
         }
         let o = parse_console("bes2600: verdict maybe\n");
         assert!(o.result_error.unwrap().contains("`maybe` is neither clean nor failed"));
+    }
+
+    #[test]
+    fn a_kcsan_report_on_the_driver_fails_a_clean_verdict_and_the_kernels_own_does_not() {
+        let clean = format!(
+            "bes2600: result {}\nbes2600: verdict clean\nbench-lab: insmod rc=0\nbench-lab: srcversion ABC\n",
+            RESULT.replace("warns=3", "warns=0")
+        );
+        let kernel_race = "BUG: KCSAN: data-race in a / b\n\nread to 0x10 of 4 bytes by task 1 on cpu 0:\n a+0x1/0x2\n\n\
+            write to 0x10 of 4 bytes by interrupt on cpu 1:\n b+0x1/0x2\n\nReported by Kernel Concurrency Sanitizer on:\n";
+        let o = parse_console(&format!("{kernel_race}{clean}"));
+        assert_eq!(o.kcsan.len(), 1);
+        assert_eq!(judge(&o, "ABC", 2, false, false).0, Outcome::Clean, "the kernel's own race is not the driver's");
+        let driver_race = "bes2600: kcsan: field Bes2600.hw_bufs_used at 0x20\nBUG: KCSAN: assert: race in x / y\n\n\
+            write (marked) to 0x20 of 4 bytes by task 7 on cpu 1:\n _RNvNtCs1_7bes26004kmod9bh_thread+0x1/0x2 [bes2600]\n\n\
+            assert no writes to 0x20 of 4 bytes by task 8 on cpu 0:\n _RNvNtCs1_7bes26004kmod15sdio_rx_work_fn+0x1/0x2 [bes2600]\n";
+        let o = parse_console(&format!("{driver_race}{clean}"));
+        let (outcome, problems) = judge(&o, "ABC", 2, false, false);
+        assert_eq!(outcome, Outcome::Failed);
+        assert_eq!(
+            problems,
+            ["1 KCSAN report(s) on the driver, first: KCSAN assert: race on Bes2600.hw_bufs_used: \
+              write (marked) from bh, assert no writes from rx_work"]
+        );
     }
 
     #[test]

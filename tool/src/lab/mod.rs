@@ -9,6 +9,7 @@
 //! `runs/` (console logs).
 
 pub mod console;
+pub mod kcsan;
 pub mod mirror;
 use crate::error::ResultExt;
 use crate::error::{BenchError, Kind, Result};
@@ -48,6 +49,78 @@ make LLVM=1 -j"$(nproc)" modules
 make -s kernelrelease > /lab/kernel.release
 "#;
 
+/// The KCSAN flavour: the lab kernel's own configuration plus KCSAN, in a second tree that
+/// trusts the same key; with kallsyms and the frame-pointer unwinder, so that a report's
+/// stacks have names and no stale entries (the driver's context is read from them). Its
+/// selftest is off: it would add a minute to every boot under TCG.
+const KCSAN_KERNEL_SCRIPT: &str = r#"set -e
+cd /build
+[ -d linux-kcsan ] || { rm -rf linux-source-7.2; tar -xf /usr/src/linux-source-7.2.tar.xz; mv linux-source-7.2 linux-kcsan; }
+cd linux-kcsan
+mkdir -p certs
+cp /build/linux/certs/lab_key.pem /build/linux/certs/lab_key.x509.pem /build/linux/certs/lab_signing.pem certs/
+cp /build/linux/.config .config
+./scripts/config -e DEBUG_KERNEL -e KCSAN -d KCSAN_SELFTEST -e KALLSYMS -e STACKTRACE \
+  -d UNWINDER_GUESS -e UNWINDER_FRAME_POINTER
+make LLVM=1 olddefconfig >/dev/null
+for c in RUST MODULE_SIG_FORCE MODULE_SRCVERSION_ALL SMP ACPI KCSAN KALLSYMS UNWINDER_FRAME_POINTER; do
+  grep -q "^CONFIG_$c=y" .config || { echo "CONFIG_$c did not stick in .config" >&2; exit 1; }
+done
+make LLVM=1 -j"$(nproc)" bzImage modules_prepare
+make LLVM=1 -j"$(nproc)" modules
+make -s kernelrelease > /lab/kernel-kcsan.release
+"#;
+
+/// Which lab kernel: the plain one, or the same with KCSAN (`bench lab setup --kcsan`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flavour {
+    Plain,
+    Kcsan,
+}
+
+impl Flavour {
+    /// The kernel tree in the chroot.
+    pub fn tree(self) -> &'static str {
+        match self {
+            Flavour::Plain => "/build/linux",
+            Flavour::Kcsan => "/build/linux-kcsan",
+        }
+    }
+    fn release_file(self) -> &'static str {
+        match self {
+            Flavour::Plain => "lab/kernel.release",
+            Flavour::Kcsan => "lab/kernel-kcsan.release",
+        }
+    }
+    /// The setup step whose stamp says this kernel is ready.
+    fn ready_stamp(self) -> &'static str {
+        match self {
+            Flavour::Plain => "initramfs",
+            Flavour::Kcsan => "kernel-kcsan",
+        }
+    }
+    /// Kernel parameters of this flavour's boots. KCSAN sets a watchpoint on one plain
+    /// access in `skip_watch` (4000 by default), mostly the kernel's own, and holds it
+    /// `udelay_task` microseconds (80). The driver's checked accesses are a small share, and
+    /// its racing writes come a few hundred per second, so by default a 20 s run of `c` set
+    /// 6,000 watchpoints and caught nothing; 100 and 500 us caught 9 races in 20 s at about
+    /// twice the boot time.
+    fn cmdline(self) -> &'static str {
+        match self {
+            Flavour::Plain => "",
+            Flavour::Kcsan => " kcsan.skip_watch=100 kcsan.udelay_task=500",
+        }
+    }
+    /// Appended to the names of what is built for this kernel (`DIR.lab`, `DIR.lab-kcsan`).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Flavour::Plain => "",
+            Flavour::Kcsan => "-kcsan",
+        }
+    }
+}
+
 /// `/init` of the VM: loads the module named in /lab.conf (or the one installed in the
 /// disk's module tree), reports, optionally tries a tampered copy, and powers off.
 const INIT_SCRIPT: &str = r#"#!/bin/busybox sh
@@ -76,6 +149,7 @@ else
   echo "bench-lab: insmod rc=$?"
   [ -e /sys/module/bes2600/srcversion ] && echo "bench-lab: srcversion $(cat /sys/module/bes2600/srcversion)"
 fi
+[ -r /sys/kernel/debug/kcsan ] && sed -n 's/^\([a-z_]*\): *\([0-9-]*\)$/bench-lab: kcsan \1=\2/p' /sys/kernel/debug/kcsan
 echo "bench-lab: done"
 reboot -f
 "#;
@@ -142,10 +216,20 @@ impl Lab {
 
     /// The lab kernel's release, or an error saying how to set the lab up.
     pub fn kernel_release(&self) -> Result<String> {
-        let p = self.chroot.join("lab/kernel.release");
-        let ok = self.dir.join("stamps/initramfs").is_file();
+        self.release_of(Flavour::Plain)
+    }
+
+    /// The release of the lab kernel of `flavour`, or an error saying how to make it.
+    pub fn release_of(&self, flavour: Flavour) -> Result<String> {
+        let p = self.chroot.join(flavour.release_file());
+        let ok = self.dir.join("stamps/initramfs").is_file()
+            && self.dir.join("stamps").join(flavour.ready_stamp()).is_file();
         match std::fs::read_to_string(&p) {
             Ok(t) if ok && !t.trim().is_empty() => Ok(t.trim().to_string()),
+            _ if flavour == Flavour::Kcsan => {
+                Err(BenchError::env(format!("the kernel lab at {} has no KCSAN kernel", self.dir.display()))
+                    .hint("run `bench lab setup --kcsan` (about 10 more minutes: a second kernel build)"))
+            }
             _ => Err(BenchError::env(format!("the kernel lab at {} is not set up", self.dir.display())).hint(
                 "run `bench lab setup` (about 6 minutes from nothing; needs root and Debian's package registry)",
             )),
@@ -251,27 +335,37 @@ fn need_root() -> Result<()> {
     Ok(())
 }
 
-/// Builds (or finds cached) every part of the lab. Each step's stamp hashes its inputs
-/// and the previous step's stamp, so a changed step redoes what depends on it.
-pub fn setup(lab: &Lab, ui: &Ui) -> Result<Vec<StepReport>> {
+/// Builds (or finds cached) every part of the lab, and the KCSAN kernel when `kcsan`. Each
+/// step's stamp hashes its inputs and the stamp of the step it builds on, so a changed step
+/// redoes what depends on it (the KCSAN kernel builds on the plain kernel's configuration).
+pub fn setup(lab: &Lab, kcsan: bool, ui: &Ui) -> Result<Vec<StepReport>> {
     need_root()?;
     std::fs::create_dir_all(lab.dir.join("stamps")).or_env(format!("cannot create {}", lab.dir.display()))?;
     let mirror = mirror::mirror()?;
-    let steps: [(&'static str, String); 4] = [
+    let mut steps: Vec<(&'static str, String)> = vec![
         ("chroot", hash(&["debootstrap --variant=minbase sid", &mirror])),
         ("packages", hash(&[PACKAGES])),
         ("kernel", hash(&[KERNEL_SCRIPT])),
         ("initramfs", hash(&[INITRAMFS_SCRIPT, INIT_SCRIPT])),
     ];
+    if kcsan {
+        steps.push(("kernel-kcsan", hash(&[KCSAN_KERNEL_SCRIPT])));
+    }
     let mut reports = Vec::new();
     let mut chain = String::new();
+    let mut kernel_chain = String::new();
     for (step, inputs) in steps {
-        chain = hash(&[&chain, &inputs]);
+        // The KCSAN kernel depends on the plain kernel, not on the initramfs.
+        let base = if step == "kernel-kcsan" { &kernel_chain } else { &chain };
+        chain = hash(&[base, &inputs]);
+        if step == "kernel" {
+            kernel_chain = chain.clone();
+        }
         let stamp = lab.dir.join("stamps").join(step);
         let started = Instant::now();
         if std::fs::read_to_string(&stamp).ok().as_deref() == Some(chain.as_str()) {
             reports.push(StepReport { step, seconds: started.elapsed().as_secs_f64(), cached: true });
-            ui.status(format!("lab setup: {step:<10} cached"));
+            ui.status(format!("lab setup: {step:<12} cached"));
             continue;
         }
         let _ = std::fs::remove_file(&stamp);
@@ -289,6 +383,7 @@ pub fn setup(lab: &Lab, ui: &Ui) -> Result<Vec<StepReport>> {
                 &log,
             ),
             "kernel" => lab.sh(KERNEL_SCRIPT, &log),
+            "kernel-kcsan" => lab.sh(KCSAN_KERNEL_SCRIPT, &log),
             _ => std::fs::write(lab.chroot.join("lab/init"), INIT_SCRIPT)
                 .or_env("cannot write the lab's /init")
                 .and_then(|()| lab.sh(INITRAMFS_SCRIPT, &log)),
@@ -297,7 +392,7 @@ pub fn setup(lab: &Lab, ui: &Ui) -> Result<Vec<StepReport>> {
         result?;
         std::fs::write(&stamp, &chain).or_env(format!("cannot write {}", stamp.display()))?;
         let seconds = started.elapsed().as_secs_f64();
-        ui.status(format!("lab setup: {step:<10} {seconds:.1} s"));
+        ui.status(format!("lab setup: {step:<12} {seconds:.1} s"));
         reports.push(StepReport { step, seconds, cached: false });
     }
     std::fs::create_dir_all(lab.disk().join("lib/modules")).or_env("cannot create the lab disk")?;
@@ -332,6 +427,8 @@ fn debootstrap(lab: &Lab, mirror: &str, log: &Path) -> Result<()> {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct LabModule {
     pub kernel_release: String,
+    /// The lab kernel it was built for.
+    pub flavour: Flavour,
     /// The signed module (host path).
     pub ko: PathBuf,
     pub srcversion: String,
@@ -344,12 +441,19 @@ pub struct LabModule {
     pub compiler_warnings: Vec<String>,
 }
 
-/// Builds the package with dkms inside the lab against the lab kernel, signs the module
-/// with `bench sign-module`'s code and the lab key, and checks srcversion against the
-/// prediction. Output goes to `out_dir`.
-pub fn build_module(lab: &Lab, tarball: &Path, version: &str, predicted: &str, out_dir: &Path) -> Result<LabModule> {
+/// Builds the package with dkms inside the lab against the lab kernel of `flavour`, signs
+/// the module with `bench sign-module`'s code and the lab key, and checks srcversion
+/// against the prediction. Output goes to `out_dir`.
+pub fn build_module(
+    lab: &Lab,
+    flavour: Flavour,
+    tarball: &Path,
+    version: &str,
+    predicted: &str,
+    out_dir: &Path,
+) -> Result<LabModule> {
     need_root()?;
-    let kver = lab.kernel_release()?;
+    let kver = lab.release_of(flavour)?;
     let work = lab.chroot.join("lab/pkg");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).or_env("cannot create /lab/pkg")?;
@@ -359,14 +463,15 @@ pub fn build_module(lab: &Lab, tarball: &Path, version: &str, predicted: &str, o
         "dkms remove -m bes2600 -v {v} --all >/dev/null 2>&1 || true\n\
          rm -rf /var/lib/dkms/bes2600/{v} /usr/src/bes2600-{v}\n\
          dkms ldtarball /lab/pkg/package.dkms.tar.gz\n\
-         dkms build -m bes2600 -v {v} -k {k} --kernelsourcedir /build/linux\n\
+         dkms build -m bes2600 -v {v} -k {k} --kernelsourcedir {tree}\n\
          cp /var/lib/dkms/bes2600/{v}/{k}/*/module/bes2600.ko /lab/pkg/bes2600.built.ko\n\
          cat /var/lib/dkms/bes2600/{v}/{k}/*/log/make.log > /lab/pkg/make.log 2>/dev/null || : > /lab/pkg/make.log\n\
          dkms remove -m bes2600 -v {v} --all >/dev/null 2>&1 || true",
         v = q(version),
-        k = q(&kver)
+        k = q(&kver),
+        tree = flavour.tree()
     );
-    let log = lab.dir.join("runs").join(format!("dkms-{version}.log"));
+    let log = lab.dir.join("runs").join(format!("dkms-{version}{}.log", flavour.suffix()));
     lab.sh(&script, &log).map_err(|e| {
         BenchError::new(Kind::Environment, format!("dkms could not build {version} for the lab kernel {kver}"))
             .cause(e.message)
@@ -399,6 +504,7 @@ pub fn build_module(lab: &Lab, tarball: &Path, version: &str, predicted: &str, o
         make_log.lines().filter(|l| l.contains("warning:")).map(|l| l.trim().to_string()).collect();
     let module = LabModule {
         kernel_release: kver,
+        flavour,
         ko,
         srcversion,
         predicted_srcversion: predicted.to_string(),
@@ -442,13 +548,19 @@ pub struct Boot {
     pub timed_out: bool,
 }
 
-/// Boots the lab kernel under QEMU (2 CPUs, software emulation) with the base initramfs
-/// plus a second segment made of the disk's /lib/modules and the files in `extra`
-/// (path in the VM, bytes).
-/// Boots the lab kernel on `cpus` CPUs with the lab disk and `extra` files in its initramfs.
-pub fn boot(lab: &Lab, extra: &[(&str, Vec<u8>)], cpus: u32, timeout_s: u64, name: &str) -> Result<Boot> {
+/// Boots the lab kernel of `flavour` under QEMU (`cpus` CPUs, multi-threaded software
+/// emulation) with the base initramfs plus a second segment made of the disk's
+/// /lib/modules and the files in `extra` (path in the VM, bytes).
+pub fn boot(
+    lab: &Lab,
+    flavour: Flavour,
+    extra: &[(&str, Vec<u8>)],
+    cpus: u32,
+    timeout_s: u64,
+    name: &str,
+) -> Result<Boot> {
     need_root()?;
-    lab.kernel_release()?;
+    lab.release_of(flavour)?;
     let seg = lab.chroot.join(format!("lab/boot-{name}"));
     let _ = std::fs::remove_dir_all(&seg);
     std::fs::create_dir_all(seg.join("lib")).or_env("cannot stage the boot files")?;
@@ -471,7 +583,9 @@ pub fn boot(lab: &Lab, extra: &[(&str, Vec<u8>)], cpus: u32, timeout_s: u64, nam
         "cd /lab/boot-{name} && find . | cpio -o -H newc 2>/dev/null | gzip > /lab/boot-{name}.cpio.gz\n\
          cat /lab/base.cpio.gz /lab/boot-{name}.cpio.gz > /lab/initrd-{name}\n\
          exec timeout -s KILL {timeout_s} qemu-system-x86_64 -accel tcg,thread=multi -smp {cpus} -m 256 -no-reboot -nographic \
-         -kernel /build/linux/arch/x86/boot/bzImage -initrd /lab/initrd-{name} -append 'console=ttyS0 panic=-1'"
+         -kernel {tree}/arch/x86/boot/bzImage -initrd /lab/initrd-{name} -append 'console=ttyS0 panic=-1{extra}'",
+        tree = flavour.tree(),
+        extra = flavour.cmdline()
     );
     let started = Instant::now();
     let result = lab.sh(&script, &log);

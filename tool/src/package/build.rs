@@ -30,6 +30,8 @@ pub struct BuildRequest<'a> {
 pub struct LabKernel<'a> {
     /// The lab's directory (`None`: BENCH_LAB_DIR, else .bench/lab).
     pub dir: Option<&'a Path>,
+    /// Its plain kernel or its KCSAN kernel.
+    pub flavour: crate::lab::Flavour,
 }
 
 /// One package written or found unchanged.
@@ -202,14 +204,15 @@ fn fresh(
 
 /// Builds each package with dkms for the lab kernel, signs the module with the lab key and
 /// checks its srcversion against the prediction.
-fn build_lab_modules(root: &Path, lab: &LabKernel, built: &mut [Built], ui: &Ui) -> Result<()> {
-    let lab = crate::lab::Lab::at(lab.dir, root);
+fn build_lab_modules(root: &Path, lab_kernel: &LabKernel, built: &mut [Built], ui: &Ui) -> Result<()> {
+    let lab = crate::lab::Lab::at(lab_kernel.dir, root);
     for b in built {
         let name = b.dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
         let version = name.strip_prefix("bes2600-").unwrap_or(&name).to_string();
-        let spinner = ui.spinner(format!("dkms build of {} for the lab kernel", b.variant));
-        let out = b.dir.with_file_name(format!("{name}.lab"));
-        let m = crate::lab::build_module(&lab, &b.tarball, &version, &b.srcversion, &out);
+        let flavour = lab_kernel.flavour;
+        let spinner = ui.spinner(format!("dkms build of {} for the lab kernel{}", b.variant, flavour.suffix()));
+        let out = b.dir.with_file_name(format!("{name}.lab{}", flavour.suffix()));
+        let m = crate::lab::build_module(&lab, flavour, &b.tarball, &version, &b.srcversion, &out);
         spinner.finish_and_clear();
         b.lab = Some(m?);
     }
