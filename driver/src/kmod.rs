@@ -1,7 +1,15 @@
 //! The kernel entry, built only by the kernel lab (rustc sees `CONFIG_RUST` from the
 //! kernel's `rustc_cfg`; cargo never compiles this file): the `bes2600` module, a platform
-//! layer on the kernel's spinlocks, `atomic_t`, a high-priority workqueue and a wait queue,
-//! and a stress run of the driver core against the driver's chip ([`crate::chip`]) on a fixed-interval air.
+//! layer on the kernel crate's abstractions, and a stress run of the driver core against
+//! the driver's chip ([`crate::chip`]) on a fixed-interval air.
+//!
+//! The platform is written as Rust-for-Linux drivers are: the device and everything its
+//! contexts share live in one pinned [`KDevice`] in an [`Arc`] (no static), its locks are
+//! `kernel::sync::SpinLock`s (the chip inside the SDIO bus lock), its wait queues
+//! `CondVar`s, its work items `kernel::workqueue::Work` on `system_highpri`, each queued
+//! item and each kthread holding a reference; its words are the kernel's `Atomic<i32>`, its
+//! clock `Instant<Monotonic>`, its sleeps `kernel::time::delay`. Raw bindings remain where
+//! the kernel crate has no abstraction (kthreads, `flush_work`), each with its `SAFETY:`.
 //!
 //! Loading with `stress_ms=N` runs the contexts the driver has on a board for N ms of
 //! offered RX traffic: `irq` (a kthread polling the chip's interrupt line, as the MMC
@@ -12,7 +20,7 @@
 //! loaded so that `/sys/module/bes2600/srcversion` can be read. Without `stress_ms` it
 //! only loads.
 //!
-//! Plain accesses are the kernel's `atomic_read`/`atomic_set` (`READ_ONCE`/`WRITE_ONCE`,
+//! Plain accesses are relaxed loads and stores of `Atomic<i32>` (`READ_ONCE`/`WRITE_ONCE`,
 //! what a C `int` access compiles to), so a read-modify-write of a plain word is two
 //! accesses and can lose an update, without undefined behaviour. Like KCSAN's delay
 //! injection, `stall_every=N stall_us=D` stalls one plain load in N for D microseconds
@@ -38,12 +46,17 @@
 use crate::chip::{Chip, ChipConfig, FixedAir};
 use crate::platform::{CpuOp, Event, LockId, Memory, Ordering, Platform, WaitQueue, WakeReason, Warning, Work};
 use crate::Bes2600;
-use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering as O};
 use kernel::bindings;
-use kernel::ffi::{c_int, c_long, c_void};
+use kernel::ffi::{c_int, c_void};
+use kernel::init::InPlaceInit;
 use kernel::prelude::*;
-use kernel::types::Opaque;
+use kernel::sync::atomic::{Acquire, Atomic, Full, Relaxed, Release};
+use kernel::sync::lock::Guard;
+use kernel::sync::{new_spinlock, Arc, ArcBorrow, CondVar, SpinLock};
+use kernel::task::Task;
+use kernel::time::{delay, msecs_to_jiffies, Delta, Instant, Monotonic};
+use kernel::workqueue::{self, WorkItem};
 
 /// modpost emits a srcversion for modules with a `version` entry (Rust's `module!` has
 /// no version key). `bench build` writes the package version here (this file is not the
@@ -106,59 +119,6 @@ fn ctx_name(c: u8) -> &'static str {
     }
 }
 
-/// Which task runs which context: kthreads for their whole life, a kworker for one run of a
-/// work item. More slots than tasks that can run driver code at once.
-static CTX_TASKS: [AtomicPtr<bindings::task_struct>; 8] = [const { AtomicPtr::new(core::ptr::null_mut()) }; 8];
-static CTX_OF_TASK: [AtomicU8; 8] = [const { AtomicU8::new(CTX_NONE) }; 8];
-
-fn current_task() -> *mut bindings::task_struct {
-    // SAFETY: `current` is always valid in process context, where all contexts here run.
-    unsafe { bindings::get_current() }
-}
-
-fn enter_ctx(ctx: u8) {
-    let me = current_task();
-    for (task, c) in CTX_TASKS.iter().zip(&CTX_OF_TASK) {
-        if task.load(O::Acquire) == me {
-            c.store(ctx, O::Release);
-            return;
-        }
-    }
-    for (task, c) in CTX_TASKS.iter().zip(&CTX_OF_TASK) {
-        if task.compare_exchange(core::ptr::null_mut(), me, O::AcqRel, O::Acquire).is_ok() {
-            c.store(ctx, O::Release);
-            return;
-        }
-    }
-}
-
-fn leave_ctx() {
-    let me = current_task();
-    for (task, c) in CTX_TASKS.iter().zip(&CTX_OF_TASK) {
-        if task.load(O::Acquire) == me {
-            c.store(CTX_NONE, O::Release);
-            task.store(core::ptr::null_mut(), O::Release);
-        }
-    }
-}
-
-fn current_ctx() -> u8 {
-    let me = current_task();
-    CTX_TASKS
-        .iter()
-        .zip(&CTX_OF_TASK)
-        .find(|(t, _)| t.load(O::Acquire) == me)
-        .map_or(CTX_NONE, |(_, c)| c.load(O::Acquire))
-}
-
-/// A C `int`: the value, the field it is (`Owner.field`, empty when unnamed), and the
-/// context of the last plain store (for the contract check).
-pub(crate) struct KWord {
-    v: Opaque<bindings::atomic_t>,
-    field: &'static str,
-    writer: AtomicU8,
-}
-
 /// The driver's contracts as KCSAN checks (`include/linux/kcsan-checks.h`), on a kernel
 /// built with `CONFIG_KCSAN`; nothing otherwise.
 mod kcsan {
@@ -204,111 +164,171 @@ type KChip = Chip<FixedAir, 64>;
 /// host stall must not pin the caller with the bus lock held.
 const KCHIP_CONFIG: ChipConfig = ChipConfig { max_arrivals_per_advance: 4096, ..ChipConfig::DEFAULT };
 
-/// The kernel platform.
+/// A C `int`: the value (the kernel's `Atomic<i32>`, whose relaxed load and store are
+/// `READ_ONCE`/`WRITE_ONCE`), the field it is (`Owner.field`, empty when unnamed), and the
+/// context of the last plain store (for the contract check).
+pub(crate) struct KWord {
+    v: Atomic<i32>,
+    field: &'static str,
+    writer: AtomicU8,
+}
+
+impl KWord {
+    fn addr(&self) -> *const c_void {
+        (&self.v as *const Atomic<i32>).cast()
+    }
+}
+
+/// One wait queue of the C driver (`wait_event_timeout` / `wake_up`): a condition
+/// variable with the spinlock its waiters check their condition under.
+#[pin_data]
+struct WaitPoint {
+    #[pin]
+    lock: SpinLock<()>,
+    #[pin]
+    cv: CondVar,
+}
+
+impl WaitPoint {
+    fn new(name: &'static CStr) -> impl PinInit<Self> {
+        pin_init!(WaitPoint { lock <- new_spinlock!((), "bes2600_wait_lock"), cv <- CondVar::new(name, kernel::static_lock_class!()) })
+    }
+
+    /// `wait_event_timeout`: true once `ready()` holds, false at the deadline (`None`: no
+    /// deadline). `ready` runs with this queue's lock held, so a waker that takes the lock
+    /// before notifying cannot slip between the check and the sleep.
+    fn wait(&self, ready: &dyn Fn() -> bool, timeout_ms: Option<u32>) -> bool {
+        let deadline = timeout_ms.map(|ms| Instant::<Monotonic>::now() + Delta::from_millis(ms as i64));
+        let mut guard = self.lock.lock();
+        // Bound: every pass either returns or sleeps until a notification, a signal or the
+        // deadline, which the next pass checks.
+        loop {
+            if ready() {
+                return true;
+            }
+            match deadline {
+                None => {
+                    let _ = self.cv.wait_interruptible(&mut guard);
+                }
+                Some(d) => {
+                    let left_ms = (d - Instant::<Monotonic>::now()).as_millis();
+                    if left_ms <= 0 {
+                        return ready();
+                    }
+                    let _ = self.cv.wait_interruptible_timeout(&mut guard, msecs_to_jiffies(left_ms as u32));
+                }
+            }
+        }
+    }
+
+    /// `wake_up`: the lock orders this after a waiter's check-then-sleep.
+    fn wake(&self) {
+        drop(self.lock.lock());
+        self.cv.notify_all();
+    }
+}
+
+/// The driver's contexts, as the run-time contract check tells them apart: which task runs
+/// which context (kthreads for their whole life, a kworker for one run of a work item).
+/// More slots than tasks that can run driver code at once.
+struct ContextTable {
+    tasks: [AtomicPtr<bindings::task_struct>; 8],
+    contexts: [AtomicU8; 8],
+}
+
+impl ContextTable {
+    const fn new() -> Self {
+        ContextTable {
+            tasks: [const { AtomicPtr::new(core::ptr::null_mut()) }; 8],
+            contexts: [const { AtomicU8::new(CTX_NONE) }; 8],
+        }
+    }
+    fn enter(&self, ctx: u8) {
+        let me = Task::current_raw();
+        for (task, c) in self.tasks.iter().zip(&self.contexts) {
+            if task.load(O::Acquire) == me {
+                c.store(ctx, O::Release);
+                return;
+            }
+        }
+        for (task, c) in self.tasks.iter().zip(&self.contexts) {
+            if task.compare_exchange(core::ptr::null_mut(), me, O::AcqRel, O::Acquire).is_ok() {
+                c.store(ctx, O::Release);
+                return;
+            }
+        }
+    }
+    fn leave(&self) {
+        let me = Task::current_raw();
+        for (task, c) in self.tasks.iter().zip(&self.contexts) {
+            if task.load(O::Acquire) == me {
+                c.store(CTX_NONE, O::Release);
+                task.store(core::ptr::null_mut(), O::Release);
+            }
+        }
+    }
+    fn current(&self) -> u8 {
+        let me = Task::current_raw();
+        self.tasks
+            .iter()
+            .zip(&self.contexts)
+            .find(|(t, _)| t.load(O::Acquire) == me)
+            .map_or(CTX_NONE, |(_, c)| c.load(O::Acquire))
+    }
+}
+
+/// The kernel platform: what the driver core reaches through `&self`. Its locks, wait
+/// queues and work items are pinned in the [`KDevice`] around it.
 ///
 /// # Invariants
-/// The spinlocks, work items and wait queue are initialised in place by
-/// [`KPlat::init_in_place`] before any context starts and never move afterwards (the
-/// device lives in one `KBox` for the whole run). `chip` is only touched with `chip_lock`
-/// held (the SDIO host's bus lock).
+/// A `KPlat` only exists as `KDevice.dev.plat` of a `KDevice` in an [`Arc`]
+/// ([`KDevice::new`] is the only constructor), so [`KPlat::device`] may go from the
+/// platform to its device.
 pub(crate) struct KPlat {
-    chip_lock: Opaque<bindings::spinlock_t>,
-    chip: UnsafeCell<KChip>,
-    locks: [Opaque<bindings::spinlock_t>; 4],
-    rx_work: Opaque<bindings::work_struct>,
-    tx_work: Opaque<bindings::work_struct>,
-    bh_wq: Opaque<bindings::wait_queue_head>,
-    /// `wsm_cmd_wq` and `bh_evt_wq`.
-    cmd_wq: Opaque<bindings::wait_queue_head>,
-    flush_wq: Opaque<bindings::wait_queue_head>,
+    /// The run's start: `now_ns` counts from it.
+    epoch: Instant<Monotonic>,
     accepting_work: AtomicBool,
-    /// When each TX-pending monitor timer fires, in ns of `ktime_get` (0: disarmed); the
+    /// When each TX-pending monitor timer fires, in ns of `now_ns` (0: disarmed); the
     /// irq kthread polls them, as a softirq timer would fire.
     pending_due_ns: [AtomicU64; 2],
     stall_every: u64,
     stall_us: u64,
+    contexts: ContextTable,
     pub counters: Counters,
 }
 
 impl KPlat {
-    fn new(now_ns: u64, stall_every: u32, stall_us: u32) -> Self {
-        KPlat {
-            chip_lock: Opaque::zeroed(),
-            chip: UnsafeCell::new(KChip::new(KCHIP_CONFIG, FixedAir::new(1514), now_ns)),
-            locks: [Opaque::zeroed(), Opaque::zeroed(), Opaque::zeroed(), Opaque::zeroed()],
-            rx_work: Opaque::zeroed(),
-            tx_work: Opaque::zeroed(),
-            bh_wq: Opaque::zeroed(),
-            cmd_wq: Opaque::zeroed(),
-            flush_wq: Opaque::zeroed(),
-            accepting_work: AtomicBool::new(true),
-            pending_due_ns: [AtomicU64::new(0), AtomicU64::new(0)],
-            stall_every: stall_every as u64,
-            stall_us: stall_us as u64,
-            counters: Counters::default(),
-        }
-    }
-
-    /// # Safety
-    /// Call once, at the platform's final address, before any context uses it.
-    unsafe fn init_in_place(&self) {
-        // SAFETY: the pointers are to this platform's own fields, which never move (see the
-        // type's invariants); the names and lock classes are statics.
+    /// The device this platform is part of.
+    fn device(&self) -> &KDevice {
+        // SAFETY: by the type's invariant `self` is `plat` of a `Bes2600<KPlat>` that is
+        // `dev` of a live `KDevice`; the reference lives no longer than `self`.
         unsafe {
-            bindings::__spin_lock_init(
-                self.chip_lock.get(),
-                c"bes2600_sdio_bus".as_ptr().cast(),
-                kernel::static_lock_class!().as_ptr(),
-            );
-            for lock in &self.locks {
-                bindings::__spin_lock_init(
-                    lock.get(),
-                    c"bes2600_lock".as_ptr().cast(),
-                    kernel::static_lock_class!().as_ptr(),
-                );
-            }
-            bindings::init_work_with_key(
-                self.rx_work.get(),
-                Some(sdio_rx_work_fn),
-                false,
-                c"sdio_rx_work".as_ptr().cast(),
-                kernel::static_lock_class!().as_ptr(),
-            );
-            bindings::init_work_with_key(
-                self.tx_work.get(),
-                Some(sdio_tx_work_fn),
-                false,
-                c"sdio_tx_work".as_ptr().cast(),
-                kernel::static_lock_class!().as_ptr(),
-            );
-            bindings::__init_waitqueue_head(
-                self.bh_wq.get(),
-                c"bes2600_bh_wq".as_ptr().cast(),
-                kernel::static_lock_class!().as_ptr(),
-            );
-            bindings::__init_waitqueue_head(
-                self.cmd_wq.get(),
-                c"bes2600_wsm_cmd_wq".as_ptr().cast(),
-                kernel::static_lock_class!().as_ptr(),
-            );
-            bindings::__init_waitqueue_head(
-                self.flush_wq.get(),
-                c"bes2600_bh_evt_wq".as_ptr().cast(),
-                kernel::static_lock_class!().as_ptr(),
-            );
+            let dev = kernel::container_of!(self as *const KPlat, Bes2600<KPlat>, plat);
+            &*kernel::container_of!(dev, KDevice, dev)
         }
     }
 
     /// Runs `f` on the chip with the bus lock held.
     fn with_chip<R>(&self, f: impl FnOnce(&mut KChip, u64) -> R) -> R {
         let now = self.now_ns();
-        // SAFETY: the lock was initialised in place (invariants); the chip is only
-        // reached with it held, so this is the only reference.
-        unsafe {
-            bindings::spin_lock(self.chip_lock.get());
-            let r = f(&mut *self.chip.get(), now);
-            bindings::spin_unlock(self.chip_lock.get());
-            r
+        let mut chip = self.device().chip.lock();
+        f(&mut chip, now)
+    }
+
+    fn lock_of(&self, id: LockId) -> &SpinLock<()> {
+        let d = self.device();
+        match id {
+            LockId::RxQueue => &d.rx_queue_lock,
+            LockId::TxBuffer => &d.tx_buffer_lock,
+            LockId::TxQueue => &d.tx_queue_lock,
+            LockId::Cmd => &d.cmd_lock,
+        }
+    }
+
+    fn queue(&self, wq: WaitQueue) -> &WaitPoint {
+        match wq {
+            WaitQueue::CmdConfirm => &self.device().cmd_wq,
+            WaitQueue::BufsReleased => &self.device().flush_wq,
         }
     }
 
@@ -318,8 +338,7 @@ impl KPlat {
         }
         if bump(&self.counters.plain_loads) % self.stall_every == 0 {
             bump(&self.counters.stalls);
-            // SAFETY: busy-waiting is allowed in every context this platform runs in.
-            unsafe { bindings::udelay(self.stall_us as _) };
+            delay::udelay(Delta::from_micros(self.stall_us as i64));
         }
     }
 }
@@ -330,25 +349,23 @@ impl Memory for KPlat {
         self.new_named_word(value, "")
     }
     fn new_named_word(&self, value: i32, field: &'static str) -> Self::Word {
-        KWord { v: Opaque::new(bindings::atomic_t { counter: value }), field, writer: AtomicU8::new(CTX_NONE) }
+        KWord { v: Atomic::new(value), field, writer: AtomicU8::new(CTX_NONE) }
     }
     fn plain_load(&self, w: &Self::Word) -> i32 {
-        kcsan::marked_read(w.v.get().cast());
-        // SAFETY: `w` is a live atomic_t of this device.
-        let v = unsafe { bindings::atomic_read(w.v.get()) };
+        kcsan::marked_read(w.addr());
+        let v = w.v.load(Relaxed);
         self.stall_after_plain_load();
         v
     }
     fn plain_store(&self, w: &Self::Word, value: i32) {
-        let at: *const c_void = w.v.get().cast();
-        kcsan::assert_exclusive_writer(at);
+        kcsan::assert_exclusive_writer(w.addr());
         // The single-writer contract: a plain word has one writer context.
-        let me = current_ctx();
+        let me = self.contexts.current();
         if me != CTX_NONE {
             let before = w.writer.swap(me, O::AcqRel);
             if before == CTX_NONE && kcsan::ON && !w.field.is_empty() {
                 // The word is at its final address by now (it is first stored by a context).
-                pr_info!("kcsan: field {} at {:p}\n", w.field, at);
+                pr_info!("kcsan: field {} at {:p}\n", w.field, w.addr());
             }
             if before != CTX_NONE && before != me && bump(&self.counters.contract_violations) < 4 {
                 let field = if w.field.is_empty() { "(an unnamed word)" } else { w.field };
@@ -360,111 +377,46 @@ impl Memory for KPlat {
                 );
             }
         }
-        kcsan::marked_write(at);
-        // SAFETY: as in `plain_load`.
-        unsafe { bindings::atomic_set(w.v.get(), value) }
+        kcsan::marked_write(w.addr());
+        w.v.store(value, Relaxed);
     }
     fn atomic_load(&self, w: &Self::Word, order: Ordering) -> i32 {
-        // SAFETY: as in `plain_load`.
-        unsafe {
-            match order {
-                Ordering::Relaxed => bindings::atomic_read(w.v.get()),
-                _ => bindings::atomic_read_acquire(w.v.get()),
-            }
+        match order {
+            Ordering::Relaxed => w.v.load(Relaxed),
+            _ => w.v.load(Acquire),
         }
     }
     fn atomic_store(&self, w: &Self::Word, value: i32, order: Ordering) {
-        // SAFETY: as in `plain_load`.
-        unsafe {
-            match order {
-                Ordering::Relaxed => bindings::atomic_set(w.v.get(), value),
-                _ => bindings::atomic_set_release(w.v.get(), value),
-            }
+        match order {
+            Ordering::Relaxed => w.v.store(value, Relaxed),
+            _ => w.v.store(value, Release),
         }
     }
     fn atomic_fetch_add(&self, w: &Self::Word, delta: i32, order: Ordering) -> i32 {
-        // SAFETY: as in `plain_load`.
-        unsafe {
-            match order {
-                Ordering::Relaxed => bindings::atomic_fetch_add_relaxed(delta, w.v.get()),
-                Ordering::Acquire => bindings::atomic_fetch_add_acquire(delta, w.v.get()),
-                Ordering::Release => bindings::atomic_fetch_add_release(delta, w.v.get()),
-                _ => bindings::atomic_fetch_add(delta, w.v.get()),
-            }
+        match order {
+            Ordering::Relaxed => w.v.fetch_add(delta, Relaxed),
+            Ordering::Acquire => w.v.fetch_add(delta, Acquire),
+            Ordering::Release => w.v.fetch_add(delta, Release),
+            _ => w.v.fetch_add(delta, Full),
         }
     }
     fn atomic_swap(&self, w: &Self::Word, value: i32, order: Ordering) -> i32 {
-        // SAFETY: as in `plain_load`.
-        unsafe {
-            match order {
-                Ordering::Relaxed => bindings::atomic_xchg_relaxed(w.v.get(), value),
-                Ordering::Acquire => bindings::atomic_xchg_acquire(w.v.get(), value),
-                Ordering::Release => bindings::atomic_xchg_release(w.v.get(), value),
-                _ => bindings::atomic_xchg(w.v.get(), value),
-            }
+        match order {
+            Ordering::Relaxed => w.v.xchg(value, Relaxed),
+            Ordering::Acquire => w.v.xchg(value, Acquire),
+            Ordering::Release => w.v.xchg(value, Release),
+            _ => w.v.xchg(value, Full),
         }
     }
     fn spin_lock(&self, _lock: &Self::Word, id: LockId) {
-        // Each LockId names exactly one lock of the device: the kernel spinlock for it
-        // lives here.
-        // SAFETY: initialised in place before any context started.
-        unsafe { bindings::spin_lock(self.locks[id as usize].get()) }
+        // The driver core pairs each spin_lock with a spin_unlock (its guard's drop): the
+        // kernel guard is released there, not here.
+        core::mem::forget(self.lock_of(id).lock());
     }
     fn spin_unlock(&self, _lock: &Self::Word, id: LockId) {
-        // SAFETY: as in `spin_lock`; the caller holds it.
-        unsafe { bindings::spin_unlock(self.locks[id as usize].get()) }
-    }
-}
-
-impl KPlat {
-    fn queue(&self, wq: WaitQueue) -> *mut bindings::wait_queue_head {
-        match wq {
-            WaitQueue::CmdConfirm => self.cmd_wq.get(),
-            WaitQueue::BufsReleased => self.flush_wq.get(),
-        }
-    }
-
-    /// `wait_event_timeout` on `wq`: prepare to wait, check, sleep until a wake-up or
-    /// the deadline (`None`: no deadline).
-    fn wait_on(&self, wq: *mut bindings::wait_queue_head, ready: &dyn Fn() -> bool, timeout_ms: Option<u32>) -> bool {
-        let deadline = timeout_ms.map(|ms| jiffies().wrapping_add(kernel::time::msecs_to_jiffies(ms)));
-        // Bound: every pass either returns or sleeps until a wake-up or the deadline.
-        loop {
-            let entry: Opaque<bindings::wait_queue_entry> = Opaque::uninit();
-            // SAFETY: `entry` lives on this stack frame until `finish_wait` below removes
-            // it from the queue; the queue was initialised in place.
-            unsafe {
-                bindings::init_wait(entry.get());
-                bindings::prepare_to_wait_event(wq, entry.get(), bindings::TASK_INTERRUPTIBLE as c_int);
-            }
-            let outcome = if ready() {
-                Some(true)
-            } else {
-                match deadline {
-                    None => {
-                        // SAFETY: sleeping is allowed in every context that waits (the BH
-                        // kthread, the loading task as cmd and flush).
-                        unsafe { bindings::schedule_timeout(c_long::MAX) };
-                        None
-                    }
-                    Some(d) => {
-                        let left = d.wrapping_sub(jiffies()) as c_long;
-                        if left <= 0 {
-                            Some(ready())
-                        } else {
-                            // SAFETY: as above.
-                            unsafe { bindings::schedule_timeout(left) };
-                            None
-                        }
-                    }
-                }
-            };
-            // SAFETY: `entry` was prepared on this queue above.
-            unsafe { bindings::finish_wait(wq, entry.get()) };
-            if let Some(r) = outcome {
-                return r;
-            }
-        }
+        // SAFETY: this context took the lock in `spin_lock` (the driver core unlocks only
+        // what it locked), so it owns it; dropping the guard unlocks it.
+        drop(unsafe { Guard::new(self.lock_of(id), ()) });
     }
 }
 
@@ -473,29 +425,24 @@ impl Platform for KPlat {
         if !self.accepting_work.load(O::Acquire) {
             return false;
         }
-        let w = match work {
-            Work::SdioRx => self.rx_work.get(),
-            Work::SdioTx => self.tx_work.get(),
-        };
-        // SAFETY: the work item was initialised in place and outlives the run: the
-        // module cancels it synchronously before freeing the device.
-        unsafe {
-            bindings::queue_work_on(bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int, bindings::system_highpri_wq, w)
+        let device = self.device().arc();
+        let queue = workqueue::system_highpri();
+        match work {
+            Work::SdioRx => queue.enqueue::<Arc<KDevice>, RX_WORK>(device).is_ok(),
+            Work::SdioTx => queue.enqueue::<Arc<KDevice>, TX_WORK>(device).is_ok(),
         }
     }
     fn wake_bh(&self, _reason: WakeReason) {
-        // SAFETY: the wait queue was initialised in place.
-        unsafe { bindings::__wake_up(self.bh_wq.get(), bindings::TASK_NORMAL, 1, core::ptr::null_mut()) };
+        self.device().bh_wq.wake();
     }
     fn bh_wait(&self, ready: &dyn Fn() -> bool, timeout_ms: Option<u32>) -> bool {
-        self.wait_on(self.bh_wq.get(), ready, timeout_ms)
+        self.device().bh_wq.wait(ready, timeout_ms)
     }
     fn wait_event(&self, wq: WaitQueue, ready: &dyn Fn() -> bool, timeout_ms: u32) -> bool {
-        self.wait_on(self.queue(wq), ready, Some(timeout_ms))
+        self.queue(wq).wait(ready, Some(timeout_ms))
     }
     fn wake_up(&self, wq: WaitQueue) {
-        // SAFETY: the wait queues were initialised in place.
-        unsafe { bindings::__wake_up(self.queue(wq), bindings::TASK_NORMAL, 1, core::ptr::null_mut()) };
+        self.queue(wq).wake();
     }
     fn sdio_read_ctrl(&self) -> u8 {
         self.with_chip(|chip, now| chip.read_ctrl(now))
@@ -507,8 +454,7 @@ impl Platform for KPlat {
         self.with_chip(|chip, now| chip.receive_tx(now, buf));
     }
     fn now_ns(&self) -> u64 {
-        // SAFETY: reading the monotonic clock is always allowed.
-        unsafe { bindings::ktime_get() as u64 }
+        (Instant::<Monotonic>::now() - self.epoch).as_nanos() as u64
     }
     fn cpu(&self, _op: CpuOp) {}
     fn warn(&self, warning: Warning) {
@@ -596,50 +542,158 @@ impl Platform for KPlat {
     }
 }
 
-fn jiffies() -> kernel::ffi::c_ulong {
-    // SAFETY: `jiffies` is a word the timer interrupt updates; a volatile read is how C
-    // reads it.
-    unsafe { core::ptr::read_volatile(&raw const bindings::jiffies) }
+/// Work item ids of the two work items of a [`KDevice`].
+const RX_WORK: u64 = 0;
+const TX_WORK: u64 = 1;
+
+/// The device of one stress run and everything its contexts share, pinned in an [`Arc`]:
+/// the driver core, the chip behind the SDIO host's bus lock, the driver's spinlocks, its
+/// wait queues and its work items. Each kthread and each queued work item holds a
+/// reference; the loading task holds one for the run and drops it last.
+#[pin_data]
+pub(crate) struct KDevice {
+    dev: Bes2600<KPlat>,
+    #[pin]
+    chip: SpinLock<KChip>,
+    #[pin]
+    rx_queue_lock: SpinLock<()>,
+    #[pin]
+    tx_buffer_lock: SpinLock<()>,
+    #[pin]
+    tx_queue_lock: SpinLock<()>,
+    #[pin]
+    cmd_lock: SpinLock<()>,
+    /// The BH's wait queue (`bh_wq`).
+    #[pin]
+    bh_wq: WaitPoint,
+    /// `wsm_cmd_wq`.
+    #[pin]
+    cmd_wq: WaitPoint,
+    /// `bh_evt_wq`: a flush waits there for `hw_bufs_used == 0`.
+    #[pin]
+    flush_wq: WaitPoint,
+    #[pin]
+    rx_work: kernel::workqueue::Work<KDevice, RX_WORK>,
+    #[pin]
+    tx_work: kernel::workqueue::Work<KDevice, TX_WORK>,
 }
 
-/// The device of the run in progress (one per module).
-static DEV: AtomicPtr<Bes2600<KPlat>> = AtomicPtr::new(core::ptr::null_mut());
-
-fn dev() -> &'static Bes2600<KPlat> {
-    // SAFETY: the contexts that call this start after DEV is set and are stopped (threads
-    // joined, work cancelled) before the device is freed.
-    unsafe { &*DEV.load(O::Acquire) }
+kernel::impl_has_work! {
+    impl HasWork<Self, RX_WORK> for KDevice { self.rx_work }
+    impl HasWork<Self, TX_WORK> for KDevice { self.tx_work }
 }
 
-unsafe extern "C" fn sdio_rx_work_fn(_work: *mut bindings::work_struct) {
-    let d = dev();
+impl WorkItem<RX_WORK> for KDevice {
+    type Pointer = Arc<KDevice>;
+    fn run(this: Arc<KDevice>) {
+        sdio_rx_work_fn(&this);
+    }
+}
+
+impl WorkItem<TX_WORK> for KDevice {
+    type Pointer = Arc<KDevice>;
+    fn run(this: Arc<KDevice>) {
+        sdio_tx_work_fn(&this);
+    }
+}
+
+impl KDevice {
+    /// A device at rest, its chip offering nothing yet.
+    fn new(stall_every: u32, stall_us: u32) -> Result<Arc<KDevice>> {
+        let plat = KPlat {
+            epoch: Instant::<Monotonic>::now(),
+            accepting_work: AtomicBool::new(true),
+            pending_due_ns: [AtomicU64::new(0), AtomicU64::new(0)],
+            stall_every: stall_every as u64,
+            stall_us: stall_us as u64,
+            contexts: ContextTable::new(),
+            counters: Counters::default(),
+        };
+        // The driver core is bigger than a kernel stack (its RX batch buffer alone is
+        // 32 KiB): it is built field by field where it lives.
+        // SAFETY: the closure zero-fills the slot (valid for writes of the type), then
+        // writes every field of the device there; it never fails.
+        let dev = unsafe {
+            pin_init::init_from_closure::<Bes2600<KPlat>, Error>(move |slot| {
+                core::ptr::write_bytes(slot, 0, 1);
+                Bes2600::init_zeroed_in_place(slot, plat);
+                Ok(())
+            })
+        };
+        Arc::pin_init(
+            kernel::try_pin_init!(KDevice {
+                dev <- dev,
+                chip <- new_spinlock!(KChip::new(KCHIP_CONFIG, FixedAir::new(1514), 0), "bes2600_sdio_bus"),
+                rx_queue_lock <- new_spinlock!((), "rx_queue_lock"),
+                tx_buffer_lock <- new_spinlock!((), "tx_bufferlock"),
+                tx_queue_lock <- new_spinlock!((), "tx_queue_lock"),
+                cmd_lock <- new_spinlock!((), "wsm_cmd_lock"),
+                bh_wq <- WaitPoint::new(c"bes2600_bh_wq"),
+                cmd_wq <- WaitPoint::new(c"bes2600_wsm_cmd_wq"),
+                flush_wq <- WaitPoint::new(c"bes2600_bh_evt_wq"),
+                rx_work <- kernel::new_work!("sdio_rx_work"),
+                tx_work <- kernel::new_work!("sdio_tx_work"),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// A new reference to this device.
+    fn arc(&self) -> Arc<KDevice> {
+        // SAFETY: every `KDevice` lives in an `Arc` (`new` is the only constructor), which
+        // outlives `self`.
+        let borrowed = unsafe { ArcBorrow::from_raw(self as *const KDevice) };
+        borrowed.into()
+    }
+
+    /// Waits until neither work item is queued or running (each run drops the reference
+    /// its queueing took).
+    fn flush_work(&self) {
+        // SAFETY: both work items were initialised by `new` and live as long as `self`;
+        // `flush_work` only waits. The kernel crate's `Work` has no flush of its own.
+        unsafe {
+            bindings::flush_work(kernel::workqueue::Work::raw_get(&self.rx_work));
+            bindings::flush_work(kernel::workqueue::Work::raw_get(&self.tx_work));
+        }
+    }
+}
+
+/// The rx_work context: one run of `sdio_rx_work` on a kworker (its own function, never
+/// inlined, so a KCSAN stack names the context).
+#[inline(never)]
+fn sdio_rx_work_fn(k: &KDevice) {
+    let d = &k.dev;
     bump(&d.plat.counters.rx_work_runs);
-    enter_ctx(CTX_RX_WORK);
+    d.plat.contexts.enter(CTX_RX_WORK);
     d.sdio_rx_work();
-    leave_ctx();
+    d.plat.contexts.leave();
 }
 
-unsafe extern "C" fn sdio_tx_work_fn(_work: *mut bindings::work_struct) {
-    let d = dev();
+/// The tx_work context (as [`sdio_rx_work_fn`]).
+#[inline(never)]
+fn sdio_tx_work_fn(k: &KDevice) {
+    let d = &k.dev;
     bump(&d.plat.counters.tx_work_runs);
-    enter_ctx(CTX_TX_WORK);
+    d.plat.contexts.enter(CTX_TX_WORK);
     d.sdio_tx_work();
-    leave_ctx();
+    d.plat.contexts.leave();
 }
 
 fn should_stop() -> bool {
-    // SAFETY: called from kthreads only.
+    // SAFETY: called from kthreads only. The kernel crate has no kthread abstraction.
     unsafe { bindings::kthread_should_stop() }
 }
 
-fn sleep_us(us: u64) {
-    // SAFETY: sleeping is allowed in the kthreads and the loading task.
-    unsafe { bindings::fsleep(us as _) }
+fn sleep_us(us: i64) {
+    delay::fsleep(Delta::from_micros(us));
 }
 
-unsafe extern "C" fn irq_thread(_data: *mut c_void) -> c_int {
-    let d = dev();
-    enter_ctx(CTX_IRQ);
+/// The irq context: a kthread polling the chip's interrupt line, as the MMC core's SDIO
+/// IRQ thread does, and firing the TX-pending monitor timers that are due.
+#[inline(never)]
+fn irq_thread(k: &KDevice) {
+    let d = &k.dev;
+    d.plat.contexts.enter(CTX_IRQ);
     while !should_stop() {
         if d.plat.with_chip(|chip, now| chip.poll_irq(now)) {
             bump(&d.plat.counters.irqs);
@@ -659,24 +713,27 @@ unsafe extern "C" fn irq_thread(_data: *mut c_void) -> c_int {
             }
         }
     }
-    leave_ctx();
-    0
+    d.plat.contexts.leave();
 }
 
-unsafe extern "C" fn bh_thread(_data: *mut c_void) -> c_int {
-    enter_ctx(CTX_BH);
-    dev().bh_loop();
-    leave_ctx();
+/// The bh context: `bh_loop` until it leaves, then wait to be stopped.
+#[inline(never)]
+fn bh_thread(k: &KDevice) {
+    let d = &k.dev;
+    d.plat.contexts.enter(CTX_BH);
+    d.bh_loop();
+    d.plat.contexts.leave();
     // kthread_stop() expects the thread to be there until it is called.
     while !should_stop() {
         sleep_us(1000);
     }
-    0
 }
 
-unsafe extern "C" fn net_tx_thread(_data: *mut c_void) -> c_int {
-    let d = dev();
-    enter_ctx(CTX_NET_TX);
+/// The net_tx context: sends the TCP ACKs the received frames owe.
+#[inline(never)]
+fn net_tx_thread(k: &KDevice) {
+    let d = &k.dev;
+    d.plat.contexts.enter(CTX_NET_TX);
     while !should_stop() {
         let owed = d.plat.counters.acks_owed.swap(0, O::Relaxed);
         // Bound: `owed` was taken at once; new ACKs wait for the next pass.
@@ -688,46 +745,74 @@ unsafe extern "C" fn net_tx_thread(_data: *mut c_void) -> c_int {
             sleep_us(200);
         }
     }
-    leave_ctx();
-    0
+    d.plat.contexts.leave();
 }
 
-/// The cmd context: a READ_MIB whose sender waits for the confirm. Its own function (never
-/// inlined) so that a KCSAN stack names the context.
+/// The cmd context: a READ_MIB whose sender waits for the confirm (its own function, never
+/// inlined, so that a KCSAN stack names the context).
 #[inline(never)]
 fn cmd_context(d: &Bes2600<KPlat>) {
-    enter_ctx(CTX_CMD);
+    d.plat.contexts.enter(CTX_CMD);
     d.wsm_cmd_send(crate::wsm::WSM_READ_MIB_REQ_ID, 8);
-    leave_ctx();
+    d.plat.contexts.leave();
 }
 
 /// The flush context: mac80211's flush (as [`cmd_context`], its own function).
 #[inline(never)]
 fn flush_context(d: &Bes2600<KPlat>) {
-    enter_ctx(CTX_FLUSH);
+    d.plat.contexts.enter(CTX_FLUSH);
     bump(&d.plat.counters.flushes);
     d.bes2600_flush();
-    leave_ctx();
+    d.plat.contexts.leave();
 }
 
-struct Thread(*mut bindings::task_struct);
+/// A kthread running one context with its own reference to the device. The kernel crate
+/// has no kthread abstraction: this is the one place that calls `kthread_*` directly.
+struct Thread {
+    task: *mut bindings::task_struct,
+    /// The reference the thread runs with (from `Arc::into_raw`), released after it stopped.
+    device: *const KDevice,
+}
+
+/// The C entry of every kthread: `data` is the thread's device reference, `body` its context.
+unsafe extern "C" fn thread_main<const CTX: u8>(data: *mut c_void) -> c_int {
+    // SAFETY: `data` came from `Arc::into_raw` in `Thread::start`, and `Thread::stop`
+    // releases that reference only after `kthread_stop` returned, so the device outlives
+    // this function.
+    let k = unsafe { ArcBorrow::<KDevice>::from_raw(data.cast()) };
+    match CTX {
+        CTX_IRQ => irq_thread(&k),
+        CTX_BH => bh_thread(&k),
+        _ => net_tx_thread(&k),
+    }
+    0
+}
 
 impl Thread {
-    fn start(f: unsafe extern "C" fn(*mut c_void) -> c_int, name: &'static CStr) -> Result<Thread> {
-        // SAFETY: `f` only reaches the device through DEV, which is set; `name` is a
-        // static C string used as the format.
-        let task = unsafe { bindings::kthread_create_on_node(Some(f), core::ptr::null_mut(), -1, name.as_char_ptr()) };
+    fn start<const CTX: u8>(device: &Arc<KDevice>, name: &'static CStr) -> Result<Thread> {
+        let data = Arc::into_raw(device.clone());
+        // SAFETY: `thread_main` only reaches the device through `data`, which stays valid
+        // until `stop`; `name` is a static C string used as the format.
+        let task = unsafe {
+            bindings::kthread_create_on_node(Some(thread_main::<CTX>), data as *mut c_void, -1, name.as_char_ptr())
+        };
         if task.is_null() || (task as isize) < 0 && (task as isize) >= -4095 {
+            // SAFETY: the thread was not created, so the reference is still ours.
+            drop(unsafe { Arc::from_raw(data) });
             pr_err!("cannot start kthread {}\n", name.to_str().unwrap_or("?"));
             return Err(ENOMEM);
         }
         // SAFETY: `task` is a new kthread that has not run yet.
         unsafe { bindings::wake_up_process(task) };
-        Ok(Thread(task))
+        Ok(Thread { task, device: data })
     }
     fn stop(self) {
-        // SAFETY: the task was started by `start` and is stopped once (self is consumed).
-        unsafe { bindings::kthread_stop(self.0) };
+        // SAFETY: the task was started by `start` and is stopped once (self is consumed);
+        // once `kthread_stop` returned the thread no longer uses its reference.
+        unsafe {
+            bindings::kthread_stop(self.task);
+            drop(Arc::from_raw(self.device));
+        }
     }
 }
 
@@ -757,24 +842,11 @@ impl kernel::Module for Bes2600Module {
 }
 
 fn stress(stress_ms: u32, rate_kbps: u32, stall_every: u32, stall_us: u32) -> Result {
-    // SAFETY: reading the clock is always allowed.
-    let now = unsafe { bindings::ktime_get() as u64 };
-    // The device is bigger than a kernel stack (its RX batch buffer alone is 32 KiB): it is
-    // built field by field in zeroed heap memory.
-    let mut slot = KBox::<Bes2600<KPlat>>::new_uninit(GFP_KERNEL | kernel::alloc::flags::__GFP_ZERO)?;
-    // SAFETY: the allocation is zero-filled, writable and holds no device yet.
-    let device = unsafe {
-        Bes2600::init_zeroed_in_place(slot.as_mut_ptr(), KPlat::new(now, stall_every, stall_us));
-        slot.assume_init()
-    };
-    // SAFETY: the device is at its final address and no context has started.
-    unsafe { device.plat.init_in_place() };
-    DEV.store(&*device as *const _ as *mut _, O::Release);
-
-    let bh = Thread::start(bh_thread, c"bes2600_bh")?;
-    let irq = Thread::start(irq_thread, c"bes2600_irq")?;
-    let net_tx = Thread::start(net_tx_thread, c"bes2600_net_tx")?;
-    let d = dev();
+    let device = KDevice::new(stall_every, stall_us)?;
+    let bh = Thread::start::<CTX_BH>(&device, c"bes2600_bh")?;
+    let irq = Thread::start::<CTX_IRQ>(&device, c"bes2600_irq")?;
+    let net_tx = Thread::start::<CTX_NET_TX>(&device, c"bes2600_net_tx")?;
+    let d = &device.dev;
     d.plat.with_chip(|chip, now| chip.set_offered(now, rate_kbps as u64 * 1024));
     // The run lasts stress_ms by the clock (a command or a flush may block for seconds),
     // and ends early once the driver has force-closed (a link break, a missed interrupt,
@@ -788,12 +860,10 @@ fn stress(stress_ms: u32, rate_kbps: u32, stall_every: u32, stall_us: u32) -> Re
             + c.bh_stopped.load(O::Relaxed)
             > 0
     };
-    // SAFETY: reading the clock is always allowed.
-    let clock_ms = || unsafe { bindings::ktime_get() as u64 } / 1_000_000;
-    let start_ms = clock_ms();
+    let start = Instant::<Monotonic>::now();
     let mut elapsed_ms = 0u32;
     // Bound: each pass sleeps 100 ms or more, and the clock ends the loop.
-    while clock_ms().saturating_sub(start_ms) < stress_ms as u64 && !force_closed() {
+    while start.elapsed().as_millis() < stress_ms as i64 && !force_closed() {
         sleep_us(100_000);
         elapsed_ms += 100;
         // The loading task plays the control side: a command per second (its sender waits
@@ -813,17 +883,11 @@ fn stress(stress_ms: u32, rate_kbps: u32, stall_every: u32, stall_us: u32) -> Re
     d.stop();
     bh.stop();
     d.plat.accepting_work.store(false, O::Release);
-    // Twice: a work item may have queued the other before the first cancel returned.
+    // Twice: a work item may have queued the other before the first flush returned.
     for _ in 0..2 {
-        // SAFETY: the work items were initialised in place; no more can be queued.
-        unsafe {
-            bindings::cancel_work_sync(d.plat.rx_work.get());
-            bindings::cancel_work_sync(d.plat.tx_work.get());
-        }
+        device.flush_work();
     }
     report(d, rx_before_stop);
-    DEV.store(core::ptr::null_mut(), O::Release);
-    drop(device);
     Ok(())
 }
 

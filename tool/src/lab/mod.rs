@@ -459,23 +459,35 @@ pub fn build_module(
     std::fs::create_dir_all(&work).or_env("cannot create /lab/pkg")?;
     std::fs::copy(tarball, work.join("package.dkms.tar.gz")).or_env(format!("cannot copy {}", tarball.display()))?;
     let q = crate::shell::q;
+    // Whatever happens, the build's make.log is kept and the version leaves dkms's tree (a
+    // failed build would otherwise stay registered there).
     let script = format!(
-        "dkms remove -m bes2600 -v {v} --all >/dev/null 2>&1 || true\n\
+        "done_() {{ cat /var/lib/dkms/bes2600/{v}/{k}/*/log/make.log > /lab/pkg/make.log 2>/dev/null \
+           || cat /var/lib/dkms/bes2600/{v}/build/make.log > /lab/pkg/make.log 2>/dev/null || : > /lab/pkg/make.log\n\
+           dkms remove -m bes2600 -v {v} --all >/dev/null 2>&1 || true\n\
+           rm -rf /var/lib/dkms/bes2600/{v} /usr/src/bes2600-{v}; }}\n\
+         trap done_ EXIT\n\
+         dkms remove -m bes2600 -v {v} --all >/dev/null 2>&1 || true\n\
          rm -rf /var/lib/dkms/bes2600/{v} /usr/src/bes2600-{v}\n\
          dkms ldtarball /lab/pkg/package.dkms.tar.gz\n\
          dkms build -m bes2600 -v {v} -k {k} --kernelsourcedir {tree}\n\
-         cp /var/lib/dkms/bes2600/{v}/{k}/*/module/bes2600.ko /lab/pkg/bes2600.built.ko\n\
-         cat /var/lib/dkms/bes2600/{v}/{k}/*/log/make.log > /lab/pkg/make.log 2>/dev/null || : > /lab/pkg/make.log\n\
-         dkms remove -m bes2600 -v {v} --all >/dev/null 2>&1 || true",
+         cp /var/lib/dkms/bes2600/{v}/{k}/*/module/bes2600.ko /lab/pkg/bes2600.built.ko",
         v = q(version),
         k = q(&kver),
         tree = flavour.tree()
     );
     let log = lab.dir.join("runs").join(format!("dkms-{version}{}.log", flavour.suffix()));
-    lab.sh(&script, &log).map_err(|e| {
-        BenchError::new(Kind::Environment, format!("dkms could not build {version} for the lab kernel {kver}"))
-            .cause(e.message)
-            .hint(format!("see {}", log.display()))
+    lab.sh(&script, &log).map_err(|failed| {
+        let make_log = std::fs::read_to_string(work.join("make.log")).unwrap_or_default();
+        let errors = compiler_errors(&make_log);
+        let e = BenchError::new(Kind::Environment, format!("dkms could not build {version} for the lab kernel {kver}"));
+        if errors.is_empty() {
+            e.cause(failed.message).hint(format!("see {}", log.display()))
+        } else {
+            let kept = lab.dir.join("runs").join(format!("make-{version}{}.log", flavour.suffix()));
+            let _ = std::fs::write(&kept, &make_log);
+            e.cause(errors.join("; ")).hint(format!("the compiler's whole output: {}", kept.display()))
+        }
     })?;
     // dkms signs modules itself when it finds a key and sign-file; the lab's signature
     // replaces any it appended.
@@ -523,6 +535,27 @@ pub fn build_module(
         .hint("the srcversion rule in tool/src/srcversion.rs no longer matches this kernel's modpost"));
     }
     Ok(module)
+}
+
+/// The first compiler errors of a make.log, each with its location (`error[E0133]: ... at
+/// kmod.rs:299:19`), at most three.
+fn compiler_errors(make_log: &str) -> Vec<String> {
+    let lines: Vec<&str> = make_log.lines().collect();
+    let mut errors = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if errors.len() == 3 {
+            break;
+        }
+        if !line.starts_with("error") || line.starts_with("error: aborting") {
+            continue;
+        }
+        let at = lines[i + 1..].iter().take(3).find_map(|l| l.trim_start().strip_prefix("--> "));
+        errors.push(match at {
+            Some(at) => format!("{} at {at}", line.trim()),
+            None => line.trim().to_string(),
+        });
+    }
+    errors
 }
 
 /// The module without an appended signature (magic, 12-byte trailer, PKCS#7).
@@ -616,6 +649,18 @@ pub fn newest_module(root: &Path, variant: &str) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compiler_errors_are_read_with_their_locations() {
+        let log =
+            "warning: unused\n  --> a.rs:1:1\nerror[E0133]: call to unsafe function\n   --> kmod.rs:299:19\n    |\n\
+            error: cannot find value `x`\nerror: aborting due to 2 previous errors\n";
+        assert_eq!(
+            compiler_errors(log),
+            ["error[E0133]: call to unsafe function at kmod.rs:299:19", "error: cannot find value `x`"]
+        );
+        assert!(compiler_errors("make: ok\n").is_empty());
+    }
 
     #[test]
     fn an_appended_signature_is_stripped_and_an_unsigned_module_kept() {
