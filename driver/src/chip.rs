@@ -466,6 +466,13 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
         false
     }
 
+    /// Whether the interrupt line is still asserted: raised by `poll_irq` and not yet
+    /// acknowledged by a control-byte read. The card holds an SDIO interrupt until the
+    /// function driver acknowledges it, so the MMC core runs the handler again.
+    pub fn irq_line(&self) -> bool {
+        self.irq_asserted
+    }
+
     /// CMD52 read of the control byte: bits 0-6 the next batch's length in 512-byte
     /// blocks, bit 7 a toggle that flips with every batch. Reading acknowledges the
     /// interrupt.

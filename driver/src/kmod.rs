@@ -74,6 +74,8 @@ pub(crate) struct Counters {
     pub acks_owed: AtomicU64,
     pub acks_sent: AtomicU64,
     pub irqs: AtomicU64,
+    /// Handler runs for an interrupt the card still held (level-triggered).
+    pub irq_reruns: AtomicU64,
     pub rx_work_runs: AtomicU64,
     pub tx_work_runs: AtomicU64,
     pub warns: AtomicU64,
@@ -688,15 +690,31 @@ fn sleep_us(us: i64) {
     delay::fsleep(Delta::from_micros(us));
 }
 
+/// How long the interrupt line may stay held after its handler ran before the IRQ thread
+/// runs the handler again (the MMC core's SDIO IRQ polling period).
+const IRQ_REPOLL_NS: u64 = 10_000_000;
+
 /// The irq context: a kthread polling the chip's interrupt line, as the MMC core's SDIO
 /// IRQ thread does, and firing the TX-pending monitor timers that are due.
 #[inline(never)]
 fn irq_thread(k: &KDevice) {
     let d = &k.dev;
     d.plat.contexts.enter(CTX_IRQ);
+    let mut handled_at_ns = 0u64;
     while !should_stop() {
-        if d.plat.with_chip(|chip, now| chip.poll_irq(now)) {
+        let (raised, held) = d.plat.with_chip(|chip, now| (chip.poll_irq(now), chip.irq_line()));
+        let now = d.plat.now_ns();
+        if raised {
             bump(&d.plat.counters.irqs);
+            handled_at_ns = now;
+            d.irq_handler();
+        } else if held && now - handled_at_ns >= IRQ_REPOLL_NS {
+            // The card still holds its interrupt 10 ms after the handler ran (nothing read
+            // the control byte): the MMC core's IRQ thread polls pending interrupts every
+            // 10 ms and runs the handler again. Without this an interrupt the BH took
+            // before the firmware was up (fw_started still 0) would be lost for good.
+            bump(&d.plat.counters.irq_reruns);
+            handled_at_ns = now;
             d.irq_handler();
         } else {
             sleep_us(100);
@@ -897,11 +915,12 @@ fn report(d: &Bes2600<KPlat>, rx_packets: u64) {
     let (wedged, stats) = d.plat.with_chip(|chip, _| (chip.wedged.map(|(_, why)| why), chip.stats));
     let hw_bufs_used = d.hw_bufs_used_read();
     pr_info!(
-        "result rx_packets={} rx_bytes={} acks_sent={} irqs={} rx_work_runs={} tx_work_runs={} warns={} underflows={} seq_mismatches={} release_failed={} missed_irqs={} bh_stopped={} stalls={} hw_bufs_used={} chip_frames_arrived={} chip_frames_dropped={} chip_tx_frames={} chip_batches={} pending_count_errors={} link_breaks={} contract_violations={} cmd_timeouts={} flushes={} flush_timeouts={}\n",
+        "result rx_packets={} rx_bytes={} acks_sent={} irqs={} irq_reruns={} rx_work_runs={} tx_work_runs={} warns={} underflows={} seq_mismatches={} release_failed={} missed_irqs={} bh_stopped={} stalls={} hw_bufs_used={} chip_frames_arrived={} chip_frames_dropped={} chip_tx_frames={} chip_batches={} pending_count_errors={} link_breaks={} contract_violations={} cmd_timeouts={} flushes={} flush_timeouts={}\n",
         rx_packets,
         get(&c.rx_bytes),
         get(&c.acks_sent),
         get(&c.irqs),
+        get(&c.irq_reruns),
         get(&c.rx_work_runs),
         get(&c.tx_work_runs),
         get(&c.warns),

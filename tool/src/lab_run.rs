@@ -35,6 +35,8 @@ pub struct LabRun {
     pub outcome: Outcome,
     /// One line per problem found (empty when clean).
     pub problems: Vec<String>,
+    /// The fields the run found broken, each with whether the package's audit names it.
+    pub fields: Vec<console::FieldFinding>,
 }
 
 /// Builds, boots and judges. A build or boot that fails is an environment error (the
@@ -57,8 +59,9 @@ pub fn run_variant(root: &Path, lab: &Lab, r: &RunRequest, ui: &Ui) -> Result<La
             }
         })?
         .built;
-    let module =
-        built.into_iter().next().and_then(|b| b.lab).ok_or_else(|| BenchError::env("no lab module was built"))?;
+    let built = built.into_iter().next().ok_or_else(|| BenchError::env("no lab module was built"))?;
+    let audit_violations = read_audit(&built.dir);
+    let module = built.lab.ok_or_else(|| BenchError::env("no lab module was built"))?;
     let ko = std::fs::read(&module.ko).or_env(format!("cannot read {}", module.ko.display()))?;
     let stress_ms = (r.secs * 1000.0).round() as u64;
     let rate_kbps = (r.mb_per_s * 1_000_000.0 / 1024.0).round() as u64;
@@ -89,7 +92,18 @@ pub fn run_variant(root: &Path, lab: &Lab, r: &RunRequest, ui: &Ui) -> Result<La
     let boot = boot?;
     let console = console::parse_console(&boot.console);
     let (outcome, problems) = console::judge(&console, &module.srcversion, r.cpus, r.tamper, boot.timed_out);
-    Ok(LabRun { module, boot, console, outcome, problems })
+    let fields = console::field_findings(&console, &audit_violations);
+    Ok(LabRun { module, boot, console, outcome, problems, fields })
+}
+
+/// The audit's violations recorded in the package's manifest (none when unreadable: the
+/// comparison then says the audit did not name a field, which the package shows anyway).
+fn read_audit(package_dir: &Path) -> Vec<String> {
+    std::fs::read(package_dir.join("MANIFEST.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<crate::package::Manifest>(&b).ok())
+        .map(|m| m.audit.violations)
+        .unwrap_or_default()
 }
 
 /// Several boots of one build: how often the run fails, for a race that shows with some

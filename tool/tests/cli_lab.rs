@@ -89,6 +89,16 @@ fn kernel_lab_end_to_end() {
     assert_eq!(runs["failed"], 3, "c fails every run: {out}");
     for r in runs["runs"].as_array().unwrap() {
         let run = &r["run"];
+        // Every field the run found broken is one the static audit names (no audit gap),
+        // hw_bufs_used among them, written from bh and rx_work.
+        let fields = r["fields"].as_array().unwrap();
+        assert!(fields.iter().all(|f| f["audit"] == true), "{out}");
+        assert!(
+            fields
+                .iter()
+                .any(|f| f["field"] == "Bes2600.hw_bufs_used" && f["contexts"] == serde_json::json!(["bh", "rx_work"])),
+            "{out}"
+        );
         assert_eq!(run["tampered_refused"], true, "{out}");
         assert_eq!(run["cpus"], 2, "the VM runs on two CPUs: {out}");
         assert_eq!(run["srcversion"], srcversions["c"].as_str());
@@ -126,6 +136,7 @@ fn kernel_lab_end_to_end() {
         for r in runs["runs"].as_array().unwrap() {
             let run = &r["run"];
             assert_eq!(r["outcome"], "clean", "{out}");
+            assert_eq!(r["fields"], serde_json::json!([]), "{out}");
             assert_eq!(run["cpus"], 2, "{out}");
             assert_eq!(run["warnings"].as_array().unwrap().len(), 0);
             assert!(run["result"]["all"]["flushes"].as_i64().unwrap() > 0, "the flush ran: {out}");

@@ -180,7 +180,7 @@ fn run_variant(args: &RunArgs, ui: &Ui) -> Result<()> {
         let v = serde_json::json!({
             "variant": args.variant, "outcome": outcome, "module": module, "stress": {"mb_per_s": mb_per_s, "secs": secs},
             "stall": {"every": stall_every, "us": stall_us}, "boot_to_result_s": boot.seconds, "console_log": boot.log,
-            "run": o, "problems": problems,
+            "run": o, "problems": problems, "fields": run.fields,
         });
         ui.out(serde_json::to_string_pretty(&v).expect("serialises"));
     } else {
@@ -225,6 +225,15 @@ fn run_variant(args: &RunArgs, ui: &Ui) -> Result<()> {
                 ui.out(format!("              {}", r.summary()));
             }
         }
+        for f in &run.fields {
+            let audit = if f.audit { "the audit names it too" } else { "NOT named by the static audit: an audit gap" };
+            ui.out(format!(
+                "  field       {} written from {} (seen by {}): {audit}",
+                f.field,
+                f.contexts.join(" and "),
+                f.seen_by.join(" and ")
+            ));
+        }
         for p in problems {
             ui.out(format!("  problem     {p}"));
         }
@@ -248,7 +257,7 @@ fn print_runs(args: &RunArgs, ui: &Ui, many: &crate::lab_run::Runs) -> Result<()
         let runs: Vec<serde_json::Value> = many
             .runs
             .iter()
-            .map(|r| serde_json::json!({"outcome": r.outcome, "problems": r.problems, "run": r.console, "console_log": r.boot.log}))
+            .map(|r| serde_json::json!({"outcome": r.outcome, "problems": r.problems, "fields": r.fields, "run": r.console, "console_log": r.boot.log}))
             .collect();
         let v = serde_json::json!({"variant": args.variant, "outcome": many.outcome(), "runs": runs, "failed": many.failed,
             "could_not_test": many.could_not_test, "ci95": [lo, hi]});

@@ -3,6 +3,7 @@
 //! lines (written by `driver/src/kmod.rs`), and a panic; then the judgement of a run.
 
 use serde::Serialize;
+use std::collections::BTreeSet;
 
 /// The module's own verdict line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -133,6 +134,58 @@ pub fn parse_console(console: &str) -> RunOutcome {
         }
     }
     o
+}
+
+/// A field a run found broken, by the module's contract check or by KCSAN, with the
+/// contexts involved, and whether the static audit names it too.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldFinding {
+    pub field: String,
+    /// Every context seen writing it against its contract (sorted, distinct).
+    pub contexts: Vec<String>,
+    /// `contract check`, `KCSAN` or both.
+    pub seen_by: Vec<String>,
+    /// The package's audit (MANIFEST.json) lists a violation on this field.
+    pub audit: bool,
+}
+
+/// `bes2600: contract: FIELD: plain store from A to a single-writer field last written by B`.
+fn contract_report(line: &str) -> Option<(&str, &str, &str)> {
+    let rest = line.strip_prefix("bes2600: contract: ")?;
+    let (field, rest) = rest.split_once(": plain store from ")?;
+    let (from, rest) = rest.split_once(" to a single-writer field last written by ")?;
+    Some((field, from, rest.trim()))
+}
+
+/// The fields the run found broken, each checked against the audit's violations (`FIELD
+/// rule: message`): a field the lab saw and the audit did not is an audit gap.
+pub fn field_findings(o: &RunOutcome, audit_violations: &[String]) -> Vec<FieldFinding> {
+    let mut by_field: std::collections::BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> = Default::default();
+    for w in &o.warnings {
+        if let Some((field, from, last)) = contract_report(w) {
+            let e = by_field.entry(field.to_string()).or_default();
+            e.0.extend([from.to_string(), last.to_string()]);
+            e.1.insert("contract check".into());
+        }
+    }
+    for r in o.kcsan.iter().filter(|r| r.in_driver()) {
+        let Some(field) = &r.field else { continue };
+        let e = by_field.entry(field.clone()).or_default();
+        e.0.extend(r.accesses.iter().filter_map(|a| a.context.clone()));
+        e.1.insert("KCSAN".into());
+    }
+    by_field
+        .into_iter()
+        .map(|(field, (contexts, seen_by))| {
+            let audit = audit_violations.iter().any(|v| v.split_whitespace().next() == Some(field.as_str()));
+            FieldFinding {
+                field,
+                contexts: contexts.into_iter().collect(),
+                seen_by: seen_by.into_iter().collect(),
+                audit,
+            }
+        })
+        .collect()
 }
 
 /// A lab run's outcome, as its exit code says it: 0, 1, 125.
@@ -291,6 +344,25 @@ mod tests {
             ["1 KCSAN report(s) on the driver, first: KCSAN assert: race on Bes2600.hw_bufs_used: \
               write (marked) from bh, assert no writes from rx_work"]
         );
+    }
+
+    #[test]
+    fn fields_found_broken_are_checked_against_the_audit() {
+        let console = "bes2600: contract: Bes2600.hw_bufs_used: plain store from rx_work to a single-writer field last written by bh\n\
+            bes2600: contract: Bes2600.hw_bufs_used: plain store from bh to a single-writer field last written by rx_work\n\
+            bes2600: contract: Bes2600.rx_count: plain store from irq to a single-writer field last written by bh\n\
+            bes2600: kcsan: field Bes2600.hw_bufs_used at 0x20\nBUG: KCSAN: assert: race in x / y\n\n\
+            write (marked) to 0x20 of 4 bytes by task 7 on cpu 1:\n _RNvNtCs1_7bes26004kmod9bh_thread+0x1/0x2 [bes2600]\n";
+        let o = parse_console(console);
+        let audit = vec!["Bes2600.hw_bufs_used multi-context-write: written from 2 contexts".to_string()];
+        let found = field_findings(&o, &audit);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].field, "Bes2600.hw_bufs_used");
+        assert_eq!(found[0].contexts, ["bh", "rx_work"]);
+        assert_eq!(found[0].seen_by, ["KCSAN", "contract check"]);
+        assert!(found[0].audit);
+        assert_eq!((found[1].field.as_str(), found[1].audit), ("Bes2600.rx_count", false), "an audit gap");
+        assert_eq!(found[1].contexts, ["bh", "irq"]);
     }
 
     #[test]
