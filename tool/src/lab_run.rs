@@ -99,7 +99,7 @@ pub fn run_variant(root: &Path, lab: &Lab, r: &RunRequest, ui: &Ui) -> Result<La
 /// The audit's violations recorded in the package's manifest (none when unreadable: the
 /// comparison then says the audit did not name a field, which the package shows anyway).
 fn read_audit(package_dir: &Path) -> Vec<String> {
-    std::fs::read(package_dir.join("MANIFEST.json"))
+    std::fs::read(package_dir.join(crate::package::MANIFEST))
         .ok()
         .and_then(|b| serde_json::from_slice::<crate::package::Manifest>(&b).ok())
         .map(|m| m.audit.violations)

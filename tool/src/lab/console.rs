@@ -89,14 +89,18 @@ const WARNING_PREFIXES: [&str; 8] = [
     "bes2600: missed interrupt?",
 ];
 
+/// The line without printk's `[    1.234] ` time.
+pub(super) fn strip_time(line: &str) -> &str {
+    match line.find("] ") {
+        Some(i) if line.starts_with('[') => &line[i + 2..],
+        _ => line,
+    }
+}
+
 pub fn parse_console(console: &str) -> RunOutcome {
     let mut o = RunOutcome { kcsan: super::kcsan::parse(console), ..RunOutcome::default() };
     for line in console.lines() {
-        let line = line.trim_end_matches('\r');
-        let text = match line.find("] ") {
-            Some(i) if line.starts_with('[') => &line[i + 2..],
-            _ => line,
-        };
+        let text = strip_time(line.trim_end_matches('\r'));
         if let Some(rest) = text.strip_prefix("bench-lab: booted ") {
             o.cpus = rest.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
         } else if let Some(rc) = text.strip_prefix("bench-lab: insmod rc=") {

@@ -4,6 +4,7 @@
 //! the outermost entry function of the driver in its stack (`sdio_rx_work_fn` is rx_work,
 //! `bh_thread` is bh, ...). So a lab failure and an audit failure read the same.
 
+use super::console::strip_time;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -151,14 +152,6 @@ fn access_header(text: &str) -> Option<Access> {
 
 fn hex(text: &str) -> Option<u64> {
     u64::from_str_radix(text.trim().trim_start_matches("0x"), 16).ok()
-}
-
-/// The line without printk's `[    1.234] ` time.
-fn strip_time(line: &str) -> &str {
-    match line.find("] ") {
-        Some(i) if line.starts_with('[') => &line[i + 2..],
-        _ => line,
-    }
 }
 
 #[cfg(test)]

@@ -342,25 +342,23 @@ pub fn setup(lab: &Lab, kcsan: bool, ui: &Ui) -> Result<Vec<StepReport>> {
     need_root()?;
     std::fs::create_dir_all(lab.dir.join("stamps")).or_env(format!("cannot create {}", lab.dir.display()))?;
     let mirror = mirror::mirror()?;
-    let mut steps: Vec<(&'static str, String)> = vec![
-        ("chroot", hash(&["debootstrap --variant=minbase sid", &mirror])),
-        ("packages", hash(&[PACKAGES])),
-        ("kernel", hash(&[KERNEL_SCRIPT])),
-        ("initramfs", hash(&[INITRAMFS_SCRIPT, INIT_SCRIPT])),
+    // (step, the step it builds on, its inputs). The KCSAN kernel builds on the plain
+    // kernel, not on the initramfs.
+    let mut steps: Vec<(&'static str, &'static str, String)> = vec![
+        ("chroot", "", hash(&["debootstrap --variant=minbase sid", &mirror])),
+        ("packages", "chroot", hash(&[PACKAGES])),
+        ("kernel", "packages", hash(&[KERNEL_SCRIPT])),
+        ("initramfs", "kernel", hash(&[INITRAMFS_SCRIPT, INIT_SCRIPT])),
     ];
     if kcsan {
-        steps.push(("kernel-kcsan", hash(&[KCSAN_KERNEL_SCRIPT])));
+        steps.push(("kernel-kcsan", "kernel", hash(&[KCSAN_KERNEL_SCRIPT])));
     }
     let mut reports = Vec::new();
-    let mut chain = String::new();
-    let mut kernel_chain = String::new();
-    for (step, inputs) in steps {
-        // The KCSAN kernel depends on the plain kernel, not on the initramfs.
-        let base = if step == "kernel-kcsan" { &kernel_chain } else { &chain };
-        chain = hash(&[base, &inputs]);
-        if step == "kernel" {
-            kernel_chain = chain.clone();
-        }
+    let mut chains: std::collections::BTreeMap<&str, String> = std::collections::BTreeMap::new();
+    for (step, after, inputs) in steps {
+        let base = chains.get(after).cloned().unwrap_or_default();
+        let chain = hash(&[&base, &inputs]);
+        chains.insert(step, chain.clone());
         let stamp = lab.dir.join("stamps").join(step);
         let started = Instant::now();
         if std::fs::read_to_string(&stamp).ok().as_deref() == Some(chain.as_str()) {
