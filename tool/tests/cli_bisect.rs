@@ -18,6 +18,22 @@ fn across_variants_names_c_and_finds_nothing_bad_up_to_c_v2() {
     assert!(out.starts_with("nothing along the chain b -> c-prep -> c-v2 is bad"), "{out}");
 }
 
+/// A command oracle's own output goes to stderr: bisect's stdout stays its conclusion, and
+/// with --json a document a script can parse, whatever the command prints.
+#[test]
+fn a_command_oracles_output_never_mixes_into_bisects_stdout() {
+    let ws = Ws::new();
+    let oracle = "cmd:echo oracle-says-{variant}; echo to-stderr >&2; test {variant} != c";
+    let (code, out, err) = ws.bench(&["bisect", "--good", "b", "--bad", "c", "--oracle", oracle, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let log: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert!(log["conclusion"].as_str().unwrap().starts_with("first bad variant: c"), "{out}");
+    assert!(err.contains("oracle-says-b") && err.contains("oracle-says-c") && err.contains("to-stderr"), "{err}");
+    let (code, out, _) = ws.bench(&["bisect", "--good", "b", "--bad", "c", "--oracle", oracle]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("first bad variant: c (parent b is good)"), "{out}");
+}
+
 /// The cache key covers the simulator: after a change to the simulator alone nothing is
 /// answered from the cache; the simulator built for a tree is kept and reused when only
 /// the oracle's parameters change.
