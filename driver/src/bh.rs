@@ -120,11 +120,14 @@ impl<P: Platform> Bes2600<P> {
 
         let mut restart_tx = false;
         if wsm::is_confirm(msg.id) {
-            match self.wsm_release_tx_buffer(1) {
-                ret if ret < 0 => return Err(RxError::Release),
-                ret => restart_tx = ret > 0,
-            }
+            // C counts the confirm down before it looks at the release's result
+            // (`bh.c:1079-1083`): a failed release still ends the frame's pending count.
+            let ret = self.wsm_release_tx_buffer(1);
             self.bh_dec_pending_count(space);
+            if ret < 0 {
+                return Err(RxError::Release);
+            }
+            restart_tx = ret > 0;
         }
         restart_tx |= self.wsm_handle_rx(msg)?;
         Ok(restart_tx)
@@ -184,7 +187,7 @@ impl<P: Platform> Bes2600<P> {
         // Bound: at most numInpChBufs frames per pass, the chip's buffer count.
         for _ in 0..tx_burst {
             let used = self.wsm_alloc_tx_buffer();
-            let Some(mut desc) = self.wsm_get_tx(used >= num_inp_ch_bufs) else {
+            let Some((mut desc, more)) = self.wsm_get_tx(used >= num_inp_ch_bufs) else {
                 self.wsm_release_tx_buffer(1);
                 break;
             };
@@ -205,6 +208,13 @@ impl<P: Platform> Bes2600<P> {
             }
             self.bh_inc_pending_count(space);
             handed += 1;
+            // C's `tx_helper` returns "work remains" only while `wsm_get_tx` saw frames
+            // behind this one (`*burst`): a pass that emptied the queue ends here, without
+            // the alloc/release of an empty `wsm_get_tx` (that pair happens only when the BH
+            // was woken with nothing to send, or at the throttle point).
+            if !more {
+                break;
+            }
         }
         if handed > 0 {
             p.queue_work(Work::SdioTx);
@@ -212,17 +222,25 @@ impl<P: Platform> Bes2600<P> {
     }
 
     /// `wsm_get_tx`: the pending command first; data only when `data_refused` is false.
-    fn wsm_get_tx(&self, data_refused: bool) -> Option<TxDesc> {
+    /// With the frame, whether frames wait behind it (C's `*burst > 1`, the bursting of a
+    /// queue with a TXOP limit: `min(burst, queued + 1)`).
+    fn wsm_get_tx(&self, data_refused: bool) -> Option<(TxDesc, bool)> {
         let p = &self.plat;
         // The command goes once (C `wsm_txed` clears `ptr`); its sender waits for the confirm.
         if let Some(cmd) = self.wsm_cmd.lock(p).frame.take() {
-            return Some(cmd);
+            // C sets `*burst = 1` for a command and waits for the next wake-up to send the
+            // data behind it; the model goes on when data waits (a documented deviation:
+            // nothing here would wake the BH for frames queued before the command).
+            let data_waits = !self.tx_queue.lock(p).is_empty();
+            return Some((cmd, data_waits));
         }
         // The last buffer is kept for commands; and while `tx_lock` is held data waits.
         if data_refused || self.tx_lock.load(p, Ordering::Acquire) > 0 {
             return None;
         }
-        self.tx_queue.lock(p).pop()
+        let mut queue = self.tx_queue.lock(p);
+        let frame = queue.pop()?;
+        Some((frame, !queue.is_empty()))
     }
 }
 

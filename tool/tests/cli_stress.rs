@@ -221,3 +221,34 @@ fn against_the_parent_every_figure_has_its_spread_and_predictions_are_checked() 
     assert!(rx["against"]["min"].as_f64() <= rx["against"]["max"].as_f64());
     assert_eq!(v["predictions"][0]["check"]["met"]["got"], 0.0, "{}", v["predictions"]);
 }
+
+#[test]
+fn patch_c_on_the_seeds_run_shape_warns_within_30_s_then_wedges_on_9_of_10_seeds() {
+    // The seed's board: the underflow WARN from sdio_rx_work at T+13s of a 4 MB/s run,
+    // then the chip wedged and the host fell off the network.
+    let mut shaped = Vec::new();
+    for seed in 1..=10 {
+        let s = seed.to_string();
+        let v = json(&["stress", "--variant", "c", "--seed", &s, "--ramp", "4:404.8s", "--json"]);
+        let warn = v["warns"].as_array().unwrap().first().cloned();
+        let Some(warn) = warn else { continue };
+        let warn_s = warn["time_s"].as_f64().unwrap();
+        let wedge_s = v["failures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["kind"] == "tx_wedge")
+            .map(|f| f["time_s"].as_f64().unwrap());
+        let underflow = warn["message"].as_str().unwrap().contains("hw_bufs_used -1 < 0");
+        if underflow && (0.0..30.0).contains(&warn_s) && wedge_s.is_some_and(|w| w > warn_s) {
+            shaped.push(seed);
+        }
+    }
+    assert!(shaped.len() >= 9, "WARN within 30 s then a TX wedge on seeds {shaped:?} only");
+    // The wedge says what holds TX: the flush waits for a count that cannot reach 0.
+    let r = bench(&["stress", "--variant", "c", "--seed", "5", "--ramp", "4:404.8s"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stdout.contains("tx_wedge: ") && r.stdout.contains("(tx_lock 1, hw_bufs_used -1)"), "{}", r.stdout);
+    assert!(r.stdout.contains("Workqueue: bes_sdio sdio_rx_work [bes2600]"), "{}", r.stdout);
+    assert!(r.stdout.contains("wsm_release_tx_buffer failed: -1"), "{}", r.stdout);
+}

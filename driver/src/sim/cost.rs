@@ -72,7 +72,10 @@ pub struct CostModel {
     pub flush_period_ns: u64,
     /// A link with no RX progress for this long while traffic is offered is dead.
     pub link_dead_after_ns: u64,
-    /// TX is wedged when frames wait in the driver and nothing reached the chip this long.
+    /// TX is wedged when frames wait in the driver and nothing reached the chip this long:
+    /// far above any pause of a correct driver (a configuration change holds data 100 ms,
+    /// `slow-air` holds the air 40 ms at most), below the monitor timer's 3 s so a stopped
+    /// TX path is named before the link break it causes.
     pub tx_wedge_after_ns: u64,
     /// Fault `slow-air` (off: 0): the chance per transmitted frame that the firmware holds
     /// the air (retries on a busy channel) for a time in `fault_slow_air_ns`, which bunches
@@ -139,7 +142,7 @@ impl Default for CostModel {
             cmd_period_ns: 100_000_000,
             flush_period_ns: 3_000_000_000,
             link_dead_after_ns: 10_000_000_000,
-            tx_wedge_after_ns: 5_000_000_000,
+            tx_wedge_after_ns: 2_000_000_000,
             fault_slow_air_chance: 0.0,
             fault_slow_air_ns: (5_000_000, 40_000_000),
             fault_stall_chance: 0.0,

@@ -113,7 +113,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
             check_at_rest(&core, &drv);
             next_starve_ns += STARVE_SAMPLE_NS;
         } else {
-            check_failures(&core, offered > 0.0);
+            check_failures(&core, &drv, offered > 0.0);
             next_check_ns += CHECK_PERIOD_NS;
             // Fault `tx-heavy`: 2 s of every 10 the RX sender pauses and only the upload
             // runs (no ACKs then wake the BH: only the driver's own TX restart does).
@@ -448,7 +448,7 @@ fn vif_count(drv: &Bes2600<SimPlatform>, vif: usize) -> i32 {
     n
 }
 
-fn check_failures(core: &SimCore, traffic_offered: bool) {
+fn check_failures(core: &SimCore, drv: &Bes2600<SimPlatform>, traffic_offered: bool) {
     let now = core.now();
     let cost = &core.cost;
     let wedged = core.chip.borrow().wedged;
@@ -465,9 +465,18 @@ fn check_failures(core: &SimCore, traffic_offered: bool) {
     let stalled_ns = now.saturating_sub(core.last_tx_write_ns.get());
     drop(c);
     if waiting > 0 && stalled_ns >= cost.tx_wedge_after_ns && core.last_tx_write_ns.get() > 0 {
+        // What holds TX, read as a debugger would (no cost, no contract bookkeeping): a
+        // flush waiting for a count that cannot reach 0 holds `tx_lock` (variant c).
+        let running = core.current.replace(NO_CTX);
+        let used = drv.hw_bufs_used_read();
+        let tx_lock = drv.tx_lock.load(&drv.plat, crate::platform::Ordering::Relaxed);
+        core.current.set(running);
         core.fail(
             FailureKind::TxWedge,
-            format!("{waiting} frames waiting in the driver and none written for {} s", stalled_ns / 1_000_000_000),
+            format!(
+                "{waiting} frames waiting in the driver and none written for {:.1} s (tx_lock {tx_lock}, hw_bufs_used {used})",
+                stalled_ns as f64 / 1e9
+            ),
         );
     }
     // Every data frame the chip handed over reaches the stack or is counted as dropped;
