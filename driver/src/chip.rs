@@ -18,6 +18,72 @@ use crate::ring::Ring;
 use crate::wsm;
 use core::fmt;
 
+/// The firmware's side of the WSM wire format, written apart from the driver's `wsm`
+/// helpers (DESIGN.md section 4): a mistake in the driver's encoding must meet a chip that
+/// decodes the bytes as the real firmware does, not the same mistake on both ends.
+mod fw {
+    /// Bits 13-15 of a message id: the sequence number.
+    pub const fn seq_of(id: u16) -> u8 {
+        ((id >> 13) & 0x7) as u8
+    }
+    /// The id with sequence number `seq`.
+    pub const fn with_seq(id: u16, seq: u8) -> u16 {
+        (id & !(0x7 << 13)) | (((seq & 0x7) as u16) << 13)
+    }
+    /// Sequence space 1 is the vendor class (`0x0C00` in bits 8-11), space 0 the rest.
+    pub const fn seq_space(id: u16) -> usize {
+        ((id >> 8) & 0xF == 0xC) as usize
+    }
+    /// The id without its sequence bits.
+    pub const fn msg_id(id: u16) -> u16 {
+        id & 0x0FFF
+    }
+    /// The requests this firmware model serves: a data frame, a MIB read, and the
+    /// driver-to-MCU class (`0x0C00`, sequence space 1). `Some(true)` for a command.
+    pub const fn request_is_command(id: u16) -> Option<bool> {
+        match msg_id(id) {
+            0x0004 => Some(false),
+            0x0005 => Some(true),
+            m if m & 0x0F00 == 0x0C00 => Some(true),
+            _ => None,
+        }
+    }
+    /// A command's confirm: the request id with the confirm bit (`0x0400`); the MCU class
+    /// has it already.
+    pub const fn confirm_of(request: u16) -> u16 {
+        msg_id(request) | 0x0400
+    }
+    /// One TX message of a host transfer: id, total length, and the first body bytes.
+    pub struct TxMsg {
+        pub id: u16,
+        pub len: u16,
+        pub body: [u8; 4],
+    }
+    /// Splits a host transfer into its messages: `[len: u16 LE][id: u16 LE][body]`,
+    /// padded to 4 bytes, ended by the end of the transfer or a zero length. `None` for a
+    /// length shorter than the header or running past the transfer.
+    pub fn parse(buf: &[u8], out: &mut [TxMsg; 16]) -> Option<usize> {
+        let mut at = 0;
+        let mut n = 0;
+        while at + 4 <= buf.len() && n < out.len() {
+            let len = u16::from_le_bytes([buf[at], buf[at + 1]]) as usize;
+            if len == 0 {
+                break;
+            }
+            if len < 4 || at + len > buf.len() {
+                return None;
+            }
+            let mut body = [0u8; 4];
+            let kept = (len - 4).min(4);
+            body[..kept].copy_from_slice(&buf[at + 4..at + 4 + kept]);
+            out[n] = TxMsg { id: u16::from_le_bytes([buf[at + 2], buf[at + 3]]), len: len as u16, body };
+            n += 1;
+            at += (len + 3) / 4 * 4;
+        }
+        Some(n)
+    }
+}
+
 /// Timing and sizes of the chip; the simulator's cost model calibrates them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChipConfig {
@@ -105,6 +171,11 @@ impl Air for FixedAir {
 pub enum Wedge {
     /// A transmit request the firmware cannot parse.
     MalformedTx,
+    /// A request id the firmware does not know (the id without its sequence bits).
+    UnknownRequest {
+        /// The id.
+        id: u16,
+    },
     /// A transmit request out of sequence.
     TxSequence {
         /// The sequence number it carried.
@@ -125,6 +196,7 @@ impl fmt::Display for Wedge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Wedge::MalformedTx => write!(f, "firmware: malformed TX transfer"),
+            Wedge::UnknownRequest { id } => write!(f, "firmware: unknown request id {id:#06x}"),
             Wedge::TxSequence { got, due } => write!(f, "firmware: TX sequence {got} where {due} was due"),
             Wedge::InputBufferOverflow { in_use } => {
                 write!(f, "firmware: input buffer overflow (frame sent with all {in_use} numInpChBufs in use)")
@@ -208,6 +280,8 @@ struct InFlight {
     done_at_ns: u64,
     command: bool,
     vif: u8,
+    /// The request's id without its sequence bits (a command's confirm answers it).
+    request: u16,
 }
 
 /// The batch announced by the last control byte, until the host reads it.
@@ -253,6 +327,10 @@ pub struct Chip<A: Air, const FIFO: usize> {
     pub protocol_breaches: u64,
     /// What the chip counted.
     pub stats: ChipStats,
+    /// The data frames of the last host transfer, their lengths without the host's
+    /// headers, in order ([`Chip::tx_data_lens`]).
+    tx_data_lens: [u16; 16],
+    tx_data_lens_count: usize,
 }
 
 impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
@@ -274,13 +352,15 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
             irq_asserted: false,
             in_use: 0,
             air_free_at_ns: 0,
-            in_flight: Ring::new(InFlight { done_at_ns: 0, command: false, vif: 0 }),
+            in_flight: Ring::new(InFlight { done_at_ns: 0, command: false, vif: 0, request: 0 }),
             rx_seq: [0; 2],
             tx_seq_expected: [0; 2],
             wedged: None,
             protocol_breach: None,
             protocol_breaches: 0,
             stats: ChipStats::default(),
+            tx_data_lens: [0; 16],
+            tx_data_lens_count: 0,
         }
     }
 
@@ -383,7 +463,7 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
         }
         self.stats.confirms_sent += 1;
         if f.command {
-            self.push_out(wsm::WSM_READ_MIB_CNF_ID, &[f.vif, 0], false, 8);
+            self.push_out(fw::confirm_of(f.request), &[f.vif, 0], false, 8);
             return;
         }
         self.air.data_sent(f.done_at_ns);
@@ -424,8 +504,9 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
     /// or confirmed in a message queued or announced towards the host.
     pub fn frames_unconfirmed_to_host(&self) -> u32 {
         let covered = |m: &OutMsg| match m.id {
-            wsm::WSM_TRANSMIT_CNF_ID | wsm::WSM_READ_MIB_CNF_ID => 1,
+            wsm::WSM_TRANSMIT_CNF_ID => 1,
             wsm::WSM_MULTI_TRANSMIT_CNF_ID => u32::from(m.body[0]),
+            id if id & 0x0F00 == 0x0400 || id & 0x0F00 == 0x0C00 => 1,
             _ => 0,
         };
         let queued: u32 = self.fifo.iter().map(covered).sum();
@@ -494,8 +575,8 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
                 break;
             }
             let Some(mut m) = self.fifo.pop() else { break };
-            let space = wsm::seq_space(m.id);
-            m.id = wsm::with_seq(m.id, self.rx_seq[space]);
+            let space = fw::seq_space(m.id);
+            m.id = fw::with_seq(m.id, self.rx_seq[space]);
             self.rx_seq[space] = (self.rx_seq[space] + 1) & 7;
             if m.data {
                 locked.data_bytes += m.total_len as u32;
@@ -534,25 +615,24 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
         l.count
     }
 
+    /// The frame lengths of the data frames the last [`Chip::receive_tx`] accepted, in
+    /// the order they came.
+    pub fn tx_data_lens(&self) -> &[u16] {
+        &self.tx_data_lens[..self.tx_data_lens_count]
+    }
+
     /// CMD53 write of TX frames.
     pub fn receive_tx(&mut self, now_ns: u64, buf: &[u8]) {
         self.advance(now_ns);
         if self.wedged.is_some() {
             return;
         }
-        let mut frames = [wsm::RxMsg::EMPTY; wsm::BATCH_MAX_MSGS];
-        let mut count = 0;
-        // `for_each_msg` delivers at most BATCH_MAX_MSGS messages.
-        let parsed = wsm::for_each_msg(buf, |m| {
-            if count < frames.len() {
-                frames[count] = m;
-                count += 1;
-            }
-        });
-        if parsed.is_err() {
+        self.tx_data_lens_count = 0;
+        let mut frames: [fw::TxMsg; 16] = core::array::from_fn(|_| fw::TxMsg { id: 0, len: 0, body: [0; 4] });
+        let Some(count) = fw::parse(buf, &mut frames) else {
             self.wedge(now_ns, Wedge::MalformedTx);
             return;
-        }
+        };
         for m in &frames[..count] {
             if !self.accept_frame(now_ns, m) {
                 return;
@@ -561,9 +641,13 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
     }
 
     /// One TX frame into an input buffer and onto the air; false when it wedged the chip.
-    fn accept_frame(&mut self, now_ns: u64, m: &wsm::RxMsg) -> bool {
-        let space = wsm::seq_space(m.id);
-        let seq = wsm::seq_of(m.id);
+    fn accept_frame(&mut self, now_ns: u64, m: &fw::TxMsg) -> bool {
+        if fw::request_is_command(m.id).is_none() {
+            self.wedge(now_ns, Wedge::UnknownRequest { id: fw::msg_id(m.id) });
+            return false;
+        }
+        let space = fw::seq_space(m.id);
+        let seq = fw::seq_of(m.id);
         let due = self.tx_seq_expected[space];
         if seq != due {
             self.wedge(now_ns, Wedge::TxSequence { got: seq, due });
@@ -594,6 +678,14 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
         self.stats.tx_frames += 1;
         if !command {
             self.stats.tx_data_frames += 1;
+            // The frame's own bytes, as the air will carry them (the host's WSM and
+            // transmit-request headers stripped): the simulator compares them with what
+            // the stack handed down.
+            let frame_len = (m.len as usize).saturating_sub(wsm::WSM_HDR_LEN + wsm::TX_REQ_HDR_LEN);
+            if self.tx_data_lens_count < self.tx_data_lens.len() {
+                self.tx_data_lens[self.tx_data_lens_count] = frame_len as u16;
+                self.tx_data_lens_count += 1;
+            }
         }
         let airtime = self.cfg.airtime_base_ns + m.len as u64 * self.cfg.airtime_ns_per_byte;
         let mut done_at_ns = self.air_free_at_ns.max(now_ns) + airtime;
@@ -605,7 +697,7 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
         self.air_free_at_ns = done_at_ns;
         // in_use bounds the frames in flight, so this fails only for a config with more
         // input buffers than the ring tracks: the firmware wedges as on an overflow.
-        if self.in_flight.push(InFlight { done_at_ns, command, vif: m.body[0] }).is_err() {
+        if self.in_flight.push(InFlight { done_at_ns, command, vif: m.body[0], request: fw::msg_id(m.id) }).is_err() {
             self.in_use -= 1;
             self.wedge(now_ns, Wedge::InputBufferOverflow { in_use: self.in_use });
             return false;
@@ -719,6 +811,26 @@ mod tests {
         assert_eq!(wsm::msg_id(msgs[0].id), wsm::WSM_MULTI_TRANSMIT_CNF_ID);
         assert_eq!(&msgs[0].body[..4], &[3, 1, 1, 1]);
         assert_eq!(chip.stats.confirms_sent, 3);
+    }
+
+    #[test]
+    fn a_driver_to_mcu_command_runs_in_sequence_space_1_and_unknown_requests_wedge() {
+        let mut chip = booted_chip();
+        read_batch(&mut chip, BOOT);
+        // Space 1 has its own sequence, starting at 0 both ways, beside space 0's.
+        let mut tx = [0u8; 64];
+        let off = wsm::put_msg(&mut tx, 0, wsm::with_seq(0x0C01, 0), 12, &[0, 1, 0, 0]);
+        let off = wsm::put_msg(&mut tx, off, wsm::with_seq(wsm::WSM_READ_MIB_REQ_ID, 0), 12, &[0, 1, 0, 0]);
+        chip.receive_tx(BOOT, &tx[..off]);
+        assert!(chip.wedged.is_none(), "{:?}", chip.wedged);
+        let msgs = read_batch(&mut chip, BOOT + 10_000_000);
+        let got: Vec<(u16, u8)> = msgs.iter().map(|m| (wsm::msg_id(m.id), wsm::seq_of(m.id))).collect();
+        assert_eq!(got, [(0x0C01, 0), (wsm::WSM_READ_MIB_CNF_ID, 1)], "each space counts its own messages");
+        assert_eq!(chip.tx_data_lens(), &[] as &[u16], "commands are not data frames");
+        // A request the firmware does not serve.
+        let off = wsm::put_msg(&mut tx, 0, wsm::with_seq(0x0123, 1), 12, &[0, 1, 0, 0]);
+        chip.receive_tx(BOOT + 20_000_000, &tx[..off]);
+        assert_eq!(chip.wedged.map(|w| w.1), Some(Wedge::UnknownRequest { id: 0x0123 }));
     }
 
     #[test]

@@ -87,6 +87,30 @@ const REGRESSIONS: &[Regression] = &[
         to: "            if desc.kind != TxKind::Data {",
         says: "hw_bufs_used_vif",
     },
+    Regression {
+        what: "a TX frame's length leaves out its own bytes",
+        file: "driver/src/sdio.rs",
+        from: "wsm::WSM_HDR_LEN + wsm::TX_REQ_HDR_LEN + desc.frame_len as usize",
+        to: "wsm::WSM_HDR_LEN + desc.frame_len as usize",
+        says: "where the stack had handed down",
+    },
+    Regression {
+        what: "a command already taken by the BH is reported done at once",
+        file: "driver/src/txrx.rs",
+        from: "        self.bh_wakeup_tx();
+        let confirmed",
+        to: "        self.bh_wakeup_tx();
+        if id != wsm::WSM_READ_MIB_REQ_ID { *self.wsm_cmd.lock(p) = WsmCmd::IDLE; return 0; }
+        let confirmed",
+        says: "a command the chip never received",
+    },
+    Regression {
+        what: "driver-to-MCU commands take sequence space 0",
+        file: "driver/src/wsm.rs",
+        from: "if id & 0x0F00 == 0x0C00 {",
+        to: "if id & 0x0F00 == 0x0F00 {",
+        says: "TX sequence",
+    },
 ];
 
 #[test]

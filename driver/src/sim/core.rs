@@ -208,6 +208,9 @@ pub enum FailureKind {
     /// At rest (nothing in the chip, nothing being handled) the driver still counts TX
     /// buffers in use: a leaked or lost update of `hw_bufs_used` or `hw_bufs_used_vif`.
     BufferCount,
+    /// A data frame reached the chip with other bytes than the stack handed down (in the
+    /// order the stack sent them), or a command the driver reported done never reached it.
+    TxLost,
 }
 
 /// One run-time contract report.
@@ -259,6 +262,9 @@ pub struct SimCore {
     /// upload frames the stack handed down.
     pub upload_stopped: Cell<bool>,
     pub upload_frames: Cell<u64>,
+    /// The lengths of the data frames the driver accepted (`xmit` returned true), oldest
+    /// first, until the chip receives them: TX must deliver each as it was handed down.
+    pub tx_accepted_lens: RefCell<VecDeque<u16>>,
     /// Fault `tx-heavy`: the RX sender is paused (an upload-only spell).
     pub rx_paused: Cell<bool>,
     /// Fault `cmd-burst`: its own stream, and how many bursts it sent.
@@ -330,6 +336,7 @@ impl SimCore {
             starved_since_ns: Cell::new(None),
             upload_stopped: Cell::new(false),
             upload_frames: Cell::new(0),
+            tx_accepted_lens: RefCell::new(VecDeque::new()),
             rx_paused: Cell::new(false),
             cmd_burst_rng: Cell::new(Rng::new(seed, 17)),
             cmd_bursts: Cell::new(0),

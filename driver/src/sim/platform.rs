@@ -195,6 +195,30 @@ impl SimPlatform {
     }
 }
 
+impl SimPlatform {
+    /// Each data frame the chip accepted is the next one the driver accepted from the
+    /// stack, with the same length: nothing lost, reordered or cut on the way.
+    fn check_tx_frames(&self) {
+        let core = &self.core;
+        let chip = core.chip.borrow();
+        let mut expected = core.tx_accepted_lens.borrow_mut();
+        for (i, &got) in chip.tx_data_lens().iter().enumerate() {
+            match expected.pop_front() {
+                Some(want) if want == got => {}
+                want => {
+                    let want = want.map_or("no frame".to_string(), |w| format!("a {w}-byte frame"));
+                    drop((chip, expected));
+                    core.fail(
+                        FailureKind::TxLost,
+                        format!("data frame {} of a transfer reached the chip with {got} bytes where the stack had handed down {want}", i + 1),
+                    );
+                    return;
+                }
+            }
+        }
+    }
+}
+
 impl Memory for SimPlatform {
     type Word = SimWord;
 
@@ -368,6 +392,7 @@ impl Platform for SimPlatform {
         let data_before = core.chip.borrow().stats.tx_data_frames;
         core.chip.borrow_mut().receive_tx(now, buf);
         core.counters.borrow_mut().tx_transfers += 1;
+        self.check_tx_frames();
         // A configuration change holds data: frames handed out before the lock may still
         // go (the lock is asynchronous), well within this grace; later ones broke it.
         let data_sent = core.chip.borrow().stats.tx_data_frames - data_before;

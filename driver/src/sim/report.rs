@@ -354,6 +354,7 @@ impl Report {
             FailureKind::BufferCount => "buffer_count",
             FailureKind::RxLost => "rx_lost",
             FailureKind::Protocol => "protocol",
+            FailureKind::TxLost => "tx_lost",
         };
         Json::Obj(vec![
             ("seed", Json::str(self.seed.to_string())),

@@ -27,6 +27,11 @@ const UPLOAD_BURST_MAX: u32 = 4096;
 const UPLOAD_FRAME_BYTES: u16 = (crate::device::TX_FRAME_MAX_BYTES - wsm::WSM_HDR_LEN - wsm::TX_REQ_HDR_LEN) as u16;
 /// Command periods between two TX-locking configuration changes (50 x 100 ms).
 const TX_LOCK_EVERY_CMDS: u64 = 50;
+/// Every this many command periods the command is a driver-to-MCU one (`MCU_CMD_REQ_ID`).
+const MCU_CMD_EVERY_CMDS: u64 = 10;
+/// A driver-to-MCU command: class `0x0C00` (C `WSM_BES2600_CMD_ID_LABLE`), sequence space 1
+/// both ways; its confirm carries the same id.
+const MCU_CMD_REQ_ID: u16 = 0x0C01;
 
 type Co = Coroutine<(), Yield, ()>;
 
@@ -179,7 +184,9 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                     while core.acks_owed.get() > 0 {
                         core.acks_owed.set(core.acks_owed.get() - 1);
                         core.counters.borrow_mut().acks_queued += 1;
-                        drv.xmit(0, core.cost.ack_frame_bytes);
+                        if drv.xmit(0, core.cost.ack_frame_bytes) {
+                            core.tx_accepted_lens.borrow_mut().push_back(core.cost.ack_frame_bytes);
+                        }
                     }
                     // Fault `tx-heavy`: fill the queue until a frame is refused, then
                     // stop until frames reach the chip. Bound: the queue is finite; the
@@ -192,6 +199,7 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                                 core.upload_stopped.set(true);
                                 break;
                             }
+                            core.tx_accepted_lens.borrow_mut().push_back(UPLOAD_FRAME_BYTES);
                         }
                     }
                 }
@@ -214,9 +222,27 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                         // The caller (mac80211, wpa_supplicant's signal poll) sees the
                         // result: an error the driver did not report as a timeout is a
                         // failure too.
-                        let ret = drv.wsm_cmd_send(wsm::WSM_READ_MIB_REQ_ID, 8);
+                        let commands = || {
+                            let st = core.chip.borrow().stats;
+                            st.tx_frames - st.tx_data_frames
+                        };
+                        let before = commands();
+                        // One command in ten is a driver-to-MCU command (class 0x0C00): the
+                        // only traffic of sequence space 1.
+                        let id = if n % MCU_CMD_EVERY_CMDS == MCU_CMD_EVERY_CMDS - 1 {
+                            MCU_CMD_REQ_ID
+                        } else {
+                            wsm::WSM_READ_MIB_REQ_ID
+                        };
+                        let ret = drv.wsm_cmd_send(id, 8);
                         if ret != 0 {
                             core.fail(FailureKind::CmdTimeout, format!("wsm_cmd_send returned {ret}"));
+                        } else if commands() == before {
+                            // Success means the firmware answered: it must have had it.
+                            core.fail(
+                                FailureKind::TxLost,
+                                "wsm_cmd_send returned 0 for a command the chip never received".into(),
+                            );
                         }
                     }
                     if n % TX_LOCK_EVERY_CMDS == 1 {
@@ -228,11 +254,20 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                     // mac80211's flush (before a scan, a channel change, suspend):
                     // `bes2600_flush`, with its promise checked while TX is still locked.
                     core.counters.borrow_mut().flushes += 1;
+                    let timeouts_before = core.counters.borrow().flush_timeouts;
                     let flushed = drv.wsm_lock_tx();
                     // Only a flush that took the lock first waited for the buffers: under
                     // a configuration change's lock `wsm_lock_tx` returns at once.
                     if flushed && core.tx_locked_by_config.get().is_none() {
                         check_flushed(&core);
+                    }
+                    // A failed flush is the driver's force close whether or not it said
+                    // why (mac80211 sees the failure).
+                    if !flushed && core.counters.borrow().flush_timeouts == timeouts_before {
+                        core.fail(
+                            FailureKind::FlushTimeout,
+                            "wsm_lock_tx returned false (the flush failed) without a flush timeout".into(),
+                        );
                     }
                     drv.wsm_unlock_tx();
                 }
