@@ -373,7 +373,17 @@ impl<'a> Engine<'a> {
                 return v.clone();
             }
         }
-        self.free_fns.get(name).cloned().unwrap_or_default()
+        let found = self.free_fns.get(name).cloned().unwrap_or_default();
+        if found.len() > 1 && segs.len() >= 2 {
+            // Two free functions of one name in different modules (`wsm::msg_id`, the
+            // chip's `fw::msg_id`): the path's modules pick the one called.
+            let named: Vec<usize> =
+                found.iter().copied().filter(|&i| path_segs(&self.mir.bodies[i].path).ends_with(&segs)).collect();
+            if !named.is_empty() {
+                return named;
+            }
+        }
+        found
     }
 
     fn const_val(&self, c: &str) -> Val {
