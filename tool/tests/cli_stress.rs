@@ -209,10 +209,20 @@ fn scheduling_stalls_keep_the_sound_variants_clean_and_c_failing() {
 #[test]
 fn against_the_parent_every_figure_has_its_spread_and_predictions_are_checked() {
     let r = bench(&["stress", "--variant", "c-v2", "--against", "c-prep", "--seeds", "1..2", "--ramp", "4:20s"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("prediction rx_queue_lock_per_s: 1914 -> 0: met"), "{}", r.stdout);
+    // With the lock cost calibrated on the seed's 20% for b, c-v2's share falls further
+    // than the author's 12-15%: a missed prediction is exit 1, with the figure.
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("prediction spinlock_cpu_pct: 20% -> 12-15%: MISSED (got 10."), "{}", r.stdout);
+    assert!(r.stderr.contains("1 prediction(s) of c-v2 missed"), "{}", r.stderr);
     let v =
         json(&["stress", "--variant", "c-v2", "--against", "c-prep", "--seeds", "1..2", "--ramp", "4:20s", "--json"]);
+    assert_eq!(
+        v["predictions"][1]["check"]["missed"]["got"].as_f64().map(|g| (10.0..12.0).contains(&g)),
+        Some(true),
+        "{}",
+        v["predictions"]
+    );
     let rows = v["rows"].as_array().unwrap();
     let lock = rows.iter().find(|r| r["figure"] == "rx_queue_lock_per_s").unwrap();
     assert!(lock["against"]["mean"].as_f64().unwrap() > 1000.0, "the parent locks rx_queue: {lock}");
@@ -248,7 +258,7 @@ fn patch_c_on_the_seeds_run_shape_warns_within_30_s_then_wedges_on_9_of_10_seeds
     // The wedge says what holds TX: the flush waits for a count that cannot reach 0.
     let r = bench(&["stress", "--variant", "c", "--seed", "5", "--ramp", "4:404.8s"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stdout.contains("tx_wedge: ") && r.stdout.contains("(tx_lock 1, hw_bufs_used -1)"), "{}", r.stdout);
+    assert!(r.stdout.contains("tx_wedge: ") && r.stdout.contains("(tx_lock 1, hw_bufs_used -"), "{}", r.stdout);
     assert!(r.stdout.contains("Workqueue: bes_sdio sdio_rx_work [bes2600]"), "{}", r.stdout);
     assert!(r.stdout.contains("wsm_release_tx_buffer failed: -1"), "{}", r.stdout);
 }
