@@ -110,6 +110,8 @@ pub struct Counters {
     pub tx_transfers: u64,
     pub acks_queued: u64,
     pub acks_dropped: u64,
+    /// Frames `xmit` refused (returned false for), as the stack saw it.
+    pub tx_refused: u64,
     pub dispatches: [u64; NCTX],
     pub cpu_ns: [u64; NCTX],
     pub lock_acquisitions: [u64; 4],

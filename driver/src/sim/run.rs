@@ -186,6 +186,8 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                         core.counters.borrow_mut().acks_queued += 1;
                         if drv.xmit(0, core.cost.ack_frame_bytes) {
                             core.tx_accepted_lens.borrow_mut().push_back(core.cost.ack_frame_bytes);
+                        } else {
+                            core.counters.borrow_mut().tx_refused += 1;
                         }
                     }
                     // Fault `tx-heavy`: fill the queue until a frame is refused, then
@@ -196,6 +198,7 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                             core.counters.borrow_mut().acks_queued += 1;
                             core.upload_frames.set(core.upload_frames.get() + 1);
                             if !drv.xmit(0, UPLOAD_FRAME_BYTES) {
+                                core.counters.borrow_mut().tx_refused += 1;
                                 core.upload_stopped.set(true);
                                 break;
                             }
@@ -399,7 +402,7 @@ fn check_starvation(core: &SimCore) {
     let now = core.now();
     let c = core.counters.borrow();
     let chip = core.chip.borrow();
-    let waiting = c.acks_queued.saturating_sub(c.acks_dropped).saturating_sub(chip.stats.tx_data_frames);
+    let waiting = c.acks_queued.saturating_sub(c.tx_refused).saturating_sub(chip.stats.tx_data_frames);
     drop(c);
     let asleep = core.ctx.borrow().iter().enumerate().all(|(i, x)| match Ctx::ALL[i] {
         Ctx::Bh => matches!(x.state, State::Waiting(_)) && !x.queued,
@@ -496,9 +499,18 @@ fn check_failures(core: &SimCore, drv: &Bes2600<SimPlatform>, traffic_offered: b
     }
     let c = core.counters.borrow();
     let chip_data = core.chip.borrow().stats.tx_data_frames;
-    let waiting = c.acks_queued.saturating_sub(c.acks_dropped).saturating_sub(chip_data);
+    let waiting = c.acks_queued.saturating_sub(c.tx_refused).saturating_sub(chip_data);
     let stalled_ns = now.saturating_sub(core.last_tx_write_ns.get());
+    // The driver's own count of frames dropped at a full queue (its TxQueueFull events)
+    // is the frames it refused, once the stack's context is out of `xmit`.
+    let (reported, refused) = (c.acks_dropped, c.tx_refused);
     drop(c);
+    if reported != refused && !core.ctx.borrow()[Ctx::NetTx as usize].running {
+        core.fail(
+            FailureKind::TxLost,
+            format!("the driver reported {reported} frames dropped at a full TX queue but refused {refused}"),
+        );
+    }
     if waiting > 0 && stalled_ns >= cost.tx_wedge_after_ns && core.last_tx_write_ns.get() > 0 {
         // What holds TX, read as a debugger would (no cost, no contract bookkeeping): a
         // flush waiting for a count that cannot reach 0 holds `tx_lock` (variant c).
