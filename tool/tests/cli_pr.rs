@@ -83,7 +83,10 @@ fn pr_cites_only_the_build_and_stress_run_it_is_given_and_checks_the_predictions
     assert_eq!(ws.bench(&["build", "--variant", "c-v2"]).0, 0);
     let (code, _, err) =
         ws.bench(&["stress", "--variant", "c-v2", "--against", "c-prep", "--seeds", "1..2", "--ramp", "4:30s"]);
-    assert_eq!(code, 0, "{err}");
+    // The lock CPU prediction (12-15%) is missed in the calibrated model (about 10.8%):
+    // exit 1, and the run is recorded all the same.
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("1 prediction(s) of c-v2 missed"), "{err}");
     assert!(err.contains("recorded as stress run #1"), "{err}");
     let (code, _, err) = ws.bench(&["stress", "--variant", "c-v2", "--ramp", "4:20s", "--seed", "3"]);
     assert_eq!(code, 0, "{err}");
