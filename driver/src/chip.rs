@@ -78,7 +78,7 @@ mod fw {
             body[..kept].copy_from_slice(&buf[at + 4..at + 4 + kept]);
             out[n] = TxMsg { id: u16::from_le_bytes([buf[at + 2], buf[at + 3]]), len: len as u16, body };
             n += 1;
-            at += (len + 3) / 4 * 4;
+            at += len.div_ceil(4) * 4;
         }
         Some(n)
     }
@@ -257,6 +257,13 @@ pub struct ChipStats {
     pub data_msgs_sent: u64,
     /// Their frame bytes (without the WSM and receive-indication headers).
     pub data_bytes_sent: u64,
+}
+
+impl ChipStats {
+    /// Commands the host transmitted.
+    pub fn commands(&self) -> u64 {
+        self.tx_frames - self.tx_data_frames
+    }
 }
 
 /// A message the chip will send to the host.

@@ -225,10 +225,7 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                         // The caller (mac80211, wpa_supplicant's signal poll) sees the
                         // result: an error the driver did not report as a timeout is a
                         // failure too.
-                        let commands = || {
-                            let st = core.chip.borrow().stats;
-                            st.tx_frames - st.tx_data_frames
-                        };
+                        let commands = || core.chip.borrow().stats.commands();
                         let before = commands();
                         // One command in ten is a driver-to-MCU command (class 0x0C00): the
                         // only traffic of sequence space 1.
@@ -462,11 +459,10 @@ fn check_at_rest(core: &SimCore, drv: &Bes2600<SimPlatform>) {
     if !quiet || out {
         return;
     }
-    // Read as a debugger would: no cost, no contract bookkeeping.
-    let running = core.current.replace(NO_CTX);
-    let used = drv.hw_bufs_used_read();
-    let vifs: Vec<i32> = (0..crate::device::WSM_MAX_VIFS).map(|v| vif_count(drv, v)).collect();
-    core.current.set(running);
+    let (used, vifs) = as_debugger(core, || {
+        let vifs: Vec<i32> = (0..crate::device::WSM_MAX_VIFS).map(|v| vif_count(drv, v)).collect();
+        (drv.hw_bufs_used_read(), vifs)
+    });
     if used != 0 || vifs.iter().any(|&c| c != 0) {
         core.fail(
             FailureKind::BufferCount,
@@ -475,6 +471,15 @@ fn check_at_rest(core: &SimCore, drv: &Bes2600<SimPlatform>) {
             ),
         );
     }
+}
+
+/// Reads driver state as a debugger would, between context steps: outside any context, so
+/// with no cost and no contract bookkeeping.
+fn as_debugger<T>(core: &SimCore, read: impl FnOnce() -> T) -> T {
+    let running = core.current.replace(NO_CTX);
+    let value = read();
+    core.current.set(running);
+    value
 }
 
 /// `hw_bufs_used_vif[vif]` as the driver keeps it.
@@ -512,12 +517,11 @@ fn check_failures(core: &SimCore, drv: &Bes2600<SimPlatform>, traffic_offered: b
         );
     }
     if waiting > 0 && stalled_ns >= cost.tx_wedge_after_ns && core.last_tx_write_ns.get() > 0 {
-        // What holds TX, read as a debugger would (no cost, no contract bookkeeping): a
-        // flush waiting for a count that cannot reach 0 holds `tx_lock` (variant c).
-        let running = core.current.replace(NO_CTX);
-        let used = drv.hw_bufs_used_read();
-        let tx_lock = drv.tx_lock.load(&drv.plat, crate::platform::Ordering::Relaxed);
-        core.current.set(running);
+        // What holds TX: a flush waiting for a count that cannot reach 0 holds `tx_lock`
+        // (variant c).
+        let (used, tx_lock) = as_debugger(core, || {
+            (drv.hw_bufs_used_read(), drv.tx_lock.load(&drv.plat, crate::platform::Ordering::Relaxed))
+        });
         core.fail(
             FailureKind::TxWedge,
             format!(
