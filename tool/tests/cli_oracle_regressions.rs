@@ -111,6 +111,20 @@ const REGRESSIONS: &[Regression] = &[
         to: "if id & 0x0F00 == 0x0F00 {",
         says: "TX sequence",
     },
+    Regression {
+        what: "the TX queue-full drop is counted for frames that were queued",
+        file: "driver/src/txrx.rs",
+        from: "        if !queued {\n            p.event(Event::TxQueueFull);",
+        to: "        if queued {\n            p.event(Event::TxQueueFull);",
+        says: "dropped at a full TX queue",
+    },
+    Regression {
+        what: "a flush with nothing out says it failed",
+        file: "driver/src/txrx.rs",
+        from: "        if self.hw_bufs_used_read() == 0 {\n            return true;",
+        to: "        if self.hw_bufs_used_read() == 0 {\n            return false;",
+        says: "without a flush timeout",
+    },
 ];
 
 #[test]
