@@ -39,6 +39,8 @@ enum Cmd {
     Build(commands::build::BuildArgs),
     /// Run the seed's Phase 7 stress ramp on a variant in the deterministic simulator.
     Stress(commands::stress::StressArgs),
+    /// The driver's cost per RX packet counted on its real code path (callgrind), beside the model's.
+    Measure(commands::measure::MeasureArgs),
     /// Append the kernel's module signature (as scripts/sign-file sha256 does).
     SignModule(commands::sign_module::SignModuleArgs),
     /// Audit the shared state each context reaches against its contracts.
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Cmd::Build(a) => commands::build::run(a, &ui),
         Cmd::Stress(a) => commands::stress::run(a, &ui),
+        Cmd::Measure(a) => commands::measure::run(a, &ui),
         Cmd::BenchSim(a) => commands::bench_sim::run(a, &ui),
         Cmd::BenchBuild(a) => commands::bench_build::run(a, &ui),
         Cmd::Variants(a) => commands::variants::run(a, &ui),

@@ -3,12 +3,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tool/ has a parent").to_path_buf()
-}
-
 struct Run {
     code: i32,
     stdout: String,
@@ -16,18 +10,8 @@ struct Run {
 }
 
 fn bench(args: &[&str]) -> Run {
-    let home = tempfile::tempdir().expect("temp HOME");
-    // The repository's sources, a state directory of its own (run records, caches).
-    let out = common::bench_command(&workspace(), home.path())
-        .env("BENCH_STATE_DIR", home.path().join("state"))
-        .args(args)
-        .output()
-        .expect("bench runs");
-    Run {
-        code: out.status.code().expect("exit code"),
-        stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
-        stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
-    }
+    let (code, stdout, stderr) = common::bench_in_repo(args);
+    Run { code, stdout, stderr }
 }
 
 #[test]
@@ -233,17 +217,18 @@ fn against_the_parent_every_figure_has_its_spread_and_predictions_are_checked() 
 }
 
 #[test]
-fn patch_c_on_the_seeds_run_shape_warns_within_30_s_then_wedges_on_9_of_10_seeds() {
+fn patch_c_on_the_seeds_run_shape_warns_within_30_s_then_wedges_on_at_least_90_of_100_seeds() {
     // The seed's board: the underflow WARN from sdio_rx_work at T+13s of a 4 MB/s run,
-    // then the chip wedged and the host fell off the network.
+    // then the chip wedged and the host fell off the network. The issue asks for 9 of 10
+    // seeds; 100 seeds measure the same rate with a tenth of the noise.
+    let v = json(&["stress", "--variant", "c", "--seeds", "1..100", "--ramp", "4:404.8s", "--json"]);
+    let runs = v["per_seed"].as_array().unwrap();
+    assert_eq!(runs.len(), 100);
     let mut shaped = Vec::new();
-    for seed in 1..=10 {
-        let s = seed.to_string();
-        let v = json(&["stress", "--variant", "c", "--seed", &s, "--ramp", "4:404.8s", "--json"]);
-        let warn = v["warns"].as_array().unwrap().first().cloned();
-        let Some(warn) = warn else { continue };
+    for run in runs {
+        let Some(warn) = run["first_warn"].as_object() else { continue };
         let warn_s = warn["time_s"].as_f64().unwrap();
-        let wedge_s = v["failures"]
+        let wedge_s = run["failures"]
             .as_array()
             .unwrap()
             .iter()
@@ -251,10 +236,10 @@ fn patch_c_on_the_seeds_run_shape_warns_within_30_s_then_wedges_on_9_of_10_seeds
             .map(|f| f["time_s"].as_f64().unwrap());
         let underflow = warn["message"].as_str().unwrap().contains("hw_bufs_used -1 < 0");
         if underflow && (0.0..30.0).contains(&warn_s) && wedge_s.is_some_and(|w| w > warn_s) {
-            shaped.push(seed);
+            shaped.push(run["seed"].as_u64().unwrap());
         }
     }
-    assert!(shaped.len() >= 9, "WARN within 30 s then a TX wedge on seeds {shaped:?} only");
+    assert!(shaped.len() >= 90, "WARN within 30 s then a TX wedge on {} of 100 seeds: {shaped:?}", shaped.len());
     // The wedge says what holds TX: the flush waits for a count that cannot reach 0.
     let r = bench(&["stress", "--variant", "c", "--seed", "5", "--ramp", "4:404.8s"]);
     assert_eq!(r.code, 1, "{}", r.stderr);

@@ -10,6 +10,8 @@ use bes2600::sim::{run, Config, CostModel, Stage};
 use std::io::Write;
 use std::process::ExitCode;
 
+const PROGRESS_EVERY_NS: u64 = 10_000_000_000;
+
 fn usage(msg: &str) -> ExitCode {
     eprintln!("bes2600-sim: {msg}");
     eprintln!("usage: bes2600-sim --seed N --stage MB_PER_S:SECONDS [--stage ...] [--progress]");
@@ -57,8 +59,12 @@ fn main() -> ExitCode {
         stages = bes2600::sim::default_ramp();
     }
     let config = Config { seed, stages, cost };
+    // Every 10 virtual seconds: a line per second was a write here and a read in `bench`
+    // for each, about 5% of a swarm's time in system calls.
+    let mut printed_ns = 0;
     let report = run(&config, |done, total| {
-        if progress {
+        if progress && (done >= printed_ns + PROGRESS_EVERY_NS || done >= total) {
+            printed_ns = done;
             eprintln!("progress {} {}", done / 1_000_000, total / 1_000_000);
         }
     });

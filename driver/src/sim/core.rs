@@ -75,7 +75,11 @@ pub enum State {
 
 #[derive(Clone, Copy, Debug)]
 pub struct CtxState {
-    pub state: State,
+    /// Set only through `set_state`, which keeps `due_ns` with it.
+    state: State,
+    /// When the context wants to run next (`u64::MAX`: not before something wakes it):
+    /// what the scheduler scans at every step, kept beside the state.
+    due_ns: u64,
     /// Queued and not yet started (`queue_work` returns false then).
     pub queued: bool,
     /// Between start and `Done`.
@@ -87,9 +91,26 @@ pub struct CtxState {
 }
 
 impl CtxState {
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn due_ns(&self) -> u64 {
+        self.due_ns
+    }
+
+    pub fn set_state(&mut self, state: State) {
+        self.state = state;
+        self.due_ns = match state {
+            State::Activating(t) | State::OnCpu(t) | State::Sleeping(t) | State::Waiting(Some(t)) => t,
+            State::Idle | State::Runnable | State::Waiting(None) | State::Dead => u64::MAX,
+        };
+    }
+
     fn new() -> Self {
         CtxState {
             state: State::Idle,
+            due_ns: u64::MAX,
             queued: false,
             running: false,
             starting: false,
@@ -247,6 +268,9 @@ pub struct SimCore {
     pub horizon_ns: Cell<u64>,
     pub current: Cell<usize>,
     pub sched_rng: Cell<Rng>,
+    /// Per context: shared-access units left up to and including the next one an
+    /// interrupt lands on (drawn from `sched_rng`, geometric with the context's chance).
+    pub preempt_in_units: [Cell<u64>; NCTX],
     /// The `stall` fault's own stream: switching it on changes nothing else's draws.
     pub stall_rng: Cell<Rng>,
     /// How often the `stall` fault fired.
@@ -328,6 +352,7 @@ impl SimCore {
             horizon_ns: Cell::new(0),
             current: Cell::new(NO_CTX),
             sched_rng: Cell::new(Rng::new(seed, 2)),
+            preempt_in_units: [const { Cell::new(0) }; NCTX],
             stall_rng: Cell::new(Rng::new(seed, 7)),
             stalls: Cell::new(0),
             stale_ctrl_rng: Cell::new(Rng::new(seed, 11)),
@@ -383,11 +408,11 @@ impl SimCore {
     pub fn activate(&self, i: usize, latency_ns: u64) -> bool {
         let mut ctx = self.ctx.borrow_mut();
         let c = &mut ctx[i];
-        if c.queued || c.state == State::Dead {
+        if c.queued || c.state() == State::Dead {
             return false;
         }
         c.queued = true;
-        if !c.running && c.state == State::Idle {
+        if !c.running && c.state() == State::Idle {
             // Fault `stall`: a woken work item or the BH starts late (the interrupt thread
             // and the stack's own contexts are not stalled).
             let mut stall_ns = 0;
@@ -401,7 +426,7 @@ impl SimCore {
                 }
                 self.stall_rng.set(rng);
             }
-            c.state = State::Activating(self.now() + latency_ns + stall_ns);
+            c.set_state(State::Activating(self.now() + latency_ns + stall_ns));
             self.due_at(self.now() + latency_ns + stall_ns);
             c.starting = true;
         }
@@ -455,7 +480,7 @@ impl SimCore {
         // CPU time of contexts on a CPU right now, up to now.
         let now = self.now();
         for (i, s) in self.ctx.borrow().iter().enumerate() {
-            if matches!(s.state, State::OnCpu(_)) {
+            if matches!(s.state(), State::OnCpu(_)) {
                 c.cpu_ns[i] += now - s.on_cpu_since_ns;
             }
         }

@@ -82,27 +82,69 @@ impl SimPlatform {
     }
 
     /// One shared-memory access of `units` (an indivisible read-modify-write counts 2, so
-    /// that a plain RMW and its atomic replacement take the same time).
+    /// that a plain RMW and its atomic replacement take the same time). Each unit is
+    /// interrupted with the context's chance; a countdown of units to the next interrupt
+    /// (geometric, drawn when the last one lands) gives the same odds as a draw per unit.
     fn access(&self, units: u32) {
         let core = &self.core;
-        if core.current.get() == NO_CTX {
+        let cur = core.current.get();
+        if cur == NO_CTX {
             return;
         }
         let cost = &core.cost;
-        let chance = match Ctx::ALL[core.current.get()] {
-            Ctx::Irq | Ctx::RxWork => cost.preempt_chance_irq_cpu,
-            _ => cost.preempt_chance,
-        };
-        let mut rng = core.sched_rng.get();
-        let mut ns = 0;
-        for _ in 0..units {
-            ns += cost.shared_access_ns;
-            if rng.chance(chance) {
-                ns += rng.range(cost.preempt_min_ns, cost.preempt_max_ns);
+        let units = units as u64;
+        let mut ns = units * cost.shared_access_ns;
+        let left = &core.preempt_in_units[cur];
+        let mut next = left.get();
+        if next > units {
+            left.set(next - units);
+        } else {
+            let chance = match Ctx::ALL[cur] {
+                Ctx::Irq | Ctx::RxWork => cost.preempt_chance_irq_cpu,
+                _ => cost.preempt_chance,
+            };
+            let mut rng = core.sched_rng.get();
+            // 0: not drawn yet (the context's first access).
+            if next == 0 {
+                next = rng.trials_to_success(chance);
             }
+            let mut units_left = units;
+            // Bound: each pass consumes at least one of `units_left`, or ends.
+            while next <= units_left {
+                ns += rng.range(cost.preempt_min_ns, cost.preempt_max_ns);
+                units_left -= next;
+                next = rng.trials_to_success(chance);
+            }
+            left.set(next - units_left);
+            core.sched_rng.set(rng);
         }
-        core.sched_rng.set(rng);
         self.delay(ns);
+    }
+
+    /// Spin iterations (a pause, then one access to the lock word) that end before any
+    /// other context's moment: nobody can release the lock in them, so they are counted
+    /// in one step instead of run one by one. Stops before the iteration an interrupt
+    /// lands on and just past the soft-lockup limit, so both are seen as in the loop.
+    fn spin_ahead(&self, start_ns: u64) {
+        let core = &self.core;
+        let cur = core.current.get();
+        if cur == NO_CTX {
+            return;
+        }
+        let now = core.now();
+        let horizon = core.horizon_ns.get();
+        let iteration_ns = core.cost.spin_iteration_ns + core.cost.shared_access_ns;
+        if iteration_ns == 0 || horizon <= now + iteration_ns {
+            return;
+        }
+        let to_horizon = (horizon - now - 1) / iteration_ns;
+        let to_lockup = (start_ns + SPIN_LIMIT_NS).saturating_sub(now) / iteration_ns + 1;
+        let left = core.preempt_in_units[cur].get();
+        let n = to_horizon.min(to_lockup).min(left.saturating_sub(1));
+        if n > 0 {
+            core.preempt_in_units[cur].set(left - n);
+            core.now_ns.set(now + n * iteration_ns);
+        }
     }
 
     /// An SDIO transfer: waits for the bus, then sleeps off CPU for `duration_ns`.
@@ -145,7 +187,7 @@ pub struct SimWord {
     value: Cell<i32>,
     field: &'static str,
     writer: Cell<usize>,
-    loaded: Cell<[Option<i32>; super::core::NCTX]>,
+    loaded: [Cell<Option<i32>>; super::core::NCTX],
 }
 
 impl SimWord {
@@ -163,7 +205,6 @@ impl SimPlatform {
         if cur == NO_CTX || word.field.is_empty() {
             return;
         }
-        let mut loaded = word.loaded.get();
         let before = word.writer.replace(cur);
         if before != NO_CTX && before != cur {
             core.contract_violation(
@@ -177,7 +218,7 @@ impl SimPlatform {
                 self.call_path(),
             );
         }
-        if let Some(seen) = loaded[cur].take() {
+        if let Some(seen) = word.loaded[cur].take() {
             if seen != word.value.get() {
                 core.contract_violation(
                     word.field,
@@ -191,7 +232,6 @@ impl SimPlatform {
                 );
             }
         }
-        word.loaded.set(loaded);
     }
 }
 
@@ -230,7 +270,7 @@ impl Memory for SimPlatform {
             value: Cell::new(value),
             field,
             writer: Cell::new(NO_CTX),
-            loaded: Cell::new([None; super::core::NCTX]),
+            loaded: [const { Cell::new(None) }; super::core::NCTX],
         }
     }
     fn plain_load(&self, word: &SimWord) -> i32 {
@@ -238,9 +278,7 @@ impl Memory for SimPlatform {
         let v = word.value.get();
         let cur = self.core.current.get();
         if cur != NO_CTX {
-            let mut l = word.loaded.get();
-            l[cur] = Some(v);
-            word.loaded.set(l);
+            word.loaded[cur].set(Some(v));
         }
         v
     }
@@ -275,6 +313,7 @@ impl Memory for SimPlatform {
             if core.now() - start > SPIN_LIMIT_NS {
                 self.bug("soft lockup: spinning on a lock for 1 s");
             }
+            self.spin_ahead(start);
             self.delay(core.cost.spin_iteration_ns);
             self.access(1);
         }
@@ -322,8 +361,8 @@ impl Platform for SimPlatform {
         core.bh_woken.set(true);
         let mut ctx = core.ctx.borrow_mut();
         let bh = &mut ctx[Ctx::Bh as usize];
-        if let State::Waiting(_) = bh.state {
-            bh.state = State::Sleeping(core.now() + core.cost.wake_ns);
+        if let State::Waiting(_) = bh.state() {
+            bh.set_state(State::Sleeping(core.now() + core.cost.wake_ns));
             core.due_at(core.now() + core.cost.wake_ns);
         }
     }
@@ -348,8 +387,8 @@ impl Platform for SimPlatform {
         woken.set(true);
         let mut all = core.ctx.borrow_mut();
         let c = &mut all[ctx as usize];
-        if let State::Waiting(_) = c.state {
-            c.state = State::Sleeping(core.now() + core.cost.wake_ns);
+        if let State::Waiting(_) = c.state() {
+            c.set_state(State::Sleeping(core.now() + core.cost.wake_ns));
             core.due_at(core.now() + core.cost.wake_ns);
         }
     }

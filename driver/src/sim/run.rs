@@ -12,6 +12,10 @@ use crate::Bes2600;
 use corosensei::{Coroutine, CoroutineResult};
 use std::rc::Rc;
 
+/// The warm-up's flush: after the chip's boot (100 ms) and before the first command
+/// (half the warm-up).
+const IDLE_FLUSH_NS: u64 = WARMUP_NS / 4;
+
 const CHECK_PERIOD_NS: u64 = 100_000_000;
 /// How often TX starvation is sampled, and how long it may last: far above the time
 /// between the stack queueing a frame and waking the BH (microseconds) and above the
@@ -49,20 +53,24 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
     let mut stage_start = Counters::default();
     let mut stages: Vec<StageReport> = Vec::new();
     let mut next_cmd_ns = WARMUP_NS / 2;
-    let mut next_flush_ns = WARMUP_NS + core.cost.flush_period_ns / 2;
+    // The first flush comes with nothing out (booted, before the first command and the
+    // traffic), as mac80211's flush before the first scan does: the empty case runs on
+    // every seed, not only when a periodic flush happens to find the link idle.
+    let mut next_flush_ns = IDLE_FLUSH_NS;
     let mut next_check_ns = CHECK_PERIOD_NS;
     let mut next_starve_ns = WARMUP_NS;
     let mut next_progress_ns = 1_000_000_000;
     let mut offered = 0.0;
 
     // The BH is started at probe time and lives on.
-    core.ctx.borrow_mut()[Ctx::Bh as usize].state = State::Activating(0);
+    core.ctx.borrow_mut()[Ctx::Bh as usize].set_state(State::Activating(0));
     core.ctx.borrow_mut()[Ctx::Bh as usize].starting = true;
 
     loop {
         // The chip's moment may have passed while a context ran (the interrupt is due as
         // soon as it can be raised).
-        let chip_ns = core.chip.borrow().next_event_ns().max(core.now());
+        let chip_raw_ns = core.chip.borrow().next_event_ns();
+        let chip_ns = chip_raw_ns.max(core.now());
         let pending_due = (0..2).filter_map(|s| core.pending_timer_due_ns[s].get().map(|t| (t, s))).min();
         let timer_ns = stage_end_ns
             .min(next_cmd_ns)
@@ -70,13 +78,14 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
             .min(next_check_ns)
             .min(next_starve_ns)
             .min(pending_due.map_or(u64::MAX, |x| x.0));
-        let (ctx_ns, ctx_i) = earliest_context(&core, NO_CTX);
+        let (ctx_ns, ctx_i, others_ns) = earliest_two(&core);
         let now = if ctx_ns <= chip_ns && ctx_ns <= timer_ns { ctx_ns } else { chip_ns.min(timer_ns) };
         assert!(now >= core.now(), "virtual time went backwards");
         core.now_ns.set(now);
 
         if ctx_ns == now {
-            step_context(&core, &mut cos, ctx_i, timer_ns);
+            // Until the next moment of anything else it may run on without switching.
+            step_context(&core, &mut cos, ctx_i, others_ns.min(chip_raw_ns).min(timer_ns));
         } else if chip_ns == now {
             if core.chip.borrow_mut().poll_irq(now) {
                 core.counters.borrow_mut().irqs += 1;
@@ -109,7 +118,11 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
             drv.bh_pending_timeout(space);
         } else if next_flush_ns == now {
             core.activate(Ctx::Flush as usize, 0);
-            next_flush_ns += core.cost.flush_period_ns;
+            next_flush_ns = if now < WARMUP_NS {
+                WARMUP_NS + core.cost.flush_period_ns / 2
+            } else {
+                next_flush_ns + core.cost.flush_period_ns
+            };
         } else if next_cmd_ns == now {
             core.activate(Ctx::Cmd as usize, 0);
             next_cmd_ns += core.cost.cmd_period_ns;
@@ -277,36 +290,34 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
     })
 }
 
-/// The context with the earliest due time (ties: lower index first), skipping `except`.
-pub(crate) fn earliest_context(core: &SimCore, except: usize) -> (u64, usize) {
+/// The context with the earliest due time (ties: lower index first), and the earliest
+/// due time of all the others (what the first may run until without switching).
+fn earliest_two(core: &SimCore) -> (u64, usize, u64) {
     let mut best = (u64::MAX, NO_CTX);
+    let mut second_ns = u64::MAX;
     for (i, s) in core.ctx.borrow().iter().enumerate() {
-        if i == except {
-            continue;
-        }
-        let t = match s.state {
-            State::Activating(t) | State::OnCpu(t) | State::Sleeping(t) => t,
-            State::Waiting(Some(t)) => t,
-            _ => continue,
-        };
+        let t = s.due_ns();
         if t < best.0 {
+            second_ns = best.0;
             best = (t, i);
+        } else if t < second_ns {
+            second_ns = t;
         }
     }
-    best
+    (best.0, best.1, second_ns)
 }
 
-/// Runs context `i`, whose time has come.
-fn step_context(core: &Rc<SimCore>, cos: &mut [Co], i: usize, timer_ns: u64) {
-    let state = core.ctx.borrow()[i].state;
+/// Runs context `i`, whose time has come, until it suspends or passes `horizon_ns`.
+fn step_context(core: &Rc<SimCore>, cos: &mut [Co], i: usize, horizon_ns: u64) {
+    let state = core.ctx.borrow()[i].state();
     match state {
-        State::OnCpu(_) => resume(core, cos, i, timer_ns),
+        State::OnCpu(_) => resume(core, cos, i, horizon_ns),
         State::Activating(_) | State::Sleeping(_) | State::Waiting(_) => {
             if core.cpus_busy.get() < core.cost.cpus {
                 grant_cpu(core, i, core.now());
-                resume(core, cos, i, timer_ns);
+                resume(core, cos, i, horizon_ns);
             } else {
-                core.ctx.borrow_mut()[i].state = State::Runnable;
+                core.ctx.borrow_mut()[i].set_state(State::Runnable);
                 core.run_queue.borrow_mut().push_back(i);
             }
         }
@@ -318,7 +329,7 @@ fn grant_cpu(core: &SimCore, i: usize, at_ns: u64) {
     core.cpus_busy.set(core.cpus_busy.get() + 1);
     let mut ctx = core.ctx.borrow_mut();
     let c = &mut ctx[i];
-    c.state = State::OnCpu(at_ns);
+    c.set_state(State::OnCpu(at_ns));
     c.on_cpu_since_ns = core.now();
     if c.starting {
         c.starting = false;
@@ -341,10 +352,8 @@ fn leave_cpu(core: &SimCore, i: usize) {
     }
 }
 
-fn resume(core: &Rc<SimCore>, cos: &mut [Co], i: usize, timer_ns: u64) {
-    let (others_ns, _) = earliest_context(core, i);
-    let chip_ns = core.chip.borrow().next_event_ns();
-    core.horizon_ns.set(others_ns.min(chip_ns).min(timer_ns));
+fn resume(core: &Rc<SimCore>, cos: &mut [Co], i: usize, horizon_ns: u64) {
+    core.horizon_ns.set(horizon_ns);
     core.current.set(i);
     let result = cos[i].resume(());
     core.current.set(NO_CTX);
@@ -354,14 +363,14 @@ fn resume(core: &Rc<SimCore>, cos: &mut [Co], i: usize, timer_ns: u64) {
     };
     let now = core.now();
     match y {
-        Yield::Delay(ns) => core.ctx.borrow_mut()[i].state = State::OnCpu(now + ns),
+        Yield::Delay(ns) => core.ctx.borrow_mut()[i].set_state(State::OnCpu(now + ns)),
         Yield::Sleep(until) => {
             leave_cpu(core, i);
-            core.ctx.borrow_mut()[i].state = State::Sleeping(until);
+            core.ctx.borrow_mut()[i].set_state(State::Sleeping(until));
         }
         Yield::Wait(deadline) => {
             leave_cpu(core, i);
-            core.ctx.borrow_mut()[i].state = State::Waiting(deadline);
+            core.ctx.borrow_mut()[i].set_state(State::Waiting(deadline));
         }
         Yield::Done => {
             leave_cpu(core, i);
@@ -369,15 +378,15 @@ fn resume(core: &Rc<SimCore>, cos: &mut [Co], i: usize, timer_ns: u64) {
             let c = &mut ctx[i];
             c.running = false;
             if c.queued {
-                c.state = State::Activating(now + latency_of(&core.cost, i));
+                c.set_state(State::Activating(now + latency_of(&core.cost, i)));
                 c.starting = true;
             } else {
-                c.state = State::Idle;
+                c.set_state(State::Idle);
             }
         }
         Yield::Dead => {
             leave_cpu(core, i);
-            core.ctx.borrow_mut()[i].state = State::Dead;
+            core.ctx.borrow_mut()[i].set_state(State::Dead);
         }
     }
 }
@@ -402,7 +411,7 @@ fn check_starvation(core: &SimCore) {
     let waiting = c.acks_queued.saturating_sub(c.tx_refused).saturating_sub(chip.stats.tx_data_frames);
     drop(c);
     let asleep = core.ctx.borrow().iter().enumerate().all(|(i, x)| match Ctx::ALL[i] {
-        Ctx::Bh => matches!(x.state, State::Waiting(_)) && !x.queued,
+        Ctx::Bh => matches!(x.state(), State::Waiting(_)) && !x.queued,
         _ => !x.running && !x.queued,
     });
     let free = chip.data_buffers_free();
@@ -450,7 +459,7 @@ fn check_flushed(core: &SimCore) {
 fn check_at_rest(core: &SimCore, drv: &Bes2600<SimPlatform>) {
     let quiet = core.ctx.borrow().iter().enumerate().all(|(i, x)| match Ctx::ALL[i] {
         Ctx::RxWork | Ctx::TxWork | Ctx::Irq => !x.running && !x.queued,
-        Ctx::Bh => matches!(x.state, State::Waiting(_)) && !x.queued,
+        Ctx::Bh => matches!(x.state(), State::Waiting(_)) && !x.queued,
         _ => true,
     });
     let chip = core.chip.borrow();

@@ -7,6 +7,7 @@ pub mod bisect;
 pub mod build;
 pub mod identify;
 pub mod lab;
+pub mod measure;
 pub mod notes;
 pub mod patches;
 pub mod pr;

@@ -8,11 +8,26 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub fn build(workspace: &Path, variant: &Variant) -> Result<PathBuf> {
-    let target_dir = workspace.join("target").join("bench-sim").join(&variant.name);
+    build_in(workspace, variant, "bench-sim", false)
+}
+
+/// The same build with line tables (`debug = "line-tables-only"`, the optimised code
+/// unchanged), so a profiler can say which source line each instruction came from; in a
+/// target directory of its own so the plain build is not redone.
+pub fn build_with_line_tables(workspace: &Path, variant: &Variant) -> Result<PathBuf> {
+    build_in(workspace, variant, "bench-measure", true)
+}
+
+fn build_in(workspace: &Path, variant: &Variant, dir: &str, line_tables: bool) -> Result<PathBuf> {
+    let target_dir = workspace.join("target").join(dir).join(&variant.name);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut features = vec!["sim"];
     features.extend(variant.features.iter().map(String::as_str));
-    let output = Command::new(&cargo)
+    let mut cmd = Command::new(&cargo);
+    if line_tables {
+        cmd.env("CARGO_PROFILE_RELEASE_DEBUG", "line-tables-only");
+    }
+    let output = cmd
         .current_dir(workspace)
         .args(["build", "--quiet", "--release", "-p", "bes2600", "--bin", "bes2600-sim", "--features"])
         .arg(features.join(","))

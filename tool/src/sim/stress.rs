@@ -130,9 +130,25 @@ pub struct SeedOutcome {
     pub clean: bool,
     pub first_failure: String,
     pub contract_violations: u64,
+    /// The first WARN: its virtual time (s) and message, as the single run reports it.
+    pub first_warn: Option<SeedWarn>,
+    /// Each kind of failure once, with the virtual time (s) it was first seen, in order.
+    pub failures: Vec<SeedFailure>,
     /// Kinds of failure, `warn` when the run only WARNed.
     #[serde(skip)]
     pub kinds: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SeedWarn {
+    pub time_s: f64,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SeedFailure {
+    pub kind: String,
+    pub time_s: f64,
 }
 
 impl SeedOutcome {
@@ -146,6 +162,8 @@ impl SeedOutcome {
             clean: r.data.clean,
             first_failure: r.first_failure(),
             contract_violations: r.data.contract_violations,
+            first_warn: r.data.warns.first().map(|w| SeedWarn { time_s: w.time_s, message: w.message.clone() }),
+            failures: r.data.failures.iter().map(|f| SeedFailure { kind: f.kind.clone(), time_s: f.time_s }).collect(),
             kinds,
         }
     }

@@ -37,6 +37,22 @@ pub fn bench_command(cwd: &Path, home: &Path) -> Command {
     c
 }
 
+/// `bench` in the repository itself, with a temporary HOME and a state directory of its
+/// own (run records, caches): exit code, stdout, stderr.
+pub fn bench_in_repo(args: &[&str]) -> (i32, String, String) {
+    let home = tempfile::tempdir().expect("temp HOME");
+    let out = bench_command(&repo(), home.path())
+        .env("BENCH_STATE_DIR", home.path().join("state"))
+        .args(args)
+        .output()
+        .expect("bench runs");
+    (
+        out.status.code().expect("exit code"),
+        String::from_utf8(out.stdout).expect("utf-8 stdout"),
+        String::from_utf8(out.stderr).expect("utf-8 stderr"),
+    )
+}
+
 pub fn sh(dir: &Path, cmd: &str, args: &[&str]) -> std::process::Output {
     let out = Command::new(cmd).args(args).current_dir(dir).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
     out
