@@ -66,3 +66,39 @@ fn bad_input_is_named() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no parent") && err.contains("--against"), "{err}");
 }
+
+#[test]
+fn the_pr_shows_the_measured_and_the_modelled_cost_side_by_side_and_names_the_run() {
+    let home = tempfile::tempdir().expect("temp HOME");
+    let run = |args: &[&str]| {
+        let out = common::bench_command(&common::repo(), home.path())
+            .env("BENCH_STATE_DIR", home.path().join("state"))
+            .args(args)
+            .output()
+            .expect("bench runs");
+        (out.status.code().unwrap(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    };
+    let (code, _, err) = run(&["measure", "--variant", "c-v2", "--ramp", "4:5s"]);
+    assert_eq!(code, 0, "{err}");
+    // Against the parent by default; the id is what the PR takes.
+    let id = err.split("recorded as measure run #").nth(1).and_then(|t| t.split(' ').next()).expect(&err).to_string();
+    let (code, pr, err) = run(&["pr", "--variant", "c-v2", "--measure", &id]);
+    assert_eq!(code, 0, "{err}");
+    let saves = pr.split("## What this saves per RX frame").nth(1).expect(&pr);
+    let saves = saves.split("\n## ").next().unwrap();
+    assert!(saves.contains(&format!("Cost per RX packet against `c-prep` (run #{id}: bench measure")), "{saves}");
+    assert!(saves.contains("| c-prep | 258.") && saves.contains("| c-v2 | 163."), "{saves}");
+    assert!(saves.contains("Ratio to `c-prep`: modelled **0.63") && saves.contains("measured **0."), "{saves}");
+    assert!(saves.contains("They disagree"), "{saves}");
+    assert!(
+        pr.trim_end().ends_with(&format!("measure run #{id}: bench measure, callgrind, ramp 4:5s, seed 1.")),
+        "{pr}"
+    );
+    // A measure run is not a stress run, and the other way round.
+    let (code, _, err) = run(&["pr", "--variant", "c-v2", "--stress", &id]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("pass it as --measure {id}")), "{err}");
+    let (code, _, err) = run(&["pr", "--variant", "c-prep", "--measure", &id]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is of `c-v2`, not `c-prep`"), "{err}");
+}

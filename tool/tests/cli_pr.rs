@@ -113,7 +113,7 @@ fn pr_cites_only_the_build_and_stress_run_it_is_given_and_checks_the_predictions
         "(build #1)",
         "Rollback module at `/var/lib/bench/bes2600/slots/rollback/bes2600.ko`",
         "## Simulated stress (bench stress run #1: ramp 4:30s x1, seeds 1..2, clean)",
-        "stress run #1: ramp 4:30s x1, seeds 1..2.",
+        "stress run #1: ramp 4:30s x1, seeds 1..2; measure none given (--measure RUN).",
         "notes/2026-05-08-c-v2-phase4-plan.md",
     ] {
         assert!(out.contains(needle), "missing `{needle}` in:\n{out}");

@@ -71,15 +71,33 @@ pub fn run(args: &MeasureArgs, ui: &Ui) -> Result<()> {
         measured.push(m?);
     }
     let r = sim::measure::ratio(&measured[1], &measured[0]);
+    let json = serde_json::json!({"seed": args.seed, "ramp": args.ramp, "counted_files": DRIVER_FILES,
+        "variants": measured.iter().map(|m| serde_json::json!({
+            "variant": m.variant, "rx_packets": m.rx_packets, "driver_instructions": m.driver_instructions,
+            "inlined_library_instructions": m.inlined_library_instructions, "by_file": m.by_file,
+            "per_rx_packet": {"driver_instructions": m.instructions_per_rx_packet(),
+                "modelled_cpu_ns": m.modelled_ns_per_rx_packet(), "lock_acquisitions": m.locks_per_rx_packet()},
+            "profile": m.profile})).collect::<Vec<_>>(),
+        "ratio": r});
+    let id = sim::runs::record(
+        &root,
+        sim::runs::RunRecord {
+            id: 0,
+            kind: sim::runs::RunKind::Measure,
+            variant: mine.name.clone(),
+            against: Some(theirs.name.clone()),
+            ramp: args.ramp.clone(),
+            reps: 1,
+            seeds: (args.seed, args.seed),
+            faults: Vec::new(),
+            clean: true,
+            report: None,
+            summary: Some(json.clone()),
+            comparison: None,
+        },
+    )?;
+    ui.status(format!("recorded as measure run #{id} (bench pr --measure {id})"));
     if args.json {
-        let json = serde_json::json!({"seed": args.seed, "ramp": args.ramp, "counted_files": DRIVER_FILES,
-            "variants": measured.iter().map(|m| serde_json::json!({
-                "variant": m.variant, "rx_packets": m.rx_packets, "driver_instructions": m.driver_instructions,
-                "inlined_library_instructions": m.inlined_library_instructions, "by_file": m.by_file,
-                "per_rx_packet": {"driver_instructions": m.instructions_per_rx_packet(),
-                    "modelled_cpu_ns": m.modelled_ns_per_rx_packet(), "lock_acquisitions": m.locks_per_rx_packet()},
-                "profile": m.profile})).collect::<Vec<_>>(),
-            "ratio": r});
         ui.out(serde_json::to_string_pretty(&json).expect("serialises"));
         return Ok(());
     }

@@ -18,13 +18,15 @@ pub enum PrFormat {
 #[derive(Args, Debug)]
 #[command(after_help = "Sources: variants/NAME.toml (title, rationale, scope), the parent's latest baseline \
 note (raw counters; rates and ratios computed here), the variant's plan and verdict notes, the notes its \
-rationale cites (motivation), the contract audit, and the build and stress run you name (--build ID, \
---stress RUN: nothing is taken from whatever ran last). The footer lists every input. Templates: tool/templates/pr.md.j2 and cover-letter.j2.
+rationale cites (motivation), the contract audit, and the build, stress run and measure run you name \
+(--build ID, --stress RUN, --measure RUN: nothing is taken from whatever ran last). The footer lists every input. Templates: tool/templates/pr.md.j2 and cover-letter.j2.
 
 Examples:
   bench pr --variant c
   bench stress --variant c-v2 --against c-prep --seeds 1..5 --ramp 4:60s   (prints: stress run #7)
   bench pr --variant c-v2 --stress 7 --build 3     predictions with their simulated check
+  bench measure --variant c-v2                     (prints: measure run #8)
+  bench pr --variant c-v2 --stress 7 --measure 8   the cost per RX packet, measured and modelled
   bench pr --variant c-v2 --format email --out cover.txt
   bench pr --variant c --template my-pr.md.j2")]
 pub struct PrArgs {
@@ -44,6 +46,10 @@ pub struct PrArgs {
     /// also checks the predictions.
     #[arg(long, value_name = "RUN")]
     pub stress: Option<u64>,
+    /// Show this measure run (`bench measure` prints its id): the cost per RX packet,
+    /// measured on the code and modelled, side by side.
+    #[arg(long, value_name = "RUN")]
+    pub measure: Option<u64>,
     /// Write to this file instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -56,7 +62,13 @@ pub fn run(args: &PrArgs, ui: &Ui) -> Result<()> {
     let variants = Variants::load(&root)?;
     let v = variants.get(&args.variant)?;
     let all = notes::load_all(&root, &variants)?;
-    let ctx = pr::context(&root, &variants, &all, v, pr::Inputs { build: args.build, stress: args.stress })?;
+    let ctx = pr::context(
+        &root,
+        &variants,
+        &all,
+        v,
+        pr::Inputs { build: args.build, stress: args.stress, measure: args.measure },
+    )?;
     let template = args.template.clone().unwrap_or_else(|| pr::templates(&root).join("pr.md.j2"));
     let body = pr::render_file(&template, &ctx)?;
     let text = match args.format {

@@ -38,6 +38,8 @@ pub struct Inputs {
     /// A stress run id of `bench stress` (one seed, a swarm, or `--against` the parent,
     /// whose predictions checks the PR shows).
     pub stress: Option<u64>,
+    /// A measure run id of `bench measure` (the cost per RX packet, measured and modelled).
+    pub measure: Option<u64>,
 }
 
 /// The headings the template places itself; a plan note's other sections follow them in
@@ -85,6 +87,7 @@ pub fn context(
         up = variants.get(&p)?.parent.clone();
     }
     let stress = inputs.stress.map(|id| stress_context(root, v, id)).transpose()?;
+    let cost = inputs.measure.map(|id| cost_context(root, v, id)).transpose()?;
     let checks: BTreeMap<String, serde_json::Value> = stress.as_ref().and_then(|s| s.1.clone()).unwrap_or_default();
     let predicted = |metric: &str, from: &str, to: &str, confidence: &str| -> minijinja::Value {
         minijinja::context! { metric => metric, from => from, to => to, confidence => confidence,
@@ -205,6 +208,7 @@ pub fn context(
         audit => minijinja::context! { clean => report.clean(), violations => violations, moved => moved, findings => findings },
         build => build,
         stress => stress.map(|s| s.0),
+        cost => cost,
         predictions => predictions,
         inputs => minijinja::context! { notes => used_notes, variant_file => format!("variants/{}.toml", v.name) },
     })
@@ -225,6 +229,10 @@ fn stress_context(
     id: u64,
 ) -> Result<(minijinja::Value, Option<BTreeMap<String, serde_json::Value>>)> {
     let r = crate::sim::runs::load(root, id)?;
+    if r.kind == crate::sim::runs::RunKind::Measure {
+        return Err(BenchError::usage(format!("run #{id} is a `bench measure` run, not a stress run"))
+            .hint(format!("pass it as --measure {id}")));
+    }
     if r.variant != v.name {
         return Err(BenchError::usage(format!("stress run #{id} is of `{}`, not `{}`", r.variant, v.name)).hint(
             format!(
@@ -247,6 +255,34 @@ fn stress_context(
         "summary": r.summary,
     });
     Ok((minijinja::Value::from_serialize(&value), checks))
+}
+
+/// The cost section of measure run `id`: each variant's cost per RX packet, measured and
+/// modelled, and the two ratios (the template shows both, and says when they disagree).
+fn cost_context(root: &Path, v: &Variant, id: u64) -> Result<minijinja::Value> {
+    let r = crate::sim::runs::load(root, id)?;
+    let measure_hint = || {
+        format!(
+            "run `bench measure --variant {} --against {}` and pass its id",
+            v.name,
+            v.parent.as_deref().unwrap_or("PARENT")
+        )
+    };
+    if r.kind != crate::sim::runs::RunKind::Measure {
+        return Err(
+            BenchError::usage(format!("run #{id} is a stress run, not a `bench measure` run")).hint(measure_hint())
+        );
+    }
+    if r.variant != v.name {
+        return Err(BenchError::usage(format!("measure run #{id} is of `{}`, not `{}`", r.variant, v.name))
+            .hint(measure_hint()));
+    }
+    let s = r.summary.clone().unwrap_or_default();
+    let value = serde_json::json!({
+        "id": r.id, "describe": r.describe(), "against": r.against,
+        "variants": s["variants"], "ratio": s["ratio"],
+    });
+    Ok(minijinja::Value::from_serialize(&value))
 }
 
 /// Renders `template` (a file) with `ctx`; errors name the template and line.

@@ -17,6 +17,9 @@ pub enum RunKind {
     Swarm,
     /// `--against`: `comparison` holds every figure's spread and the predictions checked.
     Against,
+    /// `bench measure`: `summary` holds each variant's cost per RX packet, measured and
+    /// modelled, and their ratios.
+    Measure,
 }
 
 /// One recorded run.
@@ -111,6 +114,9 @@ impl RunRecord {
         } else {
             format!("seeds {}..{}", self.seeds.0, self.seeds.1)
         };
+        if self.kind == RunKind::Measure {
+            return format!("run #{}: bench measure, callgrind, ramp {}, {seeds}", self.id, self.ramp);
+        }
         let faults = if self.faults.is_empty() { String::new() } else { format!(", faults {}", self.faults.join(",")) };
         format!("run #{}: ramp {} x{}, {seeds}{faults}", self.id, self.ramp, self.reps)
     }
