@@ -201,6 +201,7 @@ impl<P: Platform> Bes2600<P> {
             field!((*slot).plat).write(plat);
             let p = &*core::ptr::addr_of!((*slot).plat);
             let named = |f: &'static str| SingleWriter::named(p, f, 0);
+            let atomic = |f: &'static str| Atomic::named(p, f, 0);
             field!((*slot).fw_started).write(named("Bes2600.fw_started"));
             field!((*slot).num_inp_ch_bufs).write(named("Bes2600.num_inp_ch_bufs"));
             #[cfg(not(feature = "c-prep-atomic"))]
@@ -211,19 +212,20 @@ impl<P: Platform> Bes2600<P> {
             }
             #[cfg(feature = "c-prep-atomic")]
             {
-                field!((*slot).hw_bufs_used).write(Atomic::new(p, 0));
-                field!((*slot).hw_bufs_used_vif).write([Atomic::new(p, 0), Atomic::new(p, 0)]);
+                field!((*slot).hw_bufs_used).write(atomic("Bes2600.hw_bufs_used"));
+                field!((*slot).hw_bufs_used_vif)
+                    .write([atomic("Bes2600.hw_bufs_used_vif"), atomic("Bes2600.hw_bufs_used_vif")]);
             }
             #[cfg(not(feature = "c-prep-pending"))]
             field!((*slot).wsm_tx_pending).write([named("Bes2600.wsm_tx_pending"), named("Bes2600.wsm_tx_pending")]);
             #[cfg(feature = "c-prep-pending")]
-            field!((*slot).wsm_tx_pending).write([Atomic::new(p, 0), Atomic::new(p, 0)]);
+            field!((*slot).wsm_tx_pending).write([atomic("Bes2600.wsm_tx_pending"), atomic("Bes2600.wsm_tx_pending")]);
             field!((*slot).wsm_rx_seq).write([named("Bes2600.wsm_rx_seq"), named("Bes2600.wsm_rx_seq")]);
             field!((*slot).wsm_tx_seq).write([named("Bes2600.wsm_tx_seq"), named("Bes2600.wsm_tx_seq")]);
-            field!((*slot).tx_lock).write(Atomic::new(p, 0));
-            field!((*slot).bh_rx).write(Atomic::new(p, 0));
-            field!((*slot).bh_tx).write(Atomic::new(p, 0));
-            field!((*slot).bh_term).write(Atomic::new(p, 0));
+            field!((*slot).tx_lock).write(atomic("Bes2600.tx_lock"));
+            field!((*slot).bh_rx).write(atomic("Bes2600.bh_rx"));
+            field!((*slot).bh_tx).write(atomic("Bes2600.bh_tx"));
+            field!((*slot).bh_term).write(atomic("Bes2600.bh_term"));
             field!((*slot).bh_error).write(named("Bes2600.bh_error"));
             // An empty ring of RxMsg::EMPTY is all zero bytes (see the ring's test).
             SpinLock::init_around_zeroed(field!((*slot).rx_queue), p, LockId::RxQueue);

@@ -60,6 +60,11 @@ impl<W> Atomic<W> {
     pub fn new<M: Memory<Word = W>>(m: &M, value: i32) -> Self {
         Atomic { word: m.new_word(value) }
     }
+    /// An `atomic_t` field of the driver: `field` is its `Owner.field` name for run-time
+    /// reports (a lost update through an `atomic_read` then an `atomic_set`).
+    pub fn named<M: Memory<Word = W>>(m: &M, field: &'static str, value: i32) -> Self {
+        Atomic { word: m.new_named_word(value, field) }
+    }
     /// `atomic_read` (with `order`).
     pub fn load<M: Memory<Word = W>>(&self, m: &M, order: Ordering) -> i32 {
         m.atomic_load(&self.word, order)

@@ -125,6 +125,13 @@ const REGRESSIONS: &[Regression] = &[
         to: "        if self.hw_bufs_used_read() == 0 {\n            return false;",
         says: "without a flush timeout",
     },
+    Regression {
+        what: "an atomic read-modify-write split into an atomic load and an atomic store",
+        file: "driver/src/bh.rs",
+        from: "let before = self.hw_bufs_used.fetch_sub(p, count, Ordering::Release);",
+        to: "let before = self.hw_bufs_used.load(p, Ordering::Acquire);\n        self.hw_bufs_used.store(p, before - count, Ordering::Release);",
+        says: "Bes2600.hw_bufs_used: lost update: rx_work atomic loaded",
+    },
 ];
 
 #[test]

@@ -68,6 +68,7 @@ impl SimPlatform {
     }
 
     /// Spends `ns` of CPU; switches only if another event is due first.
+    #[inline(always)]
     fn delay(&self, ns: u64) {
         let core = &self.core;
         if core.current.get() == NO_CTX {
@@ -85,6 +86,7 @@ impl SimPlatform {
     /// that a plain RMW and its atomic replacement take the same time). Each unit is
     /// interrupted with the context's chance; a countdown of units to the next interrupt
     /// (geometric, drawn when the last one lands) gives the same odds as a draw per unit.
+    #[inline(always)]
     fn access(&self, units: u32) {
         let core = &self.core;
         let cur = core.current.get();
@@ -218,12 +220,25 @@ impl SimPlatform {
                 self.call_path(),
             );
         }
+        self.check_lost_update(word, value, "");
+    }
+
+    /// A lost update seen directly: this context loaded the word, another wrote it, and
+    /// now this context stores over that write (`kind`: "" for plain accesses, "atomic "
+    /// for an `atomic_read` then `atomic_set`: each atomic, the pair not).
+    fn check_lost_update(&self, word: &SimWord, value: i32, kind: &str) {
+        let core = &self.core;
+        let cur = core.current.get();
+        if cur == NO_CTX {
+            return;
+        }
         if let Some(seen) = word.loaded[cur].take() {
             if seen != word.value.get() {
+                let field = if word.field.is_empty() { "(an unnamed word)" } else { word.field };
                 core.contract_violation(
-                    word.field,
+                    field,
                     format!(
-                        "lost update: {} loaded {seen}, another context wrote {} before its store of {value}",
+                        "lost update: {} {kind}loaded {seen}, another context wrote {} before its {kind}store of {value}",
                         Ctx::ALL[cur].name(),
                         word.value.get()
                     ),
@@ -231,6 +246,23 @@ impl SimPlatform {
                     self.call_path(),
                 );
             }
+        }
+    }
+
+    /// Remembers what this context loaded, for [`Self::check_lost_update`].
+    fn note_load(&self, word: &SimWord, value: i32) {
+        let cur = self.core.current.get();
+        if cur != NO_CTX {
+            word.loaded[cur].set(Some(value));
+        }
+    }
+
+    /// An indivisible read-modify-write starts afresh: no earlier load pairs with a
+    /// later store across it.
+    fn forget_load(&self, word: &SimWord) {
+        let cur = self.core.current.get();
+        if cur != NO_CTX {
+            word.loaded[cur].set(None);
         }
     }
 }
@@ -276,10 +308,7 @@ impl Memory for SimPlatform {
     fn plain_load(&self, word: &SimWord) -> i32 {
         self.access(1);
         let v = word.value.get();
-        let cur = self.core.current.get();
-        if cur != NO_CTX {
-            word.loaded[cur].set(Some(v));
-        }
+        self.note_load(word, v);
         v
     }
     fn plain_store(&self, word: &SimWord, value: i32) {
@@ -289,20 +318,25 @@ impl Memory for SimPlatform {
     }
     fn atomic_load(&self, word: &SimWord, _order: Ordering) -> i32 {
         self.access(1);
-        word.value.get()
+        let v = word.value.get();
+        self.note_load(word, v);
+        v
     }
     fn atomic_store(&self, word: &SimWord, value: i32, _order: Ordering) {
         self.access(1);
+        self.check_lost_update(word, value, "atomic ");
         word.value.set(value)
     }
     fn atomic_fetch_add(&self, word: &SimWord, delta: i32, _order: Ordering) -> i32 {
         self.access(2);
+        self.forget_load(word);
         let before = word.value.get();
         word.value.set(before.wrapping_add(delta));
         before
     }
     fn atomic_swap(&self, word: &SimWord, value: i32, _order: Ordering) -> i32 {
         self.access(2);
+        self.forget_load(word);
         word.value.replace(value)
     }
     fn spin_lock(&self, lock: &SimWord, id: LockId) {
