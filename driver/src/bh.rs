@@ -183,7 +183,6 @@ impl<P: Platform> Bes2600<P> {
         }
         let num_inp_ch_bufs = self.num_inp_ch_bufs.get(p);
         let tx_burst = (num_inp_ch_bufs - self.hw_bufs_used_read()).clamp(0, WSM_MAX_INPUT_BUFFERS);
-        let mut handed = 0;
         // Bound: at most numInpChBufs frames per pass, the chip's buffer count.
         for _ in 0..tx_burst {
             let used = self.wsm_alloc_tx_buffer();
@@ -198,6 +197,10 @@ impl<P: Platform> Bes2600<P> {
             if self.tx_bufferlist.lock(p).push(desc).is_err() {
                 p.bug("tx_bufferlist holds more than numInpChBufs frames");
             }
+            // `bes2600_sdio_pipe_send` queues the TX work for every frame it lists (C
+            // `bes2600_sdio.c:1213`): a TX work already running on the other CPU takes the
+            // first frames, and the next frame queues it again.
+            p.queue_work(Work::SdioTx);
             // Data frames only count against their vif (C `bh.c:1162`).
             if desc.kind == TxKind::Data {
                 let vif = desc.vif as usize;
@@ -207,7 +210,6 @@ impl<P: Platform> Bes2600<P> {
                 self.hw_bufs_used_vif[vif].fetch_add(p, 1, Ordering::Relaxed);
             }
             self.bh_inc_pending_count(space);
-            handed += 1;
             // C's `tx_helper` returns "work remains" only while `wsm_get_tx` saw frames
             // behind this one (`*burst`): a pass that emptied the queue ends here, without
             // the alloc/release of an empty `wsm_get_tx` (that pair happens only when the BH
@@ -215,9 +217,6 @@ impl<P: Platform> Bes2600<P> {
             if !more {
                 break;
             }
-        }
-        if handed > 0 {
-            p.queue_work(Work::SdioTx);
         }
     }
 

@@ -144,8 +144,10 @@ fn rx_queue_locks_and_bh_wakeups_follow_the_feature_set() {
     } else {
         let per_msg = s.lock_per_rx_msg(bes2600::platform::LockId::RxQueue);
         // Two per skb (queue, dequeue) and one per empty `pipe_read` (a BH pass with
-        // nothing queued: the baseline's confirm polling has many).
-        assert!((2.0..2.5).contains(&per_msg), "about 2 rx_queue locks per RX skb, got {per_msg}");
+        // nothing queued: the baseline's confirm polling, one `sdio_rx_work` per
+        // `sdio_tx_work`, has many).
+        let most = if cfg!(feature = "patch-b") { 2.5 } else { 3.0 };
+        assert!((2.0..most).contains(&per_msg), "about 2 rx_queue locks per RX skb (below {most}), got {per_msg}");
         // One wake-up per batch, except when the BH's flag is still set from the batch
         // before (the wake is only on 0 -> 1).
         let per_batch = s.bh_rx_wakeups_per_rx_batch();

@@ -25,8 +25,8 @@ pub struct CostModel {
     pub preempt_max_ns: u64,
     /// One `spin_lock_irqsave` + `spin_unlock_irqrestore` pair, with the interrupts held
     /// off that run at restore. Calibrated on the seed's Patch B baseline: all lock pairs
-    /// of b at 4 MB/s (about 3,400/s of four locks) make `_raw_spin_unlock_irqrestore`'s
-    /// 20% of one CPU (the model: 20.3%).
+    /// of b at 4 MB/s (about 5,000/s of four locks) make `_raw_spin_unlock_irqrestore`'s
+    /// 20% of one CPU (the model: 20.0%).
     pub lock_pair_ns: u64,
     /// One iteration of spinning on a held lock.
     pub spin_iteration_ns: u64,
@@ -117,7 +117,7 @@ impl Default for CostModel {
             preempt_chance_irq_cpu: 0.01,
             preempt_min_ns: 2_000,
             preempt_max_ns: 25_000,
-            lock_pair_ns: 42_000,
+            lock_pair_ns: 38_000,
             spin_iteration_ns: 200,
             skb_alloc_ns: 15_000,
             handle_rx_ns: 30_000,
