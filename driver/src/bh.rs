@@ -194,13 +194,6 @@ impl<P: Platform> Bes2600<P> {
             let seq = self.wsm_tx_seq[space].get(p);
             self.wsm_tx_seq[space].set(p, (seq + 1) & 7);
             desc.id = wsm::with_seq(desc.id, seq as u8);
-            if self.tx_bufferlist.lock(p).push(desc).is_err() {
-                p.bug("tx_bufferlist holds more than numInpChBufs frames");
-            }
-            // `bes2600_sdio_pipe_send` queues the TX work for every frame it lists (C
-            // `bes2600_sdio.c:1213`): a TX work already running on the other CPU takes the
-            // first frames, and the next frame queues it again.
-            p.queue_work(Work::SdioTx);
             // Data frames only count against their vif (C `bh.c:1162`).
             if desc.kind == TxKind::Data {
                 let vif = desc.vif as usize;
@@ -210,6 +203,18 @@ impl<P: Platform> Bes2600<P> {
                 self.hw_bufs_used_vif[vif].fetch_add(p, 1, Ordering::Relaxed);
             }
             self.bh_inc_pending_count(space);
+            // `bes2600_sdio_pipe_send` lists the frame and queues the TX work for every
+            // frame (C `bes2600_sdio.c:1213`): a TX work already running on the other CPU
+            // takes the first frames, and the next frame queues it again. C lists it before
+            // the frame's vif and pending counts go up (`bh.c:1155-1175`); with Patch C's RX
+            // in `sdio_rx_work` a running TX work can send it and its confirm be counted
+            // down first ("tx pending count error", seen in the KCSAN lab run of c-v2). The
+            // model lists the frame once it is counted: a deviation from C's order, for
+            // every variant.
+            if self.tx_bufferlist.lock(p).push(desc).is_err() {
+                p.bug("tx_bufferlist holds more than numInpChBufs frames");
+            }
+            p.queue_work(Work::SdioTx);
             // C's `tx_helper` returns "work remains" only while `wsm_get_tx` saw frames
             // behind this one (`*burst`): a pass that emptied the queue ends here, without
             // the alloc/release of an empty `wsm_get_tx` (that pair happens only when the BH
