@@ -4,7 +4,7 @@
 
 use crate::error::{BenchError, Result};
 use crate::sim;
-use crate::sim::measure::{Measurement, Ratio, DRIVER_FILES};
+use crate::sim::measure::{Measurement, Ratio, NOT_DRIVER_FILES};
 use crate::sim::ramp;
 use crate::ui::Ui;
 use crate::workspace::variant;
@@ -12,7 +12,7 @@ use clap::Args;
 
 #[derive(Args, Debug)]
 #[command(after_help = "What is counted: instructions executed on the driver's own source lines \
-(driver/src/bh.rs, txrx.rs, wsm.rs, sdio.rs, device.rs, pending.rs, ring.rs, shared.rs, wherever \
+(every driver/src/*.rs but chip.rs, platform.rs, testplat.rs and kmod.rs, wherever \
 the compiler inlined them) and library code inlined into driver functions, under valgrind's \
 callgrind, divided by the RX packets of the same simulated run. The simulator's platform, chip and \
 scheduler are not counted. Beside it: the CPU time the cost model charged per RX packet in that run. \
@@ -71,7 +71,7 @@ pub fn run(args: &MeasureArgs, ui: &Ui) -> Result<()> {
         measured.push(m?);
     }
     let r = sim::measure::ratio(&measured[1], &measured[0]);
-    let json = serde_json::json!({"seed": args.seed, "ramp": args.ramp, "counted_files": DRIVER_FILES,
+    let json = serde_json::json!({"seed": args.seed, "ramp": args.ramp, "not_counted_files": NOT_DRIVER_FILES,
         "variants": measured.iter().map(|m| serde_json::json!({
             "variant": m.variant, "rx_packets": m.rx_packets, "driver_instructions": m.driver_instructions,
             "inlined_library_instructions": m.inlined_library_instructions, "by_file": m.by_file,
