@@ -82,18 +82,17 @@ pub fn run(args: &MeasureArgs, ui: &Ui) -> Result<()> {
     let id = sim::runs::record(
         &root,
         sim::runs::RunRecord {
-            id: 0,
-            kind: sim::runs::RunKind::Measure,
-            variant: mine.name.clone(),
             against: Some(theirs.name.clone()),
-            ramp: args.ramp.clone(),
-            reps: 1,
-            seeds: (args.seed, args.seed),
-            faults: Vec::new(),
-            clean: true,
-            report: None,
             summary: Some(json.clone()),
-            comparison: None,
+            ..sim::runs::RunRecord::new(
+                sim::runs::RunKind::Measure,
+                &mine.name,
+                &args.ramp,
+                1,
+                (args.seed, args.seed),
+                Vec::new(),
+                true,
+            )
         },
     )?;
     ui.status(format!("recorded as measure run #{id} (bench pr --measure {id})"));

@@ -171,20 +171,7 @@ pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
 
 /// A run record of these arguments, without its results.
 fn record(args: &StressArgs, kind: sim::runs::RunKind, seeds: (u64, u64), clean: bool) -> sim::runs::RunRecord {
-    sim::runs::RunRecord {
-        id: 0,
-        kind,
-        variant: args.variant.clone(),
-        against: None,
-        ramp: args.ramp.clone(),
-        reps: args.reps,
-        seeds,
-        faults: args.faults.clone(),
-        clean,
-        report: None,
-        summary: None,
-        comparison: None,
-    }
+    sim::runs::RunRecord::new(kind, &args.variant, &args.ramp, args.reps, seeds, args.faults.clone(), clean)
 }
 
 /// A WARN as the kernel logs it: the WARNING line with the function and the task, the

@@ -107,6 +107,32 @@ pub fn load(root: &Path, id: u64) -> Result<RunRecord> {
 }
 
 impl RunRecord {
+    /// A record to fill in: no report, summary or comparison yet; `record` gives the id.
+    pub fn new(
+        kind: RunKind,
+        variant: &str,
+        ramp: &str,
+        reps: u32,
+        seeds: (u64, u64),
+        faults: Vec<String>,
+        clean: bool,
+    ) -> RunRecord {
+        RunRecord {
+            id: 0,
+            kind,
+            variant: variant.to_string(),
+            against: None,
+            ramp: ramp.to_string(),
+            reps,
+            seeds,
+            faults,
+            clean,
+            report: None,
+            summary: None,
+            comparison: None,
+        }
+    }
+
     /// `ramp R x N, seed S` or `seeds A..B`, for footers and headings.
     pub fn describe(&self) -> String {
         let seeds = if self.seeds.0 == self.seeds.1 {
