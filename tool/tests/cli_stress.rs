@@ -240,6 +240,9 @@ fn patch_c_on_the_seeds_run_shape_warns_within_30_s_then_wedges_on_at_least_90_o
         }
     }
     assert!(shaped.len() >= 90, "WARN within 30 s then a TX wedge on {} of 100 seeds: {shaped:?}", shaped.len());
+    // And the issue's own count, on its seeds 1..10.
+    let first_ten = shaped.iter().filter(|&&s| s <= 10).count();
+    assert!(first_ten >= 9, "WARN within 30 s then a TX wedge on {first_ten} of seeds 1..10: {shaped:?}");
     // The wedge says what holds TX: the flush waits for a count that cannot reach 0.
     let r = bench(&["stress", "--variant", "c", "--seed", "5", "--ramp", "4:404.8s"]);
     assert_eq!(r.code, 1, "{}", r.stderr);

@@ -234,6 +234,8 @@ pub enum FailureKind {
     /// A data frame reached the chip with other bytes than the stack handed down (in the
     /// order the stack sent them), or a command the driver reported done never reached it.
     TxLost,
+    /// After the ramp, `stop` (the module's exit) did not make the BH leave its loop.
+    StopTimeout,
 }
 
 /// One run-time contract report.
@@ -296,9 +298,20 @@ pub struct SimCore {
     /// Fault `cmd-burst`: its own stream, and how many bursts it sent.
     pub cmd_burst_rng: Cell<Rng>,
     pub cmd_bursts: Cell<u64>,
-    /// Since when a configuration change holds TX (between the locking command and the
-    /// next one), if it does.
+    /// Fault `preempt`: its own stream, per context the shared-access units left up to
+    /// and including the one it lands on, and how often a context was preempted.
+    pub preempt_rng: Cell<Rng>,
+    pub preempt_fault_in_units: [Cell<u64>; NCTX],
+    pub preempts: Cell<u64>,
+    /// Since when a configuration change may hold TX (between the locking command and the
+    /// next one): set before `wsm_lock_tx_async` is called, cleared after `wsm_unlock_tx`
+    /// returned.
     pub tx_locked_by_config: Cell<Option<u64>>,
+    /// The same, narrowed to when the driver surely holds it: set once `wsm_lock_tx_async`
+    /// returned, cleared before `wsm_unlock_tx` is called. A context preempted inside
+    /// either call holds or frees `tx_lock` some time away from the runner's own mark;
+    /// the wide mark above is for what may be held, this one for what must be.
+    pub tx_surely_locked_by_config: Cell<Option<u64>>,
     pub yielders: [Cell<*const Yielder<(), Yield>>; NCTX],
     pub ctx: RefCell<[CtxState; NCTX]>,
     pub run_queue: RefCell<VecDeque<usize>>,
@@ -366,8 +379,12 @@ impl SimCore {
             tx_accepted_lens: RefCell::new(VecDeque::new()),
             rx_paused: Cell::new(false),
             cmd_burst_rng: Cell::new(Rng::new(seed, 17)),
+            preempt_rng: Cell::new(Rng::new(seed, 19)),
+            preempt_fault_in_units: [const { Cell::new(0) }; NCTX],
+            preempts: Cell::new(0),
             cmd_bursts: Cell::new(0),
             tx_locked_by_config: Cell::new(None),
+            tx_surely_locked_by_config: Cell::new(None),
             yielders: std::array::from_fn(|_| Cell::new(std::ptr::null())),
             ctx: RefCell::new([CtxState::new(); NCTX]),
             run_queue: RefCell::new(VecDeque::new()),

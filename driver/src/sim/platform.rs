@@ -121,6 +121,44 @@ impl SimPlatform {
             core.sched_rng.set(rng);
         }
         self.delay(ns);
+        if cost.fault_preempt_chance > 0.0 {
+            self.fault_preempt(cur, units);
+        }
+    }
+
+    /// Fault `preempt`: on the access its countdown lands on, a preemptible context
+    /// holding no spinlock leaves its CPU for a while (it stays runnable: back on a CPU
+    /// when one is free after that time).
+    #[inline(never)]
+    fn fault_preempt(&self, cur: usize, units: u64) {
+        let core = &self.core;
+        if !matches!(Ctx::ALL[cur], Ctx::Bh | Ctx::RxWork | Ctx::TxWork | Ctx::Cmd | Ctx::Flush) {
+            return;
+        }
+        let left = &core.preempt_fault_in_units[cur];
+        let mut rng = core.preempt_rng.get();
+        let mut next = left.get();
+        // 0: not drawn yet (the context's first access).
+        if next == 0 {
+            next = rng.trials_to_success(core.cost.fault_preempt_chance);
+        }
+        if next > units {
+            left.set(next - units);
+            core.preempt_rng.set(rng);
+            return;
+        }
+        left.set(rng.trials_to_success(core.cost.fault_preempt_chance));
+        // spin_lock disables preemption: a landing under a lock is not a preemption.
+        if core.ctx.borrow()[cur].locks_held > 0 {
+            core.preempt_rng.set(rng);
+            return;
+        }
+        let (lo, hi) = core.cost.fault_preempt_ns;
+        let off_cpu_ns = rng.range(lo, hi);
+        core.preempt_rng.set(rng);
+        core.preempts.set(core.preempts.get() + 1);
+        core.horizon_ns.set(0);
+        self.yield_now(Yield::Sleep(core.now() + off_cpu_ns));
     }
 
     /// Spin iterations (a pause, then one access to the lock word) that end before any
@@ -374,11 +412,11 @@ impl Memory for SimPlatform {
 
 impl Platform for SimPlatform {
     fn queue_work(&self, work: Work) -> bool {
-        let i = match work {
-            Work::SdioRx => Ctx::RxWork,
-            Work::SdioTx => Ctx::TxWork,
-        } as usize;
-        self.core.activate(i, self.core.cost.work_dispatch_ns)
+        let (ctx, latency_ns) = match work {
+            Work::SdioRx => (Ctx::RxWork, self.core.cost.work_dispatch_ns),
+            Work::SdioTx => (Ctx::TxWork, self.core.cost.tx_work_dispatch_ns),
+        };
+        self.core.activate(ctx as usize, latency_ns)
     }
 
     fn wake_bh(&self, reason: WakeReason) {
@@ -469,7 +507,7 @@ impl Platform for SimPlatform {
         // A configuration change holds data: frames handed out before the lock may still
         // go (the lock is asynchronous), well within this grace; later ones broke it.
         let data_sent = core.chip.borrow().stats.tx_data_frames - data_before;
-        if let Some(since) = core.tx_locked_by_config.get() {
+        if let Some(since) = core.tx_surely_locked_by_config.get() {
             if data_sent > 0 && now.saturating_sub(since) > TX_LOCK_GRACE_NS {
                 core.fail(
                     FailureKind::Protocol,

@@ -39,6 +39,20 @@ impl StageReport {
         self.delta.dispatches[Ctx::RxWork as usize] as f64 / self.seconds()
     }
 
+    pub fn rx_packets_per_s(&self) -> f64 {
+        self.delta.rx_packets as f64 / self.seconds()
+    }
+
+    pub fn tx_work_per_s(&self) -> f64 {
+        self.delta.dispatches[Ctx::TxWork as usize] as f64 / self.seconds()
+    }
+
+    /// Time in lock pairs, all locks, in percent of one CPU (perf's
+    /// `_raw_spin_unlock_irqrestore` share).
+    pub fn lock_cpu_pct(&self) -> f64 {
+        self.delta.lock_ns.iter().sum::<u64>() as f64 / (self.seconds() * 1e9) * 100.0
+    }
+
     pub fn rx_work_per_1000_rx_packets(&self) -> f64 {
         per_1000(self.delta.dispatches[Ctx::RxWork as usize], self.delta.rx_packets)
     }
@@ -89,7 +103,7 @@ impl StageReport {
             ("rx_work_per_s", Json::Fixed(self.rx_work_per_s(), 1)),
             ("rx_work_per_1000_rx_packets", Json::Fixed(self.rx_work_per_1000_rx_packets(), 1)),
             ("tx_work_dispatches", Json::Int(d.dispatches[tx] as i64)),
-            ("tx_work_per_s", per_s(d.dispatches[tx])),
+            ("tx_work_per_s", Json::Fixed(self.tx_work_per_s(), 1)),
             ("work_dispatches_per_s", per_s(d.dispatches[rx] + d.dispatches[tx])),
             ("bh_redispatches", Json::Int(d.bh_starts as i64)),
             ("rx_batches", Json::Int(d.rx_batches as i64)),
@@ -319,6 +333,7 @@ impl Report {
                         "spurious-irq" => core.spurious_irqs.get(),
                         "tx-heavy" => core.upload_frames.get(),
                         "cmd-burst" => core.cmd_bursts.get(),
+                        "preempt" => core.preempts.get(),
                         _ => 0,
                     };
                     (f, fired)
@@ -355,6 +370,7 @@ impl Report {
             FailureKind::RxLost => "rx_lost",
             FailureKind::Protocol => "protocol",
             FailureKind::TxLost => "tx_lost",
+            FailureKind::StopTimeout => "stop_timeout",
         };
         Json::Obj(vec![
             ("seed", Json::str(self.seed.to_string())),

@@ -23,6 +23,9 @@ const CHECK_PERIOD_NS: u64 = 100_000_000;
 /// asleep anyway).
 const STARVE_SAMPLE_NS: u64 = 5_000_000;
 const STARVE_LIMIT_NS: u64 = 50_000_000;
+/// How long the BH may take to leave its loop once `stop` asked it to (the module's exit
+/// waits for it): far above one BH pass, which ends in milliseconds.
+const STOP_LIMIT_NS: u64 = 1_000_000_000;
 /// Larger than any frame on the air (an 802.3 frame and its 802.11 headers).
 const RX_FRAME_MAX_BYTES: u64 = 2048;
 /// Most upload frames one run of the stack's TX context hands down (fault `tx-heavy`).
@@ -61,6 +64,8 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
     let mut next_starve_ns = WARMUP_NS;
     let mut next_progress_ns = 1_000_000_000;
     let mut offered = 0.0;
+    // Set once the ramp is over and `stop` was called: until when the BH may take to leave.
+    let mut stop_deadline_ns: Option<u64> = None;
 
     // The BH is started at probe time and lives on.
     core.ctx.borrow_mut()[Ctx::Bh as usize].set_state(State::Activating(0));
@@ -77,7 +82,8 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
             .min(next_flush_ns)
             .min(next_check_ns)
             .min(next_starve_ns)
-            .min(pending_due.map_or(u64::MAX, |x| x.0));
+            .min(pending_due.map_or(u64::MAX, |x| x.0))
+            .min(stop_deadline_ns.unwrap_or(u64::MAX));
         let (ctx_ns, ctx_i, others_ns) = earliest_two(&core);
         let now = if ctx_ns <= chip_ns && ctx_ns <= timer_ns { ctx_ns } else { chip_ns.min(timer_ns) };
         assert!(now >= core.now(), "virtual time went backwards");
@@ -98,7 +104,12 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
                 stages.push(StageReport::new(stage_index, s, &stage_start, &end, &core.cost));
             }
             if stage_index == config.stages.len() {
-                break;
+                // The module's exit: the traffic stops and `stop` asks the BH to leave.
+                core.chip.borrow_mut().set_offered(now, 0);
+                as_debugger(&core, || drv.stop());
+                stop_deadline_ns = Some(now + STOP_LIMIT_NS);
+                stage_end_ns = u64::MAX;
+                continue;
             }
             let s = config.stages[stage_index];
             stage_start = core.snapshot();
@@ -126,6 +137,12 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
         } else if next_cmd_ns == now {
             core.activate(Ctx::Cmd as usize, 0);
             next_cmd_ns += core.cost.cmd_period_ns;
+        } else if stop_deadline_ns == Some(now) {
+            core.fail(
+                FailureKind::StopTimeout,
+                format!("the BH did not leave its loop within {} ms of stop", STOP_LIMIT_NS / 1_000_000),
+            );
+            break;
         } else if next_starve_ns == now {
             check_starvation(&core);
             check_at_rest(&core, &drv);
@@ -152,6 +169,9 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
                 progress(now, total_ns);
                 next_progress_ns += 1_000_000_000;
             }
+        }
+        if stop_deadline_ns.is_some() && core.ctx.borrow()[Ctx::Bh as usize].state() == State::Dead {
+            break;
         }
         if core.stop.get() {
             if stage_index > 0 && stages.len() < stage_index {
@@ -227,6 +247,7 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                     if n % TX_LOCK_EVERY_CMDS == 0 {
                         core.tx_locked_by_config.set(Some(core.now()));
                         drv.wsm_lock_tx_async();
+                        core.tx_surely_locked_by_config.set(Some(core.now()));
                         core.counters.borrow_mut().tx_lock_periods += 1;
                     }
                     // Waits for the confirm (up to 6 s); a timeout is an event and a failure.
@@ -259,30 +280,48 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                         }
                     }
                     if n % TX_LOCK_EVERY_CMDS == 1 {
+                        core.tx_surely_locked_by_config.set(None);
                         drv.wsm_unlock_tx();
                         core.tx_locked_by_config.set(None);
                     }
                 }
                 Ctx::Flush => {
-                    // mac80211's flush (before a scan, a channel change, suspend):
-                    // `bes2600_flush`, with its promise checked while TX is still locked.
-                    core.counters.borrow_mut().flushes += 1;
+                    // mac80211's flush (before a scan, a channel change, suspend). Every
+                    // other one is `bes2600_flush` as mac80211 calls it; the others are its
+                    // two halves, checked while TX is still locked. The promise is the same:
+                    // every frame the chip held when the flush was called has been confirmed
+                    // to the host. Not "nothing in the chip": commands still go while TX is
+                    // locked, and a flush preempted after it saw the count at 0 returns
+                    // after one went out.
+                    let n = {
+                        let mut c = core.counters.borrow_mut();
+                        c.flushes += 1;
+                        c.flushes
+                    };
                     let timeouts_before = core.counters.borrow().flush_timeouts;
-                    let flushed = drv.wsm_lock_tx();
+                    let whole = n % 2 == 0;
+                    let config_locked_before = core.tx_locked_by_config.get().is_some();
+                    let sent_before = core.chip.borrow().stats.tx_frames;
+                    let flushed = if whole { drv.bes2600_flush() } else { drv.wsm_lock_tx() };
                     // Only a flush that took the lock first waited for the buffers: under
-                    // a configuration change's lock `wsm_lock_tx` returns at once.
-                    if flushed && core.tx_locked_by_config.get().is_none() {
-                        check_flushed(&core);
+                    // a configuration change's lock, held before or taken while the flush
+                    // started, `wsm_lock_tx` returns at once.
+                    let waited = !config_locked_before && core.tx_locked_by_config.get().is_none();
+                    if flushed && waited {
+                        check_flushed(&core, if whole { "bes2600_flush" } else { "wsm_flush_tx" }, sent_before);
                     }
                     // A failed flush is the driver's force close whether or not it said
                     // why (mac80211 sees the failure).
                     if !flushed && core.counters.borrow().flush_timeouts == timeouts_before {
+                        let called = if whole { "bes2600_flush" } else { "wsm_lock_tx" };
                         core.fail(
                             FailureKind::FlushTimeout,
-                            "wsm_lock_tx returned false (the flush failed) without a flush timeout".into(),
+                            format!("{called} returned false (the flush failed) without a flush timeout"),
                         );
                     }
-                    drv.wsm_unlock_tx();
+                    if !whole {
+                        drv.wsm_unlock_tx();
+                    }
                 }
             }
             yielder.suspend(Yield::Done);
@@ -394,7 +433,8 @@ fn resume(core: &Rc<SimCore>, cos: &mut [Co], i: usize, horizon_ns: u64) {
 fn latency_of(cost: &CostModel, i: usize) -> u64 {
     match Ctx::ALL[i] {
         Ctx::Irq => cost.irq_thread_ns,
-        Ctx::RxWork | Ctx::TxWork => cost.work_dispatch_ns,
+        Ctx::RxWork => cost.work_dispatch_ns,
+        Ctx::TxWork => cost.tx_work_dispatch_ns,
         Ctx::NetTx => cost.softirq_ns,
         Ctx::Bh | Ctx::Cmd | Ctx::Flush => 0,
     }
@@ -435,18 +475,18 @@ fn check_starvation(core: &SimCore) {
     }
 }
 
-/// A flush that reported every buffer back: the driver saw `hw_bufs_used == 0`, and it
-/// allocates a buffer before each write and releases it only after reading the frame's
-/// confirm, so no frame can be without a confirm the host has read (nothing ran since
-/// that load).
-fn check_flushed(core: &SimCore) {
+/// A flush's promise, checked after it returned true: the frames the chip had received
+/// when it was called (the first `sent_before`) have all been confirmed to the host since.
+/// Frames sent after the call may still be out (commands, or anything once TX unlocked).
+fn check_flushed(core: &SimCore, flush: &str, sent_before: u64) {
     let chip = core.chip.borrow();
-    let unconfirmed = chip.frames_unconfirmed_to_host();
-    if unconfirmed > 0 && chip.wedged.is_none() {
+    let confirmed = chip.stats.tx_frames - u64::from(chip.frames_unconfirmed_to_host());
+    if confirmed < sent_before && chip.wedged.is_none() {
+        let out = sent_before - confirmed;
         drop(chip);
         core.fail(
             FailureKind::FlushIncomplete,
-            format!("wsm_flush_tx returned true with {unconfirmed} frames whose confirm the host has not read"),
+            format!("{flush} returned true with {out} frames sent before it still unconfirmed to the host"),
         );
     }
 }

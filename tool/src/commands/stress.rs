@@ -53,7 +53,9 @@ pub struct StressArgs {
     /// spurious-irq (an interrupt the chip did not raise, on 30% of 100 ms periods);
     /// tx-heavy (a bulk upload keeps the TX queue full; 2 s of every 10 the RX sender
     /// pauses, so only the driver's TX restart wakes the BH); cmd-burst (20% of command
-    /// periods send 8 commands back to back).
+    /// periods send 8 commands back to back); preempt (a work item, the BH or a process
+    /// context loses its CPU for 0.5-10 ms at a shared access outside every spinlock, as
+    /// a preemptible kernel allows: other contexts run in the gap).
     #[arg(long, value_delimiter = ',', value_parser = crate::sim::stress::FAULTS)]
     pub faults: Vec<String>,
     /// Compare with another variant (its parent, usually) on the same seeds: every figure

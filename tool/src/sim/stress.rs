@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// The simulator's faults, by the names `--faults` and the stress oracle's `faults=` take.
-pub const FAULTS: [&str; 6] = ["slow-air", "stall", "stale-ctrl", "spurious-irq", "tx-heavy", "cmd-burst"];
+pub const FAULTS: [&str; 7] = ["slow-air", "stall", "stale-ctrl", "spurious-irq", "tx-heavy", "cmd-burst", "preempt"];
 
 /// `A..B`: seeds A to B inclusive.
 pub fn parse_seeds(text: &str) -> std::result::Result<(u64, u64), String> {
