@@ -1,6 +1,6 @@
 //! The stress oracle against regressions a driver developer writes, not only Patch C: each
-//! case changes one line of the data path of a copy of the workspace, and `bench stress` on
-//! a small swarm with every fault must fail it (exit 1) and name what went wrong. The
+//! case changes (or moves) one line of the data path of a copy of the workspace, and `bench
+//! stress` on a small swarm with every fault must fail it (exit 1) and name what went wrong. The
 //! unchanged tree passes the same command (exit 0), so a case cannot pass by accident.
 
 mod common;

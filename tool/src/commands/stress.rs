@@ -418,7 +418,7 @@ fn stages_per_rep(args: &StressArgs) -> Option<u64> {
 }
 
 /// Where `t` seconds after the ramp's start falls: "stage N T+S s" (the seed's "T+13s"),
-/// or the warm-up before the ramp (the firmware starting).
+/// the warm-up before the ramp (the firmware starting), or the module's stop after it.
 fn when(stages: &[sim::report::StageFigures], t: f64, label: &dyn Fn(u64) -> String) -> String {
     if t < 0.0 {
         return "warm-up, before the ramp".into();
@@ -426,10 +426,39 @@ fn when(stages: &[sim::report::StageFigures], t: f64, label: &dyn Fn(u64) -> Str
     let mut start = 0.0;
     for s in stages {
         let end = start + s.ran_s();
-        if t < end || std::ptr::eq(s, stages.last().expect("not empty")) {
+        // The last stage holds its own end, and all of a run its failure cut short.
+        let last = std::ptr::eq(s, stages.last().expect("not empty"));
+        if t < end || (last && (t <= end || s.cut_short_at_s.is_some())) {
             return format!("stage {} T+{:.1}s", label(s.stage), t - start);
         }
         start = end;
     }
-    format!("T+{t:.1}s")
+    if stages.is_empty() {
+        return format!("T+{t:.1}s");
+    }
+    format!("after the ramp, at stop T+{:.1}s", t - start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::when;
+    use crate::sim::report::StageFigures;
+
+    fn stage(n: u64, duration_s: f64, cut_short_at_s: Option<f64>) -> StageFigures {
+        StageFigures { stage: n, duration_s, cut_short_at_s, ..Default::default() }
+    }
+
+    #[test]
+    fn a_moment_is_named_by_its_stage_or_by_the_warm_up_or_the_stop_around_the_ramp() {
+        let label = |n: u64| n.to_string();
+        let ramp = [stage(1, 10.0, None), stage(2, 20.0, None)];
+        assert_eq!(when(&ramp, -0.5, &label), "warm-up, before the ramp");
+        assert_eq!(when(&ramp, 3.0, &label), "stage 1 T+3.0s");
+        assert_eq!(when(&ramp, 10.0, &label), "stage 2 T+0.0s");
+        assert_eq!(when(&ramp, 30.0, &label), "stage 2 T+20.0s", "the last stage holds its own end");
+        assert_eq!(when(&ramp, 31.0, &label), "after the ramp, at stop T+1.0s");
+        // A run a failure ended: the failure's moment is the stage's cut.
+        let cut = [stage(1, 10.0, None), stage(2, 20.0, Some(4.25))];
+        assert_eq!(when(&cut, 14.25, &label), "stage 2 T+4.2s");
+    }
 }
