@@ -156,6 +156,22 @@ const REGRESSIONS: &[Regression] = &[
         says: "tx pending count error (space 0) in rx_work",
         also: Some(("            p.queue_work(Work::SdioTx);\n", "            p.queue_work(Work::SdioTx);\n            self.bh_inc_pending_count(space);\n")),
     },
+    Regression {
+        what: "mac80211's flush returns at once without locking or waiting",
+        file: "driver/src/txrx.rs",
+        from: "        let flushed = self.wsm_lock_tx();\n        self.wsm_unlock_tx();\n        flushed",
+        to: "        true",
+        says: "bes2600_flush returned true with",
+        also: None,
+    },
+    Regression {
+        what: "the module's stop no longer asks the BH to leave",
+        file: "driver/src/device.rs",
+        from: "        self.bh_term.store(&self.plat, 1, Ordering::Release);\n        self.plat.wake_bh(WakeReason::Tx);\n",
+        to: "",
+        says: "stop_timeout: the BH did not leave its loop",
+        also: None,
+    },
 ];
 
 #[test]
