@@ -412,11 +412,11 @@ impl Memory for SimPlatform {
 
 impl Platform for SimPlatform {
     fn queue_work(&self, work: Work) -> bool {
-        let (ctx, latency_ns) = match work {
-            Work::SdioRx => (Ctx::RxWork, self.core.cost.work_dispatch_ns),
-            Work::SdioTx => (Ctx::TxWork, self.core.cost.tx_work_dispatch_ns),
-        };
-        self.core.activate(ctx as usize, latency_ns)
+        let i = match work {
+            Work::SdioRx => Ctx::RxWork,
+            Work::SdioTx => Ctx::TxWork,
+        } as usize;
+        self.core.activate(i, super::run::latency_of(&self.core.cost, i))
     }
 
     fn wake_bh(&self, reason: WakeReason) {

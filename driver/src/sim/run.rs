@@ -300,6 +300,7 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                     };
                     let timeouts_before = core.counters.borrow().flush_timeouts;
                     let whole = n % 2 == 0;
+                    let called = if whole { "bes2600_flush" } else { "wsm_lock_tx" };
                     let config_locked_before = core.tx_locked_by_config.get().is_some();
                     let sent_before = core.chip.borrow().stats.tx_frames;
                     let flushed = if whole { drv.bes2600_flush() } else { drv.wsm_lock_tx() };
@@ -308,12 +309,11 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                     // started, `wsm_lock_tx` returns at once.
                     let waited = !config_locked_before && core.tx_locked_by_config.get().is_none();
                     if flushed && waited {
-                        check_flushed(&core, if whole { "bes2600_flush" } else { "wsm_flush_tx" }, sent_before);
+                        check_flushed(&core, called, sent_before);
                     }
                     // A failed flush is the driver's force close whether or not it said
                     // why (mac80211 sees the failure).
                     if !flushed && core.counters.borrow().flush_timeouts == timeouts_before {
-                        let called = if whole { "bes2600_flush" } else { "wsm_lock_tx" };
                         core.fail(
                             FailureKind::FlushTimeout,
                             format!("{called} returned false (the flush failed) without a flush timeout"),
@@ -430,7 +430,8 @@ fn resume(core: &Rc<SimCore>, cos: &mut [Co], i: usize, horizon_ns: u64) {
     }
 }
 
-fn latency_of(cost: &CostModel, i: usize) -> u64 {
+/// From a context's wake-up (`queue_work`, the card interrupt, `netif_rx`) to it running.
+pub(super) fn latency_of(cost: &CostModel, i: usize) -> u64 {
     match Ctx::ALL[i] {
         Ctx::Irq => cost.irq_thread_ns,
         Ctx::RxWork => cost.work_dispatch_ns,
