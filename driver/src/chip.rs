@@ -226,6 +226,55 @@ impl fmt::Display for Breach {
     }
 }
 
+/// A firmware failure the host driver cannot survive but must detect and report (the
+/// error paths' probes of the stress oracle): each is injected once, at a moment the
+/// simulator picks, and the driver's answer is judged against what its error path promises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FwFailure {
+    /// The firmware hangs: no interrupt, no confirm, no batch from now on; it still takes
+    /// frames into its input buffers.
+    Hang,
+    /// The control register sticks at the last batch's value (the toggle never flips); the
+    /// interrupt is raised once more.
+    StuckCtrl,
+    /// The control register announces a new one-block batch at every read (the toggle
+    /// flips each time), after one more interrupt.
+    CtrlFlood,
+    /// A batch of exactly 32 KiB (16 messages of 2048 bytes, legal), then a control byte
+    /// that announces one block more than a batch may hold.
+    OversizeBatch,
+    /// Two batches whose third message has a bad length: 2 (shorter than its header),
+    /// then 4000 (past the batch's end); two good frames before it in each.
+    MalformedBatch,
+    /// A transmit confirm for a frame the host never sent, once the host has nothing out.
+    SpuriousConfirm,
+}
+
+/// Each firmware failure: its name on the command line, and what it does.
+pub const FW_FAILURES: &[(FwFailure, &str, &str)] = &[
+    (FwFailure::Hang, "hang", "the firmware stops answering: no interrupt, confirm or batch"),
+    (FwFailure::StuckCtrl, "stuck-ctrl", "the control byte sticks at its last value"),
+    (FwFailure::CtrlFlood, "ctrl-flood", "the control byte announces a new batch at every read"),
+    (FwFailure::OversizeBatch, "oversize-batch", "a 32 KiB batch, then one announced a block longer"),
+    (FwFailure::MalformedBatch, "malformed-batch", "messages of length 2 and 4000 inside a batch"),
+    (FwFailure::SpuriousConfirm, "spurious-confirm", "a confirm for a frame the host never sent"),
+];
+
+impl FwFailure {
+    /// The name `--probe` takes.
+    pub fn name(self) -> &'static str {
+        FW_FAILURES.iter().find(|f| f.0 == self).map_or("?", |f| f.1)
+    }
+}
+
+/// Frame bytes of the receive indications a probe's batches carry: no frame of the air
+/// has these lengths, so the host's deliveries of them can be counted apart.
+pub const PROBE_SMALL_FRAME_BYTES: u16 = 7;
+/// The frames of the 32 KiB batch: 2048-byte messages.
+pub const PROBE_LARGE_FRAME_BYTES: u16 = (2048 - wsm::WSM_HDR_LEN - wsm::RX_IND_HDR_LEN) as u16;
+/// The malformed messages' claimed lengths.
+pub const PROBE_BAD_LENS: [u16; 2] = [2, 4000];
+
 /// Firmware counters.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ChipStats {
@@ -276,10 +325,19 @@ struct OutMsg {
     body_len: u8,
     /// Counts against the RX buffer (data frames).
     data: bool,
+    /// A probe's malformed message: only its header is written, with `total_len` as the
+    /// claimed length, and it takes no sequence number.
+    malformed: bool,
 }
 
 impl OutMsg {
-    const EMPTY: OutMsg = OutMsg { id: 0, total_len: 0, body: [0; 20], body_len: 0, data: false };
+    const EMPTY: OutMsg = OutMsg { id: 0, total_len: 0, body: [0; 20], body_len: 0, data: false, malformed: false };
+
+    /// A probe's receive indication of `frame_bytes`.
+    const fn probe_frame(frame_bytes: u16) -> OutMsg {
+        let total_len = frame_bytes + (wsm::WSM_HDR_LEN + wsm::RX_IND_HDR_LEN) as u16;
+        OutMsg { id: wsm::WSM_RECEIVE_IND_ID, total_len, body: [0; 20], body_len: 4, data: false, malformed: false }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -338,6 +396,16 @@ pub struct Chip<A: Air, const FIFO: usize> {
     /// headers, in order ([`Chip::tx_data_lens`]).
     tx_data_lens: [u16; 16],
     tx_data_lens_count: usize,
+    /// The injected firmware failure, once injected.
+    failure: Option<FwFailure>,
+    /// The interrupt a failure raises once more (stuck or flooding control byte).
+    failure_irq: bool,
+    /// Scripted batches left to announce before the queue's (oversize, malformed).
+    script_left: u8,
+    /// A spurious confirm waits for the host to have nothing out.
+    spurious_due: bool,
+    /// The last control byte that announced a batch.
+    last_ctrl: u8,
 }
 
 impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
@@ -368,7 +436,90 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
             stats: ChipStats::default(),
             tx_data_lens: [0; 16],
             tx_data_lens_count: 0,
+            failure: None,
+            failure_irq: false,
+            script_left: 0,
+            spurious_due: false,
+            last_ctrl: 0,
         }
+    }
+
+    /// Injects a firmware failure from `now_ns` on: the stress oracle's probe of one of the
+    /// driver's error paths. Once is enough: the chip does not recover.
+    pub fn inject(&mut self, now_ns: u64, failure: FwFailure) {
+        self.advance(now_ns);
+        self.failure = Some(failure);
+        match failure {
+            FwFailure::StuckCtrl | FwFailure::CtrlFlood => self.failure_irq = true,
+            FwFailure::OversizeBatch | FwFailure::MalformedBatch => self.script_left = 2,
+            FwFailure::SpuriousConfirm => self.spurious_due = true,
+            FwFailure::Hang => {}
+        }
+    }
+
+    /// Whether the injected failure has happened on the wire (a spurious confirm waits for
+    /// the host to have nothing out; every other failure happens when injected).
+    pub fn failure_shown(&self) -> bool {
+        self.failure.is_some() && !self.spurious_due
+    }
+
+    /// The injected failure stops the firmware's own work (hang, stuck or flooding control
+    /// byte): no arrival, completion or confirm from then on.
+    fn stopped(&self) -> bool {
+        matches!(self.failure, Some(FwFailure::Hang | FwFailure::StuckCtrl | FwFailure::CtrlFlood))
+    }
+
+    /// The next sequence number of `id`'s space, as the id carries it.
+    fn stamp(&mut self, id: u16) -> u16 {
+        let space = fw::seq_space(id);
+        let stamped = fw::with_seq(id, self.rx_seq[space]);
+        self.rx_seq[space] = (self.rx_seq[space] + 1) & 7;
+        stamped
+    }
+
+    /// Announces the next scripted batch of an oversize or malformed-batch failure.
+    fn announce_script(&mut self) -> u8 {
+        let step = 2 - usize::from(self.script_left);
+        self.script_left -= 1;
+        let mut locked = Locked { ctrl: 0, msgs: [OutMsg::EMPTY; wsm::BATCH_MAX_MSGS], count: 0, data_bytes: 0 };
+        let blocks = match self.failure {
+            Some(FwFailure::OversizeBatch) if step == 0 => {
+                locked.count = wsm::BATCH_MAX_MSGS;
+                locked.msgs = [OutMsg::probe_frame(PROBE_LARGE_FRAME_BYTES); wsm::BATCH_MAX_MSGS];
+                wsm::BATCH_MAX_BYTES / wsm::SDIO_BLOCK_BYTES
+            }
+            Some(FwFailure::OversizeBatch) => wsm::BATCH_MAX_BYTES / wsm::SDIO_BLOCK_BYTES + 1,
+            _ => {
+                let good = OutMsg::probe_frame(PROBE_SMALL_FRAME_BYTES);
+                let bad = OutMsg { total_len: PROBE_BAD_LENS[step], malformed: true, ..good };
+                locked.msgs[..3].copy_from_slice(&[good, good, bad]);
+                locked.count = 3;
+                (2 * wsm::padded(good.total_len as usize) + wsm::WSM_HDR_LEN).div_ceil(wsm::SDIO_BLOCK_BYTES)
+            }
+        };
+        for i in 0..locked.count {
+            if !locked.msgs[i].malformed {
+                locked.msgs[i].id = self.stamp(locked.msgs[i].id);
+            }
+        }
+        self.toggle ^= wsm::CTRL_TOGGLE;
+        locked.ctrl = blocks as u8 | self.toggle;
+        self.last_ctrl = locked.ctrl;
+        self.locked = Some(locked);
+        self.last_ctrl
+    }
+
+    /// A flooding control byte's next batch: one small receive indication.
+    fn announce_flood(&mut self) -> u8 {
+        let mut locked = Locked { ctrl: 0, msgs: [OutMsg::EMPTY; wsm::BATCH_MAX_MSGS], count: 1, data_bytes: 0 };
+        let mut m = OutMsg::probe_frame(PROBE_SMALL_FRAME_BYTES);
+        m.id = self.stamp(m.id);
+        locked.msgs[0] = m;
+        self.toggle ^= wsm::CTRL_TOGGLE;
+        locked.ctrl = 1 | self.toggle;
+        self.last_ctrl = locked.ctrl;
+        self.locked = Some(locked);
+        self.last_ctrl
     }
 
     /// The air the chip runs on.
@@ -406,6 +557,9 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
             let n = self.cfg.num_inp_ch_bufs.to_le_bytes();
             self.push_out(wsm::WSM_STARTUP_IND_ID, &[n[0], n[1]], false, 6);
         }
+        if self.stopped() {
+            return;
+        }
         let mut arrivals = 0u32;
         loop {
             let done_at = self.in_flight.front().map_or(u64::MAX, |f| f.done_at_ns);
@@ -424,6 +578,10 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
                 arrivals += 1;
                 self.arrive(arrival_at);
             }
+        }
+        if self.spurious_due && self.booted && self.wedged.is_none() && self.frames_unconfirmed_to_host() == 0 {
+            self.spurious_due = false;
+            self.push_out(wsm::WSM_TRANSMIT_CNF_ID, &[0, 0], false, 8);
         }
     }
 
@@ -452,7 +610,7 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
     fn push_out(&mut self, id: u16, body: &[u8], data: bool, total_len: u16) -> bool {
         let mut b = [0u8; 20];
         b[..body.len()].copy_from_slice(body);
-        let msg = OutMsg { id, total_len, body: b, body_len: body.len() as u8, data };
+        let msg = OutMsg { id, total_len, body: b, body_len: body.len() as u8, data, malformed: false };
         if self.fifo.push(msg).is_err() {
             if !data {
                 self.wedge(self.air_free_at_ns, Wedge::ConfirmLost);
@@ -499,7 +657,11 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
     }
 
     fn has_batch_ready(&self, now_ns: u64) -> bool {
-        self.wedged.is_none() && self.locked.is_none() && !self.fifo.is_empty() && now_ns >= self.batch_ready_at_ns
+        self.wedged.is_none()
+            && !self.stopped()
+            && self.locked.is_none()
+            && (!self.fifo.is_empty() || self.script_left > 0)
+            && now_ns >= self.batch_ready_at_ns
     }
 
     /// Nothing for the host: no message queued or announced, no interrupt raised.
@@ -531,13 +693,16 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
 
     /// When the chip next needs the scheduler: the moment it would raise its interrupt.
     pub fn next_event_ns(&self) -> u64 {
-        if self.wedged.is_some() || self.irq_asserted || self.locked.is_some() {
+        if self.failure_irq && !self.irq_asserted {
+            return 0;
+        }
+        if self.wedged.is_some() || self.irq_asserted || self.locked.is_some() || self.stopped() {
             return u64::MAX;
         }
         if !self.booted {
             return self.start_ns + self.cfg.boot_ns;
         }
-        if !self.fifo.is_empty() {
+        if !self.fifo.is_empty() || self.script_left > 0 {
             return self.batch_ready_at_ns;
         }
         let done_at = self.in_flight.front().map_or(u64::MAX, |f| f.done_at_ns);
@@ -547,6 +712,11 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
     /// Raises the interrupt if a batch is ready and none is raised; true when it did.
     pub fn poll_irq(&mut self, now_ns: u64) -> bool {
         self.advance(now_ns);
+        if self.failure_irq && !self.irq_asserted {
+            self.failure_irq = false;
+            self.irq_asserted = true;
+            return true;
+        }
         if !self.irq_asserted && self.has_batch_ready(now_ns) {
             self.irq_asserted = true;
             return true;
@@ -567,11 +737,22 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
     pub fn read_ctrl(&mut self, now_ns: u64) -> u8 {
         self.advance(now_ns);
         self.irq_asserted = false;
+        match self.failure {
+            Some(FwFailure::Hang) => return 0,
+            Some(FwFailure::StuckCtrl) => return self.last_ctrl,
+            _ => {}
+        }
         if let Some(l) = &self.locked {
             return l.ctrl;
         }
+        if self.failure == Some(FwFailure::CtrlFlood) {
+            return self.announce_flood();
+        }
         if !self.has_batch_ready(now_ns) {
             return 0;
+        }
+        if self.script_left > 0 {
+            return self.announce_script();
         }
         let mut locked = Locked { ctrl: 0, msgs: [OutMsg::EMPTY; wsm::BATCH_MAX_MSGS], count: 0, data_bytes: 0 };
         let mut bytes = 0usize;
@@ -582,9 +763,7 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
                 break;
             }
             let Some(mut m) = self.fifo.pop() else { break };
-            let space = fw::seq_space(m.id);
-            m.id = fw::with_seq(m.id, self.rx_seq[space]);
-            self.rx_seq[space] = (self.rx_seq[space] + 1) & 7;
+            m.id = self.stamp(m.id);
             if m.data {
                 locked.data_bytes += m.total_len as u32;
             }
@@ -595,6 +774,7 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
         self.toggle ^= wsm::CTRL_TOGGLE;
         locked.ctrl = bytes.div_ceil(wsm::SDIO_BLOCK_BYTES) as u8 | self.toggle;
         let ctrl = locked.ctrl;
+        self.last_ctrl = ctrl;
         self.locked = Some(locked);
         ctrl
     }
@@ -606,6 +786,14 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
         let Some(l) = self.locked.take() else { return 0 };
         let mut offset = 0;
         for m in &l.msgs[..l.count] {
+            if m.malformed {
+                // Only the header, claiming the bad length.
+                if offset + wsm::WSM_HDR_LEN <= buf.len() {
+                    buf[offset..offset + 2].copy_from_slice(&m.total_len.to_le_bytes());
+                    buf[offset + 2..offset + 4].copy_from_slice(&m.id.to_le_bytes());
+                }
+                break;
+            }
             if offset + wsm::padded(m.total_len as usize) > buf.len() {
                 break;
             }
@@ -635,6 +823,18 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
             return;
         }
         self.tx_data_lens_count = 0;
+        if self.failure == Some(FwFailure::Hang) {
+            // A hung firmware still takes the frames into its buffers; none is confirmed.
+            let mut frames: [fw::TxMsg; 16] = core::array::from_fn(|_| fw::TxMsg { id: 0, len: 0, body: [0; 4] });
+            let count = fw::parse(buf, &mut frames).unwrap_or(0);
+            for m in &frames[..count] {
+                self.stats.tx_frames += 1;
+                if m.body[1] != 1 {
+                    self.stats.tx_data_frames += 1;
+                }
+            }
+            return;
+        }
         let mut frames: [fw::TxMsg; 16] = core::array::from_fn(|_| fw::TxMsg { id: 0, len: 0, body: [0; 4] });
         let Some(count) = fw::parse(buf, &mut frames) else {
             self.wedge(now_ns, Wedge::MalformedTx);

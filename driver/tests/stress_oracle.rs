@@ -1,6 +1,7 @@
 //! The stress oracle as one test: a swarm of the default ramp (seeds 1..=N on all cores,
 //! faults on) must run clean: no WARN, wedge, dead link, BUG, firmware breach or run-time
-//! contract report. It judges as `bench stress --seeds` and the bisect's stress oracle do,
+//! contract report; then each error path's probe (one firmware failure the driver cannot
+//! survive, `sim::probe`) must find the driver's answer as its error path promises. It judges as `bench stress --seeds` and the bisect's stress oracle do,
 //! and it is what `scripts/mutation-score` measures: a mutant of the data path this test
 //! does not fail is a regression the stress oracle would miss.
 //!
@@ -11,7 +12,8 @@
 //! fault; `none` for none) change the swarm.
 #![cfg(feature = "sim")]
 
-use bes2600::sim::{default_ramp, run, Config, CostModel, FAULTS};
+use bes2600::chip::FW_FAILURES;
+use bes2600::sim::{default_ramp, probe_stages, run, Config, CostModel, FAULTS};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -41,7 +43,7 @@ fn a_swarm_of_the_default_ramp_runs_clean() {
                     if seed > seeds {
                         break;
                     }
-                    let r = run(&Config { seed, stages: default_ramp(), cost: cost.clone() }, |_, _| {});
+                    let r = run(&Config { seed, stages: default_ramp(), cost: cost.clone(), probe: None }, |_, _| {});
                     if !r.clean() || r.contract_count > 0 {
                         let first = r
                             .contracts
@@ -57,6 +59,20 @@ fn a_swarm_of_the_default_ramp_runs_clean() {
             });
         }
     });
-    let failures = failures.into_inner().unwrap();
+    let mut failures = failures.into_inner().unwrap();
+    // The error paths' probes: each firmware failure once, its answer judged.
+    if failures.is_empty() {
+        for &(f, name, _) in FW_FAILURES {
+            let r = run(
+                &Config { seed: 1, stages: probe_stages(f), cost: CostModel::default(), probe: Some(f) },
+                |_, _| {},
+            );
+            if !r.clean() {
+                let why = r.probe.as_ref().map_or(String::new(), |p| p.detail.clone());
+                let first = r.contracts.first().map(|c| format!("; contract: {} in {}", c.field, c.context));
+                failures.push(format!("probe {name}: {why}{}", first.unwrap_or_default()));
+            }
+        }
+    }
     assert!(failures.is_empty(), "faults {faults:?}: {}", failures.join("; "));
 }

@@ -18,7 +18,7 @@ const SEED_C: bool = cfg!(all(
 const RACY_PENDING: bool = cfg!(all(feature = "c-direct-rx", not(feature = "c-prep-pending")));
 
 fn ramp(seed: u64) -> Report {
-    run(&Config { seed, stages: default_ramp(), cost: CostModel::default() }, |_, _| {})
+    run(&Config { seed, stages: default_ramp(), cost: CostModel::default(), probe: None }, |_, _| {})
 }
 
 fn one_stage(seed: u64, offered_mb_per_s: f64, duration_s: u64) -> Config {
@@ -26,6 +26,7 @@ fn one_stage(seed: u64, offered_mb_per_s: f64, duration_s: u64) -> Config {
         seed,
         stages: vec![Stage { offered_mb_per_s, duration_ms: duration_s * 1000 }],
         cost: CostModel::default(),
+        probe: None,
     }
 }
 
@@ -174,4 +175,38 @@ fn patch_b_calibration_lands_near_the_seed_baseline() {
     assert!(near(s.tx_work_per_s(), 276.1), "{}", s.tx_work_per_s());
     assert_eq!(s.delta.bh_starts, 0, "BH redispatches");
     assert!(near(s.lock_cpu_pct(), 20.0), "{}", s.lock_cpu_pct());
+}
+
+/// Each error path's probe: a correct feature set answers every firmware failure as its
+/// error path promises, and the verdict names what it expected; a racy one fails them on
+/// its contract reports (which a probe run keeps judging), not on its error paths.
+#[test]
+fn error_path_probes_judge_the_drivers_answer() {
+    for &(f, name, _) in bes2600::chip::FW_FAILURES {
+        let r = run(
+            &Config { seed: 1, stages: bes2600::sim::probe_stages(f), cost: CostModel::default(), probe: Some(f) },
+            |_, _| {},
+        );
+        let p = r.probe.clone().expect("a probe run has a verdict");
+        assert_eq!(p.name, name);
+        assert!(p.passed, "probe {name}: {}", p.detail);
+        assert!(p.detail.starts_with("expected "), "probe {name}: the verdict says what it expected: {}", p.detail);
+        assert_eq!(r.clean(), !(RACY || RACY_PENDING), "probe {name}: contracts {}", r.contract_count);
+        assert!(r.to_json().contains("\"probe\":"), "probe {name}: the JSON carries the verdict");
+    }
+}
+
+/// The probes' verdicts fail when the driver's answer is not the promised one: a report
+/// judged without the driver's side of it (nothing seen) fails every probe.
+#[test]
+fn a_probe_fails_when_the_answer_is_missing() {
+    use bes2600::sim::probe::{judge, ProbeLog, Seen};
+    for &(f, name, _) in bes2600::chip::FW_FAILURES {
+        let log = ProbeLog { injected: Some((f, bes2600::sim::probe::PROBE_AT_NS)), ..ProbeLog::default() };
+        let seen = Seen { missed_irq_ns: None, release_failed: 0, warns: &[], last_rx_ns: 0, spurious_sent: true };
+        let verdict = judge(&log, &seen).expect("injected");
+        // Before Patch B a hang is judged on the commands alone, and none was sent here.
+        let vacuous = name == "hang" && !cfg!(feature = "patch-b");
+        assert_eq!(verdict.passed, vacuous, "probe {name}: {}", verdict.detail);
+    }
 }

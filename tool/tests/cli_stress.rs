@@ -250,3 +250,21 @@ fn patch_c_on_the_seeds_run_shape_warns_within_30_s_then_wedges_on_at_least_90_o
     assert!(r.stdout.contains("Workqueue: bes_sdio sdio_rx_work [bes2600]"), "{}", r.stdout);
     assert!(r.stdout.contains("wsm_release_tx_buffer failed: -1"), "{}", r.stdout);
 }
+
+#[test]
+fn probes_judge_every_error_path_and_fail_a_racy_variant() {
+    let r = bench(&["stress", "--variant", "c-v2", "--probes"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    insta::assert_snapshot!("stress_c_v2_probes", r.stdout);
+    // Variant c answers every firmware failure, but its counters are written from two
+    // contexts: the contract reports fail each probe run, with exit 1 and the names.
+    let r = bench(&["stress", "--variant", "c", "--probes", "--json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("stdout is JSON");
+    assert_eq!(v["failed"].as_array().map(Vec::len), Some(6), "{v}");
+    assert!(v["probes"].as_array().expect("probes").iter().all(|p| p["passed"] == true), "{v}");
+    assert!(r.stderr.contains("failed 6 of 6 error-path probes"), "{}", r.stderr);
+    // A probe runs its own stage: a swarm or faults with it is refused.
+    let r = bench(&["stress", "--variant", "c-v2", "--probes", "--seeds", "1..3"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}

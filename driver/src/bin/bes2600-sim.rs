@@ -3,9 +3,11 @@
 //! to be called by hand, but can be:
 //!
 //! `bes2600-sim --seed 1 --stage 4:300 [--stage MB_PER_S:SECONDS ...] [--fault NAME ...] [--progress]`
+//! `bes2600-sim --seed 1 --probe NAME`: an error path's probe (its own short stage).
 //!
 //! Exit status: 0 clean, 1 a WARN, wedge, dead link or BUG was recorded, 2 usage error.
 
+use bes2600::chip::FW_FAILURES;
 use bes2600::sim::{run, Config, CostModel, Stage};
 use std::io::Write;
 use std::process::ExitCode;
@@ -24,6 +26,7 @@ fn main() -> ExitCode {
     let mut stages = Vec::new();
     let mut progress = false;
     let mut cost = CostModel::default();
+    let mut probe = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--seed" => match args.next().and_then(|s| s.parse::<u64>().ok()) {
@@ -45,6 +48,16 @@ fn main() -> ExitCode {
                 }
             }
             "--progress" => progress = true,
+            "--probe" => {
+                let Some(name) = args.next() else { return usage("--probe takes a firmware failure's name") };
+                match FW_FAILURES.iter().find(|f| f.1 == name) {
+                    Some(f) => probe = Some(f.0),
+                    None => {
+                        let names: Vec<&str> = FW_FAILURES.iter().map(|f| f.1).collect();
+                        return usage(&format!("unknown --probe {name:?}: one of {}", names.join(", ")));
+                    }
+                }
+            }
             "--fault" => {
                 let Some(name) = args.next() else { return usage("--fault takes a fault's name") };
                 if let Err(e) = cost.enable_fault(&name) {
@@ -55,10 +68,16 @@ fn main() -> ExitCode {
         }
     }
     let Some(seed) = seed else { return usage("--seed is required") };
+    if let Some(f) = probe {
+        if !stages.is_empty() {
+            return usage("--probe runs its own stage: give no --stage with it");
+        }
+        stages = bes2600::sim::probe_stages(f);
+    }
     if stages.is_empty() {
         stages = bes2600::sim::default_ramp();
     }
-    let config = Config { seed, stages, cost };
+    let config = Config { seed, stages, cost, probe };
     // Every 10 virtual seconds: a line per second was a write here and a read in `bench`
     // for each, about 5% of a swarm's time in system calls.
     let mut printed_ns = 0;

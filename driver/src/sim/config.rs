@@ -33,6 +33,9 @@ pub struct Config {
     pub seed: u64,
     pub stages: Vec<Stage>,
     pub cost: CostModel,
+    /// An error path's probe: this firmware failure is injected once
+    /// ([`super::probe::PROBE_AT_NS`]) and the driver's answer judged.
+    pub probe: Option<crate::chip::FwFailure>,
 }
 
 /// Virtual time before the first stage: the chip boots and the firmware starts.

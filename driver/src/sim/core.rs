@@ -340,6 +340,8 @@ pub struct SimCore {
     /// The same as `bh_woken` for the command sender's and the flush's wait queues.
     pub cmd_woken: Cell<bool>,
     pub flush_woken: Cell<bool>,
+    /// The error-path probe's records, from the injection on.
+    pub probe: RefCell<super::probe::ProbeLog>,
 }
 
 impl SimCore {
@@ -406,6 +408,7 @@ impl SimCore {
             pending_timer_due_ns: [Cell::new(None), Cell::new(None)],
             cmd_woken: Cell::new(false),
             flush_woken: Cell::new(false),
+            probe: RefCell::new(super::probe::ProbeLog::default()),
         }
     }
 

@@ -578,6 +578,7 @@ impl Platform for SimPlatform {
             Event::TxQueueFull => c.acks_dropped += 1,
             Event::BhStopped => {
                 drop(c);
+                core.probe.borrow_mut().bh_stopped += 1;
                 core.fail(FailureKind::TxWedge, "BH stopped after an error: no more TX".into());
             }
             Event::TxPendingCountError { space } => {
@@ -663,6 +664,14 @@ impl Platform for SimPlatform {
             let mut c = core.counters.borrow_mut();
             c.rx_packets += 1;
             c.rx_bytes += len as u64;
+        }
+        if core.probe.borrow().active() {
+            let mut probe = core.probe.borrow_mut();
+            match len {
+                crate::chip::PROBE_SMALL_FRAME_BYTES => probe.small_frames += 1,
+                crate::chip::PROBE_LARGE_FRAME_BYTES => probe.large_frames += 1,
+                _ => {}
+            }
         }
         core.last_rx_progress_ns.set(core.now());
         let since = core.frames_since_ack.get() + 1;

@@ -256,6 +256,8 @@ pub struct Report {
     pub faults: Vec<(&'static str, u64)>,
     /// How often the rare paths ran (a path at 0 was never reached by this run).
     pub coverage: Vec<(&'static str, u64)>,
+    /// An error path's probe and its verdict (`Config::probe`).
+    pub probe: Option<super::probe::ProbeReport>,
 }
 
 impl Report {
@@ -339,12 +341,21 @@ impl Report {
                     (f, fired)
                 })
                 .collect(),
+            probe: None,
         }
     }
 
-    /// Clean: no WARN, no wedge, no dead link, no BUG.
+    /// Clean: no WARN, no wedge, no dead link, no BUG. A probe's run: the driver answered
+    /// its firmware failure as promised, with no WARN or failure before it, and no BUG or
+    /// contract report at all (the WARNs and failures that follow a fatal failure are its
+    /// expected consequences).
     pub fn clean(&self) -> bool {
-        self.warn_count == 0 && self.failures.is_empty()
+        let Some(probe) = &self.probe else { return self.warn_count == 0 && self.failures.is_empty() };
+        let at_s = (super::probe::PROBE_AT_NS - WARMUP_NS) as f64 / 1e9;
+        probe.passed
+            && self.contract_count == 0
+            && self.warns.iter().all(|w| w.time_s >= at_s)
+            && self.failures.iter().all(|f| f.0 >= at_s && !matches!(f.1, FailureKind::Bug | FailureKind::Contract))
     }
 
     /// The first underflow WARN, if any.
@@ -372,7 +383,7 @@ impl Report {
             FailureKind::TxLost => "tx_lost",
             FailureKind::StopTimeout => "stop_timeout",
         };
-        Json::Obj(vec![
+        let mut top = vec![
             ("seed", Json::str(self.seed.to_string())),
             ("features", Json::Arr(self.features.iter().map(|f| Json::str(*f)).collect())),
             ("clean", Json::Bool(self.clean())),
@@ -454,7 +465,17 @@ impl Report {
                         .collect(),
                 ),
             ),
-        ])
-        .render()
+        ];
+        if let Some(p) = &self.probe {
+            top.push((
+                "probe",
+                Json::Obj(vec![
+                    ("name", Json::str(p.name)),
+                    ("passed", Json::Bool(p.passed)),
+                    ("detail", Json::str(p.detail.clone())),
+                ]),
+            ));
+        }
+        Json::Obj(top).render()
     }
 }

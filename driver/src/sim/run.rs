@@ -7,6 +7,7 @@ use super::core::{Counters, Ctx, FailureKind, SimCore, State, Yield, NO_CTX};
 use super::cost::CostModel;
 use super::platform::SimPlatform;
 use super::report::{Report, StageReport};
+use crate::chip::FwFailure;
 use crate::wsm;
 use crate::Bes2600;
 use corosensei::{Coroutine, CoroutineResult};
@@ -32,6 +33,9 @@ const RX_FRAME_MAX_BYTES: u64 = 2048;
 const UPLOAD_BURST_MAX: u32 = 4096;
 /// An upload frame: the largest payload a TX frame carries after its WSM headers.
 const UPLOAD_FRAME_BYTES: u16 = (crate::device::TX_FRAME_MAX_BYTES - wsm::WSM_HDR_LEN - wsm::TX_REQ_HDR_LEN) as u16;
+/// A spurious confirm's probe: how long the data traffic stops before the confirm comes
+/// (the last ACKs' confirms are read within milliseconds).
+const PROBE_QUIET_NS: u64 = 200_000_000;
 /// Command periods between two TX-locking configuration changes (50 x 100 ms).
 const TX_LOCK_EVERY_CMDS: u64 = 50;
 /// Every this many command periods the command is a driver-to-MCU one (`MCU_CMD_REQ_ID`).
@@ -66,6 +70,9 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
     let mut offered = 0.0;
     // Set once the ramp is over and `stop` was called: until when the BH may take to leave.
     let mut stop_deadline_ns: Option<u64> = None;
+    // An error path's probe: its firmware failure, injected once.
+    let mut probe_due_ns = if config.probe.is_some() { super::probe::PROBE_AT_NS } else { u64::MAX };
+    let mut probe_quiet = false;
 
     // The BH is started at probe time and lives on.
     core.ctx.borrow_mut()[Ctx::Bh as usize].set_state(State::Activating(0));
@@ -83,7 +90,8 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
             .min(next_check_ns)
             .min(next_starve_ns)
             .min(pending_due.map_or(u64::MAX, |x| x.0))
-            .min(stop_deadline_ns.unwrap_or(u64::MAX));
+            .min(stop_deadline_ns.unwrap_or(u64::MAX))
+            .min(probe_due_ns);
         let (ctx_ns, ctx_i, others_ns) = earliest_two(&core);
         let now = if ctx_ns <= chip_ns && ctx_ns <= timer_ns { ctx_ns } else { chip_ns.min(timer_ns) };
         assert!(now >= core.now(), "virtual time went backwards");
@@ -137,6 +145,24 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
         } else if next_cmd_ns == now {
             core.activate(Ctx::Cmd as usize, 0);
             next_cmd_ns += core.cost.cmd_period_ns;
+        } else if probe_due_ns == now {
+            probe_due_ns = u64::MAX;
+            match config.probe {
+                Some(FwFailure::SpuriousConfirm) if !probe_quiet => {
+                    // A confirm for nothing is surely spurious to the driver too only once
+                    // the data traffic stopped: before, the frame the driver counted but
+                    // had not yet written takes it, and the count is only one off.
+                    probe_quiet = true;
+                    offered = 0.0;
+                    core.chip.borrow_mut().set_offered(now, 0);
+                    probe_due_ns = now + PROBE_QUIET_NS;
+                }
+                Some(f) => {
+                    core.chip.borrow_mut().inject(now, f);
+                    core.probe.borrow_mut().injected = Some((f, now));
+                }
+                None => {}
+            }
         } else if stop_deadline_ns == Some(now) {
             core.fail(
                 FailureKind::StopTimeout,
@@ -173,7 +199,9 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
         if stop_deadline_ns.is_some() && core.ctx.borrow()[Ctx::Bh as usize].state() == State::Dead {
             break;
         }
-        if core.stop.get() {
+        // A probe's failure is fatal to the link by design: the run goes on to see the
+        // driver's whole answer (its error codes, its BH leaving).
+        if core.stop.get() && !core.probe.borrow().active() {
             if stage_index > 0 && stages.len() < stage_index {
                 let end = core.snapshot();
                 let s = config.stages[stage_index - 1];
@@ -189,7 +217,8 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
     // current context they do not suspend.
     core.current.set(NO_CTX);
     drop(cos);
-    let report = Report::new(config, &core, stages);
+    let mut report = Report::new(config, &core, stages);
+    report.probe = judge_probe(&core);
     drop(drv);
     report
 }
@@ -203,7 +232,17 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
             match c {
                 Ctx::Irq => drv.irq_handler(),
                 Ctx::RxWork => {
+                    let started_ns = core.now();
+                    let counts = || {
+                        let c = core.counters.borrow();
+                        (c.rx_batches, c.stale_toggle_retries)
+                    };
+                    let before = counts();
                     drv.sdio_rx_work();
+                    if core.probe.borrow().injected.is_some_and(|(_, at)| started_ns >= at) {
+                        let after = counts();
+                        core.probe.borrow_mut().rx_runs.push((after.0 - before.0, after.1 - before.1));
+                    }
                 }
                 Ctx::TxWork => drv.sdio_tx_work(),
                 Ctx::Bh => {
@@ -268,7 +307,11 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                         } else {
                             wsm::WSM_READ_MIB_REQ_ID
                         };
+                        let sent_ns = core.now();
                         let ret = drv.wsm_cmd_send(id, 8);
+                        if core.probe.borrow().injected.is_some_and(|(_, at)| sent_ns >= at) {
+                            core.probe.borrow_mut().cmds.push((ret, commands() > before));
+                        }
                         if ret != 0 {
                             core.fail(FailureKind::CmdTimeout, format!("wsm_cmd_send returned {ret}"));
                         } else if commands() == before {
@@ -530,6 +573,22 @@ fn as_debugger<T>(core: &SimCore, read: impl FnOnce() -> T) -> T {
     let value = read();
     core.current.set(running);
     value
+}
+
+/// The probe's verdict, from its log and what the run saw.
+fn judge_probe(core: &SimCore) -> Option<super::probe::ProbeReport> {
+    let warns: Vec<(u64, crate::platform::Warning)> =
+        core.warns.borrow().iter().map(|w| (w.time_ns, w.warning)).collect();
+    let failures = core.failures.borrow();
+    let counters = core.counters.borrow();
+    let seen = super::probe::Seen {
+        missed_irq_ns: failures.iter().find(|f| f.kind == FailureKind::MissedInterrupt).map(|f| f.time_ns),
+        release_failed: counters.release_failed,
+        warns: &warns,
+        last_rx_ns: core.last_rx_progress_ns.get(),
+        spurious_sent: core.chip.borrow().failure_shown(),
+    };
+    super::probe::judge(&core.probe.borrow(), &seen)
 }
 
 /// `hw_bufs_used_vif[vif]` as the driver keeps it.

@@ -23,7 +23,8 @@ Examples:
   bench stress --variant c --seed 1             Patch C: the hw_bufs_used underflow
   bench stress --variant c-v2 --seeds 1..100 --ramp 4:5m   a swarm: how often does it fail?
   bench stress --variant c-v2 --ramp 4:5m       the fix, one 5-minute stage at 4 MB/s
-  bench stress --variant b --reps 3 --json      the seed's N=3 ramp, for scripts"
+  bench stress --variant b --reps 3 --json      the seed's N=3 ramp, for scripts
+  bench stress --variant c-v2 --probes          each error path against a firmware failure"
 )]
 pub struct StressArgs {
     /// Variant to run (a file variants/NAME.toml): baseline, b, c, c-prep, c-v2.
@@ -63,6 +64,12 @@ pub struct StressArgs {
     /// missed).
     #[arg(long, value_name = "VARIANT")]
     pub against: Option<String>,
+    /// Probe the error paths instead of running the ramp: each firmware failure the driver
+    /// cannot survive (hang, stuck-ctrl, ctrl-flood, oversize-batch, malformed-batch,
+    /// spurious-confirm) is injected once, 2 s into a short 4 MB/s run, and the driver's
+    /// answer is judged against what its error path promises. Exit 1 if one is not.
+    #[arg(long, conflicts_with_all = ["seeds", "against", "faults"])]
+    pub probes: bool,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -84,6 +91,9 @@ pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
     let jobs =
         args.jobs.map(|j| j as usize).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
 
+    if args.probes {
+        return run_probes(ui, args, &runner);
+    }
     if let Some(other) = &args.against {
         let other = variants.get(other)?;
         let spinner = ui.spinner(format!("building the simulator for variant {}", other.name));
@@ -169,6 +179,49 @@ pub fn run(args: &StressArgs, ui: &Ui) -> Result<()> {
         )
         .hint(format!("replay with: {}", replay_command(args, &variant.name, args.seed))))
     }
+}
+
+/// `--probes`: every error path's probe, one line each; exit 1 if one failed.
+fn run_probes(ui: &Ui, args: &StressArgs, runner: &Runner) -> Result<()> {
+    let probes = sim::stress::PROBES;
+    let bar = ui.bar(probes.len() as u64, format!("probing the error paths of {}", args.variant));
+    let outcomes: Result<Vec<_>> = probes
+        .iter()
+        .map(|(name, _)| {
+            let o = runner.probe(name, args.seed);
+            bar.inc(1);
+            o
+        })
+        .collect();
+    bar.finish_and_clear();
+    let outcomes = outcomes?;
+    let failed: Vec<&str> = outcomes.iter().filter(|o| !o.clean).map(|o| o.name.as_str()).collect();
+    if args.json {
+        let j = serde_json::json!({"variant": args.variant, "seed": args.seed, "probes": outcomes, "failed": failed});
+        ui.out(serde_json::to_string_pretty(&j).expect("serialises"));
+    } else {
+        ui.out(format!("error paths of variant {}  seed {}", args.variant, args.seed));
+        for (o, (_, what)) in outcomes.iter().zip(probes.iter()) {
+            ui.out(format!("  {:<17} {:<6} {what}", o.name, if o.clean { "ok" } else { "FAILED" }));
+            if !o.clean {
+                ui.out(format!("    {}", o.detail));
+            }
+        }
+    }
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(BenchError::new(
+        Kind::Failed,
+        format!(
+            "variant `{}` failed {} of {} error-path probes: {}",
+            args.variant,
+            failed.len(),
+            probes.len(),
+            failed.join(", ")
+        ),
+    )
+    .hint(format!("replay one with: bench stress --variant {} --probes --json", args.variant)))
 }
 
 /// A run record of these arguments, without its results.

@@ -14,6 +14,28 @@ use std::process::{Command, Stdio};
 /// The simulator's faults, by the names `--faults` and the stress oracle's `faults=` take.
 pub const FAULTS: [&str; 7] = ["slow-air", "stall", "stale-ctrl", "spurious-irq", "tx-heavy", "cmd-burst", "preempt"];
 
+/// The error paths' probes: firmware failures the driver cannot survive, each injected once
+/// into a short run of its own (`bes2600-sim --probe NAME`), by name and what it does.
+pub const PROBES: [(&str, &str); 6] = [
+    ("hang", "the firmware stops answering: the missed-interrupt report, then -EBUSY / -ETIMEDOUT"),
+    ("stuck-ctrl", "the control byte sticks: 5 re-reads, then the RX work ends"),
+    ("ctrl-flood", "a new batch at every read: the RX work yields after 64"),
+    ("oversize-batch", "a 32 KiB batch read, then one a block longer refused unread"),
+    ("malformed-batch", "messages of length 2 and 4000: reported, the frames before delivered, RX goes on"),
+    ("spurious-confirm", "a confirm for nothing: the release below zero reported"),
+];
+
+/// One probe's verdict, as the simulator gave it.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct ProbeOutcome {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+    /// Passed, and nothing else broke (no BUG, no contract report, nothing before it).
+    #[serde(default)]
+    pub clean: bool,
+}
+
 /// `A..B`: seeds A to B inclusive.
 pub fn parse_seeds(text: &str) -> std::result::Result<(u64, u64), String> {
     let (a, b) = text.split_once("..").ok_or_else(|| format!("`{text}` is not A..B (e.g. 1..100)"))?;
@@ -85,6 +107,40 @@ impl Runner<'_> {
             .cause(sim_stderr.trim().to_string()));
         }
         SimReport::parse(&output.stdout, &format!("the simulator for `{}` (seed {seed})", self.variant))
+    }
+
+    /// Runs one error path's probe (its own short stage; the ramp, reps and faults are not
+    /// used).
+    pub fn probe(&self, name: &str, seed: u64) -> Result<ProbeOutcome> {
+        let output = Command::new(self.exe)
+            .args(["--seed", &seed.to_string(), "--probe", name])
+            .output()
+            .or_env(format!("cannot start {}", self.exe.display()))?;
+        let code = output.status.code();
+        if !matches!(code, Some(0) | Some(1)) {
+            return Err(BenchError::env(format!(
+                "the simulator for `{}` failed on probe {name} (status {code:?})",
+                self.variant
+            ))
+            .cause(String::from_utf8_lossy(&output.stderr).trim().to_string()));
+        }
+        let what = format!("the simulator for `{}` (probe {name})", self.variant);
+        let report = SimReport::parse(&output.stdout, &what)?;
+        let mut outcome: ProbeOutcome = report
+            .raw
+            .get("probe")
+            .cloned()
+            .and_then(|p| serde_json::from_value(p).ok())
+            .ok_or_else(|| BenchError::env(format!("{what} wrote no probe verdict")))?;
+        outcome.clean = report.data.clean;
+        if outcome.passed && !outcome.clean {
+            let first = report.data.failures.iter().find(|f| f.kind == "bug" || f.kind == "contract");
+            outcome.detail = match first {
+                Some(f) => format!("{}; but {}: {}", outcome.detail, f.kind, f.detail),
+                None => format!("{}; but the run was not clean before the failure", outcome.detail),
+            };
+        }
+        Ok(outcome)
     }
 
     /// Runs every seed of `first..=last`, `jobs` at once; `tick` after each run. The result
