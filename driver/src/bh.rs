@@ -188,7 +188,7 @@ impl<P: Platform> Bes2600<P> {
             let used = self.wsm_alloc_tx_buffer();
             let Some((mut desc, more)) = self.wsm_get_tx(used >= num_inp_ch_bufs) else {
                 self.wsm_release_tx_buffer(1);
-                break;
+                return;
             };
             let space = wsm::seq_space(desc.id);
             let seq = self.wsm_tx_seq[space].get(p);
@@ -220,9 +220,16 @@ impl<P: Platform> Bes2600<P> {
             // the alloc/release of an empty `wsm_get_tx` (that pair happens only when the BH
             // was woken with nothing to send, or at the throttle point).
             if !more {
-                break;
+                return;
             }
         }
+        // The budget read at the pass's start ran out with frames still queued. With
+        // Patch C the confirms are released on the other CPU meanwhile, so buffers may be
+        // free again, and no release will wake the BH (only one that ends a throttle
+        // does): go round again, as C's `goto tx` re-reads `hw_bufs_used` for every frame
+        // (`bh.c`, the BH's `tx:` loop). Found by the quiet link before `stop`: commands
+        // had been waking the BH for such frames.
+        self.bh_tx.store(p, 1, Ordering::Release);
     }
 
     /// `wsm_get_tx`: the pending command first; data only when `data_refused` is false.

@@ -289,6 +289,9 @@ pub struct SimCore {
     /// Fault `tx-heavy`: the upload's queue is stopped (a frame was refused), and how many
     /// upload frames the stack handed down.
     pub upload_stopped: Cell<bool>,
+    /// The interface is down (after the ramp): the stack hands down nothing, not even the
+    /// `tx-heavy` upload, and no command comes once no configuration change holds TX.
+    pub link_down: Cell<bool>,
     pub upload_frames: Cell<u64>,
     /// The lengths of the data frames the driver accepted (`xmit` returned true), oldest
     /// first, until the chip receives them: TX must deliver each as it was handed down.
@@ -377,6 +380,7 @@ impl SimCore {
             last_ctrl: Cell::new(0),
             starved_since_ns: Cell::new(None),
             upload_stopped: Cell::new(false),
+            link_down: Cell::new(false),
             upload_frames: Cell::new(0),
             tx_accepted_lens: RefCell::new(VecDeque::new()),
             rx_paused: Cell::new(false),

@@ -27,6 +27,12 @@ const STARVE_LIMIT_NS: u64 = 50_000_000;
 /// How long the BH may take to leave its loop once `stop` asked it to (the module's exit
 /// waits for it): far above one BH pass, which ends in milliseconds.
 const STOP_LIMIT_NS: u64 = 1_000_000_000;
+/// The quiet link between the ramp's end and the module's exit (`rmmod` comes after the
+/// interface went down): longer than the BH's missed-interrupt timeout (5 s), so a BH that
+/// waits with that timeout sees it expire with every frame confirmed, and a `stop` that does
+/// not wake a BH asleep with nothing to do is seen as one. No command wakes the BH then:
+/// frames left waiting in the driver must be sent by the driver's own wake-ups.
+const QUIET_BEFORE_STOP_NS: u64 = 6_000_000_000;
 /// Larger than any frame on the air (an 802.3 frame and its 802.11 headers).
 const RX_FRAME_MAX_BYTES: u64 = 2048;
 /// Most upload frames one run of the stack's TX context hands down (fault `tx-heavy`).
@@ -54,7 +60,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
     let drv = Rc::new(Bes2600::new(SimPlatform { core: core.clone() }));
     let mut cos: Vec<Co> = Ctx::ALL.iter().map(|&c| spawn(c, &core, &drv)).collect();
 
-    let total_ns = WARMUP_NS + config.stages.iter().map(|s| s.duration_ns()).sum::<u64>();
+    let total_ns = WARMUP_NS + config.stages.iter().map(|s| s.duration_ns()).sum::<u64>() + QUIET_BEFORE_STOP_NS;
     let mut stage_index = 0usize;
     let mut stage_end_ns = WARMUP_NS;
     let mut stage_start = Counters::default();
@@ -106,14 +112,25 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
                 core.activate(Ctx::Irq as usize, core.cost.irq_thread_ns);
             }
         } else if stage_end_ns == now {
-            if stage_index > 0 {
+            if stage_index > 0 && stage_index <= config.stages.len() {
                 let end = core.snapshot();
                 let s = config.stages[stage_index - 1];
                 stages.push(StageReport::new(stage_index, s, &stage_start, &end, &core.cost));
             }
             if stage_index == config.stages.len() {
-                // The module's exit: the traffic stops and `stop` asks the BH to leave.
+                // The interface goes down: the traffic and the flushes stop, and the
+                // commands once a configuration change in progress has ended; the link
+                // stays quiet a while before the module's exit (below).
                 core.chip.borrow_mut().set_offered(now, 0);
+                core.link_down.set(true);
+                offered = 0.0;
+                next_flush_ns = u64::MAX;
+                stage_index += 1;
+                stage_end_ns = now + QUIET_BEFORE_STOP_NS;
+                continue;
+            }
+            if stage_index > config.stages.len() {
+                // The module's exit: `stop` asks the BH to leave.
                 as_debugger(&core, || drv.stop());
                 stop_deadline_ns = Some(now + STOP_LIMIT_NS);
                 stage_end_ns = u64::MAX;
@@ -143,6 +160,11 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
                 next_flush_ns + core.cost.flush_period_ns
             };
         } else if next_cmd_ns == now {
+            if core.link_down.get() && core.tx_locked_by_config.get().is_none() {
+                // Down: no more commands once no configuration change holds TX.
+                next_cmd_ns = u64::MAX;
+                continue;
+            }
             core.activate(Ctx::Cmd as usize, 0);
             next_cmd_ns += core.cost.cmd_period_ns;
         } else if probe_due_ns == now {
@@ -202,7 +224,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
         // A probe's failure is fatal to the link by design: the run goes on to see the
         // driver's whole answer (its error codes, its BH leaving).
         if core.stop.get() && !core.probe.borrow().active() {
-            if stage_index > 0 && stages.len() < stage_index {
+            if stage_index > 0 && stage_index <= config.stages.len() && stages.len() < stage_index {
                 let end = core.snapshot();
                 let s = config.stages[stage_index - 1];
                 let mut r = StageReport::new(stage_index, s, &stage_start, &end, &core.cost);
@@ -265,7 +287,7 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                     // Fault `tx-heavy`: fill the queue until a frame is refused, then
                     // stop until frames reach the chip. Bound: the queue is finite; the
                     // cap only guards a driver that never refuses.
-                    if core.cost.fault_tx_heavy && !core.upload_stopped.get() {
+                    if core.cost.fault_tx_heavy && !core.upload_stopped.get() && !core.link_down.get() {
                         for _ in 0..UPLOAD_BURST_MAX {
                             core.counters.borrow_mut().acks_queued += 1;
                             core.upload_frames.set(core.upload_frames.get() + 1);
