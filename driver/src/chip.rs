@@ -248,6 +248,10 @@ pub enum FwFailure {
     MalformedBatch,
     /// A transmit confirm for a frame the host never sent, once the host has nothing out.
     SpuriousConfirm,
+    /// The firmware answers one command late: its confirm comes only when the next
+    /// driver-to-MCU command arrives (after the host gave up on it), ahead of that
+    /// command's own confirm, which comes 20 ms later.
+    LateConfirm,
 }
 
 /// Each firmware failure: its name on the command line, and what it does.
@@ -258,6 +262,7 @@ pub const FW_FAILURES: &[(FwFailure, &str, &str)] = &[
     (FwFailure::OversizeBatch, "oversize-batch", "a 32 KiB batch, then one announced a block longer"),
     (FwFailure::MalformedBatch, "malformed-batch", "messages of length 2 and 4000 inside a batch"),
     (FwFailure::SpuriousConfirm, "spurious-confirm", "a confirm for a frame the host never sent"),
+    (FwFailure::LateConfirm, "late-confirm", "one command confirmed only after the host gave up on it"),
 ];
 
 impl FwFailure {
@@ -272,6 +277,9 @@ impl FwFailure {
 pub const PROBE_SMALL_FRAME_BYTES: u16 = 7;
 /// The frames of the 32 KiB batch: 2048-byte messages.
 pub const PROBE_LARGE_FRAME_BYTES: u16 = (2048 - wsm::WSM_HDR_LEN - wsm::RX_IND_HDR_LEN) as u16;
+/// How much later than its airtime the command that brings a late confirm is confirmed
+/// itself: the late confirm reaches the host in a batch of its own.
+pub const PROBE_LATE_GAP_NS: u64 = 20_000_000;
 /// The malformed messages' claimed lengths.
 pub const PROBE_BAD_LENS: [u16; 2] = [2, 4000];
 
@@ -306,6 +314,9 @@ pub struct ChipStats {
     pub data_msgs_sent: u64,
     /// Their frame bytes (without the WSM and receive-indication headers).
     pub data_bytes_sent: u64,
+    /// Confirms of commands queued for the host, per sequence space (0: WSM commands,
+    /// 1: driver-to-MCU commands).
+    pub cmd_confirms_pushed: [u64; 2],
 }
 
 impl ChipStats {
@@ -406,6 +417,9 @@ pub struct Chip<A: Air, const FIFO: usize> {
     spurious_due: bool,
     /// The last control byte that announced a batch.
     last_ctrl: u8,
+    /// A late-confirm failure's held confirm (request id, vif), and whether it was sent.
+    held_confirm: Option<(u16, u8)>,
+    held_sent: bool,
 }
 
 impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
@@ -441,6 +455,8 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
             script_left: 0,
             spurious_due: false,
             last_ctrl: 0,
+            held_confirm: None,
+            held_sent: false,
         }
     }
 
@@ -453,14 +469,14 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
             FwFailure::StuckCtrl | FwFailure::CtrlFlood => self.failure_irq = true,
             FwFailure::OversizeBatch | FwFailure::MalformedBatch => self.script_left = 2,
             FwFailure::SpuriousConfirm => self.spurious_due = true,
-            FwFailure::Hang => {}
+            FwFailure::Hang | FwFailure::LateConfirm => {}
         }
     }
 
     /// Whether the injected failure has happened on the wire (a spurious confirm waits for
     /// the host to have nothing out; every other failure happens when injected).
     pub fn failure_shown(&self) -> bool {
-        self.failure.is_some() && !self.spurious_due
+        self.failure.is_some() && !self.spurious_due && (self.failure != Some(FwFailure::LateConfirm) || self.held_sent)
     }
 
     /// The injected failure stops the firmware's own work (hang, stuck or flooding control
@@ -628,7 +644,17 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
         }
         self.stats.confirms_sent += 1;
         if f.command {
+            let space = fw::seq_space(f.request);
+            if self.failure == Some(FwFailure::LateConfirm)
+                && !self.held_sent
+                && self.held_confirm.is_none()
+                && space == 0
+            {
+                self.held_confirm = Some((f.request, f.vif));
+                return;
+            }
             self.push_out(fw::confirm_of(f.request), &[f.vif, 0], false, 8);
+            self.stats.cmd_confirms_pushed[space] += 1;
             return;
         }
         self.air.data_sent(f.done_at_ns);
@@ -896,6 +922,15 @@ impl<A: Air, const FIFO: usize> Chip<A, FIFO> {
         }
         let airtime = self.cfg.airtime_base_ns + m.len as u64 * self.cfg.airtime_ns_per_byte;
         let mut done_at_ns = self.air_free_at_ns.max(now_ns) + airtime;
+        if command && fw::seq_space(m.id) == 1 {
+            if let Some((request, vif)) = self.held_confirm.take() {
+                // The late confirm goes first, in a batch of its own.
+                self.held_sent = true;
+                self.push_out(fw::confirm_of(request), &[vif, 0], false, 8);
+                self.stats.cmd_confirms_pushed[0] += 1;
+                done_at_ns += PROBE_LATE_GAP_NS;
+            }
+        }
         let extra_ns = self.air.tx_extra_airtime_ns();
         if extra_ns > 0 {
             done_at_ns += extra_ns;

@@ -3,7 +3,8 @@
 //! what its error path promises: the missed-interrupt report and the commands' error codes
 //! after a hang, a bounded re-read of a stuck control byte, a bounded run under a flooding
 //! one, a batch too long refused unread, a malformed message reported with the messages
-//! before it delivered and RX going on, a release below zero reported.
+//! before it delivered and RX going on, a release below zero reported, a late confirm
+//! taken for no other command.
 //!
 //! A normal run never takes these paths (the chip never fails so), so without the probes a
 //! regression in them (a timeout that never expires, a bound off by one, a sign lost)
@@ -31,6 +32,9 @@ const ETIMEDOUT: i32 = 110;
 fn window_ms(f: FwFailure) -> u64 {
     match f {
         FwFailure::Hang => 14_000,
+        // The held command's 6 s, then up to ten command periods to the next
+        // driver-to-MCU command.
+        FwFailure::LateConfirm => 9_000,
         _ => 2_000,
     }
 }
@@ -49,9 +53,9 @@ pub struct ProbeLog {
     /// Each run of `sdio_rx_work` that started after the injection and ended: batches it
     /// read, stale control bytes it re-read.
     pub rx_runs: Vec<(u64, u64)>,
-    /// Each command sent after the injection: what `wsm_cmd_send` returned, and whether
-    /// the chip had received the command.
-    pub cmds: Vec<(i32, bool)>,
+    /// Each command sent after the injection: what `wsm_cmd_send` returned, whether the
+    /// chip had received the command, and whether it had confirmed it (its own confirm).
+    pub cmds: Vec<(i32, bool, bool)>,
     /// The probe's own frames the stack got: small (malformed batches), large (32 KiB).
     pub small_frames: u64,
     pub large_frames: u64,
@@ -87,7 +91,8 @@ pub struct Seen<'a> {
     pub warns: &'a [(u64, Warning)],
     /// The last frame the stack got, ns.
     pub last_rx_ns: u64,
-    /// Whether the chip sent its spurious confirm.
+    /// Whether the failure showed on the wire (the spurious confirm sent, the late
+    /// confirm sent).
     pub spurious_sent: bool,
 }
 
@@ -140,6 +145,25 @@ pub fn judge(log: &ProbeLog, seen: &Seen) -> Option<ProbeReport> {
                 format!(
                     "expected the 4 good frames before the bad messages delivered, bad-length WARNs {PROBE_BAD_LENS:?} and RX going on after them; saw {} frames, WARNs {lens:?}, RX after: {rx_after}",
                     log.small_frames
+                ),
+            )
+        }
+        FwFailure::LateConfirm => {
+            let held = log.cmds.iter().filter(|c| c.0 == -EBUSY).count();
+            let early: Vec<String> = log
+                .cmds
+                .iter()
+                .filter(|c| c.0 == 0 && !c.2)
+                .map(|c| format!("{} (before its own confirm)", c.0))
+                .collect();
+            let ok = seen.spurious_sent && held == 1 && early.is_empty();
+            (
+                ok,
+                format!(
+                    "expected the command answered late to fail with -EBUSY (-{EBUSY}) and no command to succeed before its own confirm; late confirm sent: {}, -EBUSY {held} times, {} commands after it, early successes: {}",
+                    seen.spurious_sent,
+                    log.cmds.len(),
+                    if early.is_empty() { "none".to_string() } else { early.join(", ") }
                 ),
             )
         }

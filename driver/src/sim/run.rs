@@ -330,9 +330,20 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                             wsm::WSM_READ_MIB_REQ_ID
                         };
                         let sent_ns = core.now();
+                        let space = wsm::seq_space(id);
+                        let confirms = || core.chip.borrow().stats.cmd_confirms_pushed[space];
+                        let confirms_before = confirms();
                         let ret = drv.wsm_cmd_send(id, 8);
+                        let confirmed = confirms() > confirms_before;
                         if core.probe.borrow().injected.is_some_and(|(_, at)| sent_ns >= at) {
-                            core.probe.borrow_mut().cmds.push((ret, commands() > before));
+                            core.probe.borrow_mut().cmds.push((ret, commands() > before, confirmed));
+                        }
+                        if ret == 0 && commands() > before && !confirmed {
+                            // Another command's confirm answered it (one that came late).
+                            core.fail(
+                                FailureKind::TxLost,
+                                format!("wsm_cmd_send returned 0 for command {id:#06x} before the chip confirmed it"),
+                            );
                         }
                         if ret != 0 {
                             core.fail(FailureKind::CmdTimeout, format!("wsm_cmd_send returned {ret}"));

@@ -66,7 +66,7 @@ pub struct StressArgs {
     pub against: Option<String>,
     /// Probe the error paths instead of running the ramp: each firmware failure the driver
     /// cannot survive (hang, stuck-ctrl, ctrl-flood, oversize-batch, malformed-batch,
-    /// spurious-confirm) is injected once, 2 s into a short 4 MB/s run, and the driver's
+    /// spurious-confirm, late-confirm) is injected once, 2 s into a short 4 MB/s run, and the driver's
     /// answer is judged against what its error path promises. Exit 1 if one is not.
     #[arg(long, conflicts_with_all = ["seeds", "against", "faults"])]
     pub probes: bool,

@@ -16,13 +16,14 @@ pub const FAULTS: [&str; 7] = ["slow-air", "stall", "stale-ctrl", "spurious-irq"
 
 /// The error paths' probes: firmware failures the driver cannot survive, each injected once
 /// into a short run of its own (`bes2600-sim --probe NAME`), by name and what it does.
-pub const PROBES: [(&str, &str); 6] = [
+pub const PROBES: [(&str, &str); 7] = [
     ("hang", "the firmware stops answering: the missed-interrupt report, then -EBUSY / -ETIMEDOUT"),
     ("stuck-ctrl", "the control byte sticks: 5 re-reads, then the RX work ends"),
     ("ctrl-flood", "a new batch at every read: the RX work yields after 64"),
     ("oversize-batch", "a 32 KiB batch read, then one a block longer refused unread"),
     ("malformed-batch", "messages of length 2 and 4000: reported, the frames before delivered, RX goes on"),
     ("spurious-confirm", "a confirm for nothing: the release below zero reported"),
+    ("late-confirm", "a confirm after the sender gave up: -EBUSY, and taken for no other command"),
 ];
 
 /// One probe's verdict, as the simulator gave it.
