@@ -203,3 +203,71 @@ fn each_one_line_regression_fails_the_swarm_and_is_named() {
     }
     assert!(missed.is_empty(), "the oracle missed:\n{}", missed.join("\n"));
 }
+
+/// Regressions of the error paths, which no swarm reaches (the chip never fails so): each
+/// must fail `bench stress --probes`, on the probe of its path.
+const PROBE_REGRESSIONS: &[Regression] = &[
+    Regression {
+        what: "the missed-interrupt timeout is armed only with nothing outstanding",
+        file: "driver/src/bh.rs",
+        from: "let timeout_ms = if outstanding > 0 {",
+        to: "let timeout_ms = if outstanding == 0 {",
+        says: "hang",
+        also: None,
+    },
+    Regression {
+        what: "a stale control byte is re-read without bound",
+        file: "driver/src/sdio.rs",
+        from: "stale_retries += 1;",
+        to: "stale_retries += 0;",
+        says: "stuck-ctrl",
+        also: None,
+    },
+    Regression {
+        what: "a batch of exactly the buffer's size is refused",
+        file: "driver/src/sdio.rs",
+        from: "if len > wsm::BATCH_MAX_BYTES {",
+        to: "if len >= wsm::BATCH_MAX_BYTES {",
+        says: "oversize-batch",
+        also: None,
+    },
+    Regression {
+        what: "a command that timed out after it was sent returns +EBUSY",
+        file: "driver/src/txrx.rs",
+        from: "-EBUSY\n",
+        to: "EBUSY\n",
+        says: "hang",
+        also: None,
+    },
+    Regression {
+        what: "a confirm is taken by whatever command is in flight",
+        file: "driver/src/txrx.rs",
+        from: "cmd.id != WsmCmd::NONE && (cmd.id | wsm::CONFIRM_BIT) == confirm_id",
+        to: "cmd.id != WsmCmd::NONE",
+        says: "late-confirm",
+        also: None,
+    },
+];
+
+const PROBES: &[&str] = &["stress", "--variant", "c-v2", "--probes"];
+
+#[test]
+fn each_error_path_regression_fails_its_probe() {
+    let ws = Ws::new();
+    let (code, out, err) = ws.bench(PROBES);
+    assert_eq!(code, 0, "the unchanged tree passes the probes:\n{out}\n{err}");
+    let mut missed = Vec::new();
+    for r in PROBE_REGRESSIONS {
+        let ws = Ws::new();
+        let path = ws.root.join(r.file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(r.from), "{}: the case's line is not in {}", r.what, r.file);
+        std::fs::write(&path, text.replacen(r.from, r.to, 1)).unwrap();
+        let (code, out, err) = ws.bench(PROBES);
+        let failed = format!("  {:<17} FAILED", r.says);
+        if code != 1 || !out.contains(&failed) {
+            missed.push(format!("{} (exit {code}, wanted probe {} failed):\n{out}\n{err}", r.what, r.says));
+        }
+    }
+    assert!(missed.is_empty(), "the probes missed:\n{}", missed.join("\n"));
+}
