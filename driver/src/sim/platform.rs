@@ -129,8 +129,21 @@ impl SimPlatform {
     /// Fault `preempt`: on the access its countdown lands on, a preemptible context
     /// holding no spinlock leaves its CPU for a while (it stays runnable: back on a CPU
     /// when one is free after that time).
-    #[inline(never)]
+    #[inline]
     fn fault_preempt(&self, cur: usize, units: u64) {
+        // The countdown alone, inline: the draw and the landing are rare (a context that is
+        // not preemptible keeps 0 and takes the slow path, which leaves at once).
+        let left = &self.core.preempt_fault_in_units[cur];
+        let next = left.get();
+        if next > units {
+            left.set(next - units);
+            return;
+        }
+        self.fault_preempt_land(cur, units);
+    }
+
+    #[inline(never)]
+    fn fault_preempt_land(&self, cur: usize, units: u64) {
         let core = &self.core;
         if !matches!(Ctx::ALL[cur], Ctx::Bh | Ctx::RxWork | Ctx::TxWork | Ctx::Cmd | Ctx::Flush) {
             return;
