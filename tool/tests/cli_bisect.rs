@@ -196,3 +196,48 @@ fn across_commits_skips_unbuildable_commits() {
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with(&format!("first bad commit: {}", &ids2[8][..10])), "{out}");
 }
+
+/// The stress oracle with the error paths' probes finds the commit that broke an error path
+/// no swarm reaches (a stale control byte re-read without bound), and names the probe.
+#[test]
+fn across_commits_the_probes_find_an_error_path_regression() {
+    let ws = Ws::new();
+    let sdio = ws.root.join("driver/src/sdio.rs");
+    let ring = ws.root.join("driver/src/ring.rs");
+    let mut ids = Vec::new();
+    for i in 1..=6 {
+        let mut t = std::fs::read_to_string(&ring).unwrap();
+        t.push_str(&format!("// step {i}\n"));
+        std::fs::write(&ring, t).unwrap();
+        if i == 4 {
+            let t = std::fs::read_to_string(&sdio).unwrap();
+            assert!(t.contains("stale_retries += 1;"));
+            std::fs::write(&sdio, t.replacen("stale_retries += 1;", "stale_retries += 0;", 1)).unwrap();
+        }
+        ws.commit(&format!("step {i}"));
+        let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).current_dir(&ws.root).output().unwrap();
+        ids.push(String::from_utf8(out.stdout).unwrap().trim().to_string());
+    }
+    let args = [
+        "bisect",
+        "--across",
+        "commits",
+        "--variant",
+        "c-v2",
+        "--good",
+        "HEAD~6",
+        "--bad",
+        "HEAD",
+        "--oracle",
+        "stress:ramp=4:10s;probes=all",
+    ];
+    let (code, out, err) = ws.bench(&args);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.starts_with(&format!("first bad commit: {} step 4 (4 of 6)", &ids[3][..10])), "{out}");
+    assert!(
+        err.contains("probe stuck-ctrl")
+            || out.contains("probe stuck-ctrl")
+            || log_of(&ws).to_string().contains("probe stuck-ctrl"),
+        "the verdict names the probe:\n{out}\n{err}"
+    );
+}

@@ -1,6 +1,7 @@
 //! Bisect oracles: tell good from bad for one driver tree and feature set without hardware.
 //! `audit` (the contract audit fails), `stress[:KEY=VALUE;...]` (the simulator records a
-//! WARN, wedge or dead link, or `min-mib` is not reached), `cmd:COMMAND` (exit 0 good, 125
+//! WARN, wedge or dead link, `min-mib` is not reached, or an error path's probe of
+//! `probes=` fails; a tree whose simulator has no probes is skipped), `cmd:COMMAND` (exit 0 good, 125
 //! skip, 1-127 bad, as with `git bisect run`; `{variant}`, `{srcversion}`, `{tree}` and
 //! `{package}` are replaced). Results are cached by srcversion and oracle.
 
@@ -24,6 +25,8 @@ pub enum Oracle {
         seeds: Option<(u64, u64)>,
         faults: Vec<String>,
         min_mib_per_s: Option<f64>,
+        /// Error paths' probes run after the seeds (`probes=all` or names).
+        probes: Vec<String>,
     },
     Cmd(String),
 }
@@ -38,7 +41,7 @@ pub enum Outcome {
 
 impl Oracle {
     pub fn parse(text: &str) -> Result<Oracle> {
-        let hint = "oracles: audit | stress[:ramp=4:5m;seed=3|seeds=1..20;faults=slow-air,stall;min-mib=1.2] | cmd:'COMMAND {variant} {srcversion} {tree} {package}'";
+        let hint = "oracles: audit | stress[:ramp=4:5m;seed=3|seeds=1..20;faults=slow-air,stall;min-mib=1.2;probes=all|hang,late-confirm] | cmd:'COMMAND {variant} {srcversion} {tree} {package}'";
         if text == "audit" {
             return Ok(Oracle::Audit);
         }
@@ -53,6 +56,7 @@ impl Oracle {
             let mut seeds = None;
             let mut faults = Vec::new();
             let mut min = None;
+            let mut probes = Vec::new();
             for opt in text.strip_prefix("stress:").unwrap_or("").split(';').filter(|o| !o.is_empty()) {
                 let (k, v) = opt.split_once('=').ok_or_else(|| {
                     BenchError::usage(format!("stress oracle option `{opt}` is not KEY=VALUE")).hint(hint)
@@ -80,6 +84,19 @@ impl Oracle {
                             faults.push(f.to_string());
                         }
                     }
+                    "probes" => {
+                        let names: Vec<&str> = crate::sim::stress::PROBES.iter().map(|p| p.0).collect();
+                        for p in v.split(',').filter(|p| !p.is_empty()) {
+                            if p == "all" {
+                                probes.extend(names.iter().map(|n| n.to_string()));
+                            } else if names.contains(&p) {
+                                probes.push(p.to_string());
+                            } else {
+                                return Err(BenchError::usage(format!("stress oracle probe `{p}` is not a probe"))
+                                    .hint(format!("probes: all, {}", names.join(", "))));
+                            }
+                        }
+                    }
                     "min-mib" => {
                         let m: f64 = v.parse().map_err(|_| {
                             BenchError::usage(format!("stress oracle min-mib `{v}` is not a number")).hint(hint)
@@ -93,7 +110,7 @@ impl Oracle {
                     _ => return Err(BenchError::usage(format!("unknown stress oracle option `{k}`")).hint(hint)),
                 }
             }
-            return Ok(Oracle::Stress { stages, seeds, faults, min_mib_per_s: min });
+            return Ok(Oracle::Stress { stages, seeds, faults, min_mib_per_s: min, probes });
         }
         Err(BenchError::usage(format!("unknown oracle `{text}`")).hint(hint))
     }
@@ -105,6 +122,7 @@ struct SimRun<'a> {
     seeds: (u64, u64),
     faults: &'a [String],
     min: Option<f64>,
+    probes: &'a [String],
 }
 
 /// What is under test: a driver source tree and a feature set.
@@ -234,9 +252,14 @@ impl Runner {
                     Err(e) => (Outcome::Skip, format!("audit could not build the crate: {}", e.message)),
                 }
             }
-            Oracle::Stress { stages, seeds, faults, min_mib_per_s } => {
-                let run =
-                    SimRun { stages, seeds: seeds.unwrap_or((self.seed, self.seed)), faults, min: *min_mib_per_s };
+            Oracle::Stress { stages, seeds, faults, min_mib_per_s, probes } => {
+                let run = SimRun {
+                    stages,
+                    seeds: seeds.unwrap_or((self.seed, self.seed)),
+                    faults,
+                    min: *min_mib_per_s,
+                    probes,
+                };
                 self.stress(s, &srcversion, &run)?
             }
             Oracle::Cmd(cmd) => self.cmd(s, cmd, &srcversion, &flat)?,
@@ -342,9 +365,19 @@ impl Runner {
                 }
             }
         }
+        for name in run.probes {
+            match runner.probe(name, run.seeds.0) {
+                Ok(p) if p.clean => {}
+                Ok(p) => return Ok((Outcome::Bad, format!("probe {name}: {}", p.detail))),
+                // A simulator from before the probes cannot answer: not testable.
+                Err(e) => return Ok((Outcome::Skip, format!("probe {name}: {}", e.message))),
+            }
+        }
         let seeds =
             if n > 1 { format!("seeds {}..{}", run.seeds.0, run.seeds.1) } else { format!("seed {}", run.seeds.0) };
-        Ok((Outcome::Good, format!("{seeds}: clean")))
+        let probed =
+            if run.probes.is_empty() { String::new() } else { format!(", {} probes answered", run.probes.len()) };
+        Ok((Outcome::Good, format!("{seeds}: clean{probed}")))
     }
 
     fn cmd(
@@ -407,6 +440,12 @@ mod tests {
             panic!("a stress oracle")
         };
         assert_eq!((seeds, faults), (Some((1, 20)), vec!["slow-air".to_string(), "stall".to_string()]));
+        let Oracle::Stress { probes, .. } = Oracle::parse("stress:probes=hang,late-confirm").unwrap() else {
+            panic!("a stress oracle")
+        };
+        assert_eq!(probes, vec!["hang".to_string(), "late-confirm".to_string()]);
+        let Oracle::Stress { probes, .. } = Oracle::parse("stress:probes=all").unwrap() else { panic!() };
+        assert_eq!(probes.len(), crate::sim::stress::PROBES.len());
         assert_eq!(Oracle::parse("cmd:true").unwrap(), Oracle::Cmd("true".into()));
         for bad in [
             "",
@@ -416,6 +455,7 @@ mod tests {
             "cmd:",
             "stress:seeds=5..1",
             "stress:faults=rain",
+            "stress:probes=meteor",
             "stress:min-mib=nan",
         ] {
             assert!(Oracle::parse(bad).is_err(), "{bad}");
