@@ -576,7 +576,14 @@ impl Platform for SimPlatform {
         let core = &self.core;
         let mut c = core.counters.borrow_mut();
         match event {
-            Event::ReleaseFailed { .. } => c.release_failed += 1,
+            Event::ReleaseFailed { ret } => {
+                c.release_failed += 1;
+                drop(c);
+                let mut probe = core.probe.borrow_mut();
+                if probe.active() {
+                    probe.release_rets.push(ret);
+                }
+            }
             Event::MissedInterrupt { hw_bufs_used } => {
                 c.missed_irqs += 1;
                 drop(c);
