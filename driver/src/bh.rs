@@ -183,6 +183,11 @@ impl<P: Platform> Bes2600<P> {
         }
         let num_inp_ch_bufs = self.num_inp_ch_bufs.get(p);
         let tx_burst = (num_inp_ch_bufs - self.hw_bufs_used_read()).clamp(0, WSM_MAX_INPUT_BUFFERS);
+        if tx_burst == 0 {
+            // Every buffer is out: the release that ends the throttle wakes the BH (C:
+            // `tx_allowed` false, `goto done_rx`).
+            return;
+        }
         // Bound: at most numInpChBufs frames per pass, the chip's buffer count.
         for _ in 0..tx_burst {
             let used = self.wsm_alloc_tx_buffer();
