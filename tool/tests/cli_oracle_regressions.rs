@@ -172,6 +172,14 @@ const REGRESSIONS: &[Regression] = &[
         says: "stop_timeout: the BH did not leave its loop",
         also: None,
     },
+    Regression {
+        what: "the BH's TX pass ends at the budget it read at its start, frames still queued",
+        file: "driver/src/bh.rs",
+        from: "self.bh_tx.store(p, 1, Ordering::Release);",
+        to: "let _ = p;",
+        says: "lost wake-up",
+        also: None,
+    },
 ];
 
 #[test]
