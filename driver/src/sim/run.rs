@@ -33,6 +33,10 @@ const STOP_LIMIT_NS: u64 = 1_000_000_000;
 /// not wake a BH asleep with nothing to do is seen as one. No command wakes the BH then:
 /// frames left waiting in the driver must be sent by the driver's own wake-ups.
 const QUIET_BEFORE_STOP_NS: u64 = 6_000_000_000;
+/// When, after the interface went down, the stack hands down its last frame (mac80211's
+/// deauthentication): the BH sleeps by then, so only the driver's own wake-up in `xmit`
+/// sends it (every other wake-up has stopped with the traffic and the commands).
+const DEAUTH_AFTER_DOWN_NS: u64 = 200_000_000;
 /// Larger than any frame on the air (an 802.3 frame and its 802.11 headers).
 const RX_FRAME_MAX_BYTES: u64 = 2048;
 /// Most upload frames one run of the stack's TX context hands down (fault `tx-heavy`).
@@ -79,6 +83,8 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
     // An error path's probe: its firmware failure, injected once.
     let mut probe_due_ns = if config.probe.is_some() { super::probe::PROBE_AT_NS } else { u64::MAX };
     let mut probe_quiet = false;
+    // The deauthentication frame mac80211 sends as the interface goes down.
+    let mut deauth_due_ns = u64::MAX;
 
     // The BH is started at probe time and lives on.
     core.ctx.borrow_mut()[Ctx::Bh as usize].set_state(State::Activating(0));
@@ -97,7 +103,8 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
             .min(next_starve_ns)
             .min(pending_due.map_or(u64::MAX, |x| x.0))
             .min(stop_deadline_ns.unwrap_or(u64::MAX))
-            .min(probe_due_ns);
+            .min(probe_due_ns)
+            .min(deauth_due_ns);
         let (ctx_ns, ctx_i, others_ns) = earliest_two(&core);
         let now = if ctx_ns <= chip_ns && ctx_ns <= timer_ns { ctx_ns } else { chip_ns.min(timer_ns) };
         assert!(now >= core.now(), "virtual time went backwards");
@@ -125,6 +132,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
                 core.link_down.set(true);
                 offered = 0.0;
                 next_flush_ns = u64::MAX;
+                deauth_due_ns = now + DEAUTH_AFTER_DOWN_NS;
                 stage_index += 1;
                 stage_end_ns = now + QUIET_BEFORE_STOP_NS;
                 continue;
@@ -167,6 +175,10 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
             }
             core.activate(Ctx::Cmd as usize, 0);
             next_cmd_ns += core.cost.cmd_period_ns;
+        } else if deauth_due_ns == now {
+            deauth_due_ns = u64::MAX;
+            core.acks_owed.set(core.acks_owed.get() + 1);
+            core.activate(Ctx::NetTx as usize, core.cost.softirq_ns);
         } else if probe_due_ns == now {
             probe_due_ns = u64::MAX;
             match config.probe {
@@ -192,7 +204,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
             );
             break;
         } else if next_starve_ns == now {
-            check_starvation(&core);
+            check_starvation(&core, &drv);
             check_at_rest(&core, &drv);
             next_starve_ns += STARVE_SAMPLE_NS;
         } else {
@@ -517,11 +529,16 @@ pub(super) fn latency_of(cost: &CostModel, i: usize) -> u64 {
     }
 }
 
-/// The lost wake-up check: frames wait in the driver, the chip has input buffers free for
-/// them and nothing to tell the host, and every context of the driver and the stack
-/// sleeps (the BH in its wait). Nothing in the driver will send those frames; held for
-/// `STARVE_LIMIT_NS` it is a failure.
-fn check_starvation(core: &SimCore) {
+/// The lost wake-up check: frames wait in the driver, the driver's own count leaves a
+/// buffer free for data (`hw_bufs_used` below its throttle point) and TX is not locked,
+/// and every context of the driver and the stack sleeps (the BH in its wait). Nothing in
+/// the driver will send those frames: only a release that ends a throttle wakes the BH,
+/// and it is not throttled. Held for `STARVE_LIMIT_NS` it is a failure. The driver's count
+/// and not the chip's: a chip with confirms still to tell the host used to excuse the
+/// wait, and with `c-direct-rx` no RX wakes the BH, so at 4 MB/s a driver that never woke
+/// the BH for the frames the stack handed down (the BH going round a pass by itself) ran
+/// clean.
+fn check_starvation(core: &SimCore, drv: &Bes2600<SimPlatform>) {
     let now = core.now();
     let c = core.counters.borrow();
     let chip = core.chip.borrow();
@@ -531,10 +548,16 @@ fn check_starvation(core: &SimCore) {
         Ctx::Bh => matches!(x.state(), State::Waiting(_)) && !x.queued,
         _ => !x.running && !x.queued,
     });
-    let free = chip.data_buffers_free();
-    let starved =
-        waiting > 0 && asleep && core.tx_locked_by_config.get().is_none() && chip.idle_towards_host() && free > 0;
     drop(chip);
+    let (used, tx_lock, bufs) = as_debugger(core, || {
+        (
+            drv.hw_bufs_used_read(),
+            drv.tx_lock.load(&drv.plat, crate::platform::Ordering::Relaxed),
+            drv.num_inp_ch_bufs.get(&drv.plat),
+        )
+    });
+    let free = (bufs - 1 - used).max(0);
+    let starved = waiting > 0 && asleep && core.tx_locked_by_config.get().is_none() && tx_lock == 0 && free > 0;
     if !starved {
         core.starved_since_ns.set(None);
         return;
