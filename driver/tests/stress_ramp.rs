@@ -205,7 +205,7 @@ fn a_probe_fails_when_the_answer_is_missing() {
     use bes2600::sim::probe::{judge, ProbeLog, Seen};
     for &(f, name, _) in bes2600::chip::FW_FAILURES {
         let log = ProbeLog { injected: Some((f, bes2600::sim::probe::PROBE_AT_NS)), ..ProbeLog::default() };
-        let seen = Seen { missed_irq_ns: None, release_failed: 0, warns: &[], last_rx_ns: 0, spurious_sent: true };
+        let seen = Seen { missed_irq_ns: None, release_failed: 0, warns: &[], last_rx_ns: 0, failure_shown: true };
         let verdict = judge(&log, &seen).expect("injected");
         // Before Patch B a hang is judged on the commands alone, and none was sent here.
         let vacuous = name == "hang" && !cfg!(feature = "patch-b");

@@ -182,6 +182,21 @@ const REGRESSIONS: &[Regression] = &[
     },
 ];
 
+/// A copy of the workspace with the regression's edit (and its second one) made.
+fn with_regression(r: &Regression) -> Ws {
+    let ws = Ws::new();
+    let path = ws.root.join(r.file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(r.from), "{}: the case's line is not in {}", r.what, r.file);
+    let mut changed = text.replacen(r.from, r.to, 1);
+    if let Some((from, to)) = r.also {
+        assert!(changed.contains(from), "{}: the case's second line is not in {}", r.what, r.file);
+        changed = changed.replacen(from, to, 1);
+    }
+    std::fs::write(&path, changed).unwrap();
+    ws
+}
+
 #[test]
 fn the_unchanged_tree_passes_the_swarm() {
     let ws = Ws::new();
@@ -194,16 +209,7 @@ fn the_unchanged_tree_passes_the_swarm() {
 fn each_one_line_regression_fails_the_swarm_and_is_named() {
     let mut missed = Vec::new();
     for r in REGRESSIONS {
-        let ws = Ws::new();
-        let path = ws.root.join(r.file);
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains(r.from), "{}: the case's line is not in {}", r.what, r.file);
-        let mut changed = text.replacen(r.from, r.to, 1);
-        if let Some((from, to)) = r.also {
-            assert!(changed.contains(from), "{}: the case's second line is not in {}", r.what, r.file);
-            changed = changed.replacen(from, to, 1);
-        }
-        std::fs::write(&path, changed).unwrap();
+        let ws = with_regression(r);
         let (code, out, err) = ws.bench(SWARM);
         if code != 1 || !(out.contains(r.says) || err.contains(r.says)) {
             missed.push(format!("{} (exit {code}):\n{out}\n{err}", r.what));
@@ -266,11 +272,7 @@ fn each_error_path_regression_fails_its_probe() {
     assert_eq!(code, 0, "the unchanged tree passes the probes:\n{out}\n{err}");
     let mut missed = Vec::new();
     for r in PROBE_REGRESSIONS {
-        let ws = Ws::new();
-        let path = ws.root.join(r.file);
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains(r.from), "{}: the case's line is not in {}", r.what, r.file);
-        std::fs::write(&path, text.replacen(r.from, r.to, 1)).unwrap();
+        let ws = with_regression(r);
         let (code, out, err) = ws.bench(PROBES);
         let failed = format!("  {:<17} FAILED", r.says);
         if code != 1 || !out.contains(&failed) {

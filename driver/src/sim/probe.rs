@@ -95,7 +95,7 @@ pub struct Seen<'a> {
     pub last_rx_ns: u64,
     /// Whether the failure showed on the wire (the spurious confirm sent, the late
     /// confirm sent).
-    pub spurious_sent: bool,
+    pub failure_shown: bool,
 }
 
 /// Judges the driver's answer to the injected failure.
@@ -158,12 +158,12 @@ pub fn judge(log: &ProbeLog, seen: &Seen) -> Option<ProbeReport> {
                 .filter(|c| c.0 == 0 && !c.2)
                 .map(|c| format!("{} (before its own confirm)", c.0))
                 .collect();
-            let ok = seen.spurious_sent && held == 1 && early.is_empty();
+            let ok = seen.failure_shown && held == 1 && early.is_empty();
             (
                 ok,
                 format!(
                     "expected the command answered late to fail with -EBUSY (-{EBUSY}) and no command to succeed before its own confirm; late confirm sent: {}, -EBUSY {held} times, {} commands after it, early successes: {}",
-                    seen.spurious_sent,
+                    seen.failure_shown,
                     log.cmds.len(),
                     if early.is_empty() { "none".to_string() } else { early.join(", ") }
                 ),
@@ -172,7 +172,7 @@ pub fn judge(log: &ProbeLog, seen: &Seen) -> Option<ProbeReport> {
         FwFailure::SpuriousConfirm => {
             // Logged as the kernel log shows it: the release's -1.
             let logged = !log.release_rets.is_empty() && log.release_rets.iter().all(|&r| r == -1);
-            let ok = !seen.spurious_sent || log.bh_stopped > 0 || logged;
+            let ok = !seen.failure_shown || log.bh_stopped > 0 || logged;
             (
                 ok,
                 format!(

@@ -642,7 +642,7 @@ fn judge_probe(core: &SimCore) -> Option<super::probe::ProbeReport> {
         release_failed: counters.release_failed,
         warns: &warns,
         last_rx_ns: core.last_rx_progress_ns.get(),
-        spurious_sent: core.chip.borrow().failure_shown(),
+        failure_shown: core.chip.borrow().failure_shown(),
     };
     super::probe::judge(&core.probe.borrow(), &seen)
 }
