@@ -91,28 +91,42 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
     core.ctx.borrow_mut()[Ctx::Bh as usize].starting = true;
 
     loop {
-        // The chip's moment may have passed while a context ran (the interrupt is due as
-        // soon as it can be raised).
-        let chip_raw_ns = core.chip.borrow().next_event_ns();
-        let chip_ns = chip_raw_ns.max(core.now());
-        let pending_due = (0..2).filter_map(|s| core.pending_timer_due_ns[s].get().map(|t| (t, s))).min();
-        let timer_ns = stage_end_ns
+        // The scheduler's own timers change only in the branches below: their earliest is
+        // taken once, and context steps (most of a run) go round the inner loop alone.
+        let own_timers_ns = stage_end_ns
             .min(next_cmd_ns)
             .min(next_flush_ns)
             .min(next_check_ns)
             .min(next_starve_ns)
-            .min(pending_due.map_or(u64::MAX, |x| x.0))
             .min(stop_deadline_ns.unwrap_or(u64::MAX))
             .min(probe_due_ns)
             .min(deauth_due_ns);
-        let (ctx_ns, ctx_i, others_ns) = earliest_two(&core);
-        let now = if ctx_ns <= chip_ns && ctx_ns <= timer_ns { ctx_ns } else { chip_ns.min(timer_ns) };
+        let event = loop {
+            // The chip's moment may have passed while a context ran (the interrupt is due
+            // as soon as it can be raised).
+            let chip_raw_ns = core.chip.borrow().next_event_ns();
+            let chip_ns = chip_raw_ns.max(core.now());
+            let pending_due = (0..2).filter_map(|s| core.pending_timer_due_ns[s].get().map(|t| (t, s))).min();
+            let timer_ns = own_timers_ns.min(pending_due.map_or(u64::MAX, |x| x.0));
+            let (ctx_ns, ctx_i, others_ns) = earliest_two(&core);
+            if ctx_ns <= chip_ns && ctx_ns <= timer_ns {
+                assert!(ctx_ns >= core.now(), "virtual time went backwards");
+                core.now_ns.set(ctx_ns);
+                // Until the next moment of anything else it may run on without switching.
+                step_context(&core, &mut cos, ctx_i, others_ns.min(chip_raw_ns).min(timer_ns));
+                if stop_deadline_ns.is_none() && !core.stop.get() {
+                    continue;
+                }
+                // The checks after an event (below) may end the run.
+                break None;
+            }
+            break Some((chip_ns.min(timer_ns), chip_ns, pending_due));
+        };
+        let (now, chip_ns, pending_due) = event.unwrap_or((core.now(), u64::MAX, None));
         assert!(now >= core.now(), "virtual time went backwards");
         core.now_ns.set(now);
-
-        if ctx_ns == now {
-            // Until the next moment of anything else it may run on without switching.
-            step_context(&core, &mut cos, ctx_i, others_ns.min(chip_raw_ns).min(timer_ns));
+        if event.is_none() {
+            // A context stepped: only the checks after an event apply.
         } else if chip_ns == now {
             if core.chip.borrow_mut().poll_irq(now) {
                 core.counters.borrow_mut().irqs += 1;
@@ -419,6 +433,7 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
 
 /// The context with the earliest due time (ties: lower index first), and the earliest
 /// due time of all the others (what the first may run until without switching).
+#[inline(always)]
 fn earliest_two(core: &SimCore) -> (u64, usize, u64) {
     let mut best = (u64::MAX, NO_CTX);
     let mut second_ns = u64::MAX;
@@ -435,6 +450,9 @@ fn earliest_two(core: &SimCore) -> (u64, usize, u64) {
 }
 
 /// Runs context `i`, whose time has come, until it suspends or passes `horizon_ns`.
+/// Inlined, with `resume` and `earliest_two`, into the scheduler's inner loop: about 10%
+/// less CPU per ramp, measured side by side (every step of a run goes through the three).
+#[inline(always)]
 fn step_context(core: &Rc<SimCore>, cos: &mut [Co], i: usize, horizon_ns: u64) {
     let state = core.ctx.borrow()[i].state();
     match state {
@@ -479,6 +497,7 @@ fn leave_cpu(core: &SimCore, i: usize) {
     }
 }
 
+#[inline(always)]
 fn resume(core: &Rc<SimCore>, cos: &mut [Co], i: usize, horizon_ns: u64) {
     core.horizon_ns.set(horizon_ns);
     core.current.set(i);
