@@ -124,8 +124,18 @@ fn bad_input_is_named() {
 
 /// A history of n commits with a regression (a marker line) injected at commit k.
 fn history(ws: &Ws, n: usize, k: usize, unbuildable: &[usize]) -> Vec<String> {
-    let ring = ws.root.join("driver/src/ring.rs");
     let bh = ws.root.join("driver/src/bh.rs");
+    history_with(ws, n, k, unbuildable, || {
+        let mut t = std::fs::read_to_string(&bh).unwrap();
+        t.push_str("// INJECTED regression\n");
+        std::fs::write(&bh, t).unwrap();
+    })
+}
+
+/// `n` commits, each touching `ring.rs`; commit `k` also makes the edit `inject`; the
+/// commits in `unbuildable` leave `wsm.rs` unparsable. The commit ids, oldest first.
+fn history_with(ws: &Ws, n: usize, k: usize, unbuildable: &[usize], inject: impl Fn()) -> Vec<String> {
+    let ring = ws.root.join("driver/src/ring.rs");
     let wsm = ws.root.join("driver/src/wsm.rs");
     let wsm_ok = std::fs::read_to_string(&wsm).unwrap();
     let mut ids = Vec::new();
@@ -134,9 +144,7 @@ fn history(ws: &Ws, n: usize, k: usize, unbuildable: &[usize]) -> Vec<String> {
         t.push_str(&format!("// step {i}\n"));
         std::fs::write(&ring, t).unwrap();
         if i == k {
-            let mut t = std::fs::read_to_string(&bh).unwrap();
-            t.push_str("// INJECTED regression\n");
-            std::fs::write(&bh, t).unwrap();
+            inject();
         }
         let broken = unbuildable.contains(&i);
         std::fs::write(&wsm, if broken { format!("{wsm_ok}\nfn broken( {{\n") } else { wsm_ok.clone() }).unwrap();
@@ -203,21 +211,11 @@ fn across_commits_skips_unbuildable_commits() {
 fn across_commits_the_probes_find_an_error_path_regression() {
     let ws = Ws::new();
     let sdio = ws.root.join("driver/src/sdio.rs");
-    let ring = ws.root.join("driver/src/ring.rs");
-    let mut ids = Vec::new();
-    for i in 1..=6 {
-        let mut t = std::fs::read_to_string(&ring).unwrap();
-        t.push_str(&format!("// step {i}\n"));
-        std::fs::write(&ring, t).unwrap();
-        if i == 4 {
-            let t = std::fs::read_to_string(&sdio).unwrap();
-            assert!(t.contains("stale_retries += 1;"));
-            std::fs::write(&sdio, t.replacen("stale_retries += 1;", "stale_retries += 0;", 1)).unwrap();
-        }
-        ws.commit(&format!("step {i}"));
-        let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).current_dir(&ws.root).output().unwrap();
-        ids.push(String::from_utf8(out.stdout).unwrap().trim().to_string());
-    }
+    let ids = history_with(&ws, 6, 4, &[], || {
+        let t = std::fs::read_to_string(&sdio).unwrap();
+        assert!(t.contains("stale_retries += 1;"));
+        std::fs::write(&sdio, t.replacen("stale_retries += 1;", "stale_retries += 0;", 1)).unwrap();
+    });
     let args = [
         "bisect",
         "--across",
