@@ -70,6 +70,7 @@ fn bad_input_is_a_clear_error_with_exit_2() {
         (&["stress", "--variant", "b", "--ramp", "4:5m;8:5m"], "bad_ramp"),
         (&["stress", "--variant", "b", "--seed", "one"], "bad_seed"),
         (&["stress", "--variant", "b", "--reps", "0"], "bad_reps"),
+        (&["stress", "--variant", "b", "--probes", "--ramp", "4:1m"], "probes_with_a_ramp"),
     ];
     for (args, name) in cases {
         let r = bench(args);

@@ -68,7 +68,8 @@ pub struct StressArgs {
     /// cannot survive (hang, stuck-ctrl, ctrl-flood, oversize-batch, malformed-batch,
     /// spurious-confirm, late-confirm) is injected once, 2 s into a short 4 MB/s run, and the driver's
     /// answer is judged against what its error path promises. Exit 1 if one is not.
-    #[arg(long, conflicts_with_all = ["seeds", "against", "faults"])]
+    /// Each probe runs its own stage: no --ramp, --reps, --seeds, --faults or --against.
+    #[arg(long, conflicts_with_all = ["ramp", "reps", "seeds", "against", "faults"])]
     pub probes: bool,
     /// Print the report as JSON on stdout.
     #[arg(long)]
