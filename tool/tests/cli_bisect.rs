@@ -55,6 +55,14 @@ fn a_simulator_only_change_is_never_answered_from_the_cache() {
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("(cached)"), "{err}");
     assert_eq!(sims(), kept, "the kept simulators were reused");
+    // A swarm: its verdict is the first failing seed in order (c fails on every seed, so
+    // seed 1; the seeds after it are not run).
+    let (code, out, err) =
+        ws.bench(&["bisect", "--good", "b", "--bad", "c", "--oracle", "stress:ramp=4:20s;seeds=1..8"]);
+    assert_eq!(code, 0, "{err}");
+    let text = format!("{out}{err}");
+    assert!(text.contains("seed 1: ") && text.contains("(the first of seeds 1..8 to fail)"), "{text}");
+    assert!(text.contains("seeds 1..8: clean"), "b runs every seed clean: {text}");
     // A comment in the simulator's own sources: the same driver srcversion, new answers.
     let cfg = ws.root.join("driver/src/sim/config.rs");
     let text = std::fs::read_to_string(&cfg).unwrap();

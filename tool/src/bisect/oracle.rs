@@ -8,7 +8,6 @@
 use crate::error::ResultExt;
 use crate::error::{BenchError, Result};
 use crate::sim::ramp::{self, Stage};
-use crate::sim::report::SimReport;
 use crate::source::materialise::{self, CfgSet};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -338,22 +337,29 @@ impl Runner {
         self.run_sim(&kept, s, run)
     }
 
-    /// Runs a built simulator over the ramp on every seed (all cores) and judges the
-    /// reports: the first failing seed, in seed order, is the verdict's detail.
+    /// Runs a built simulator over the ramp, seed by seed in order on all cores, up to the
+    /// first that fails: that seed is the verdict's detail (the seeds after it are not
+    /// run: on a bad step a swarm costs about as many runs as its first failing seed).
     fn run_sim(&self, exe: &Path, s: &Subject, run: &SimRun) -> Result<(Outcome, String)> {
         let runner =
             crate::sim::stress::Runner { exe, variant: &s.label, stages: run.stages, reps: 1, faults: run.faults };
         let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let reports = match runner.run_seeds(run.seeds, jobs, &|| {}) {
-            Ok(r) => r,
-            Err(e) => return Ok((Outcome::Skip, e.message)),
-        };
-        let n = reports.len();
-        let failing: Vec<&(u64, SimReport)> = reports.iter().filter(|(_, r)| !r.data.clean).collect();
-        if let Some((seed, report)) = failing.first() {
-            let of = if n > 1 { format!(" ({} of {n} seeds fail)", failing.len()) } else { String::new() };
-            return Ok((Outcome::Bad, format!("seed {seed}: {}{of}", report.first_failure())));
+        let mut reports = Vec::new();
+        for (seed, r) in runner.run_seeds_to_first_failure(run.seeds, jobs) {
+            match r {
+                Ok(r) if !r.data.clean => {
+                    let of = if run.seeds.0 < run.seeds.1 {
+                        format!(" (the first of seeds {}..{} to fail)", run.seeds.0, run.seeds.1)
+                    } else {
+                        String::new()
+                    };
+                    return Ok((Outcome::Bad, format!("seed {seed}: {}{of}", r.first_failure())));
+                }
+                Ok(r) => reports.push((seed, r)),
+                Err(e) => return Ok((Outcome::Skip, e.message)),
+            }
         }
+        let n = reports.len();
         if let Some(min) = run.min {
             for (seed, report) in &reports {
                 if let Some(st) = report.data.stages.iter().find(|st| st.observed_mib_per_s < min) {

@@ -152,6 +152,14 @@ impl Runner<'_> {
         Ok(Swarm::of(first, last, runs))
     }
 
+    /// The seeds of `first..=last` in order up to the first that does not run clean (a
+    /// failing report or an error), `jobs` at once: the seeds before it, all clean, and
+    /// it. No seed after it is started once it is known; one already running is waited
+    /// for and left out. The result is the same on any number of jobs.
+    pub fn run_seeds_to_first_failure(&self, seeds: (u64, u64), jobs: usize) -> Vec<(u64, Result<SimReport>)> {
+        first_failure_in_order(seeds, jobs, |seed| self.run(seed, &|_| {}), |r| r.as_ref().is_ok_and(|r| r.data.clean))
+    }
+
     /// Every seed of `first..=last`, `jobs` at once, in seed order whatever the order they
     /// finished in.
     pub fn run_seeds(
@@ -269,4 +277,85 @@ pub fn wilson(k: u64, n: u64) -> (f64, f64) {
     let center = (p + z * z / (2.0 * n)) / den;
     let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / den;
     ((center - half).max(0.0), (center + half).min(1.0))
+}
+
+/// Runs `run` on the seeds of `first..=last` in order, `jobs` at once, up to the first
+/// result `clean` does not accept: returns the results of the seeds before it (all
+/// clean) and its own, in seed order. Seeds are handed out in order and none is started
+/// past a known unclean one, so every seed before the first unclean one has run: the
+/// answer does not depend on `jobs` or on the order the runs finish in.
+pub fn first_failure_in_order<T: Send>(
+    (first, last): (u64, u64),
+    jobs: usize,
+    run: impl Fn(u64) -> T + Sync,
+    clean: impl Fn(&T) -> bool + Sync,
+) -> Vec<(u64, T)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let next = AtomicU64::new(first);
+    // The smallest seed known to be unclean (u64::MAX: none yet).
+    let unclean_from = AtomicU64::new(u64::MAX);
+    let results: std::sync::Mutex<Vec<(u64, T)>> = std::sync::Mutex::new(Vec::new());
+    let count = last.saturating_sub(first).saturating_add(1);
+    std::thread::scope(|s| {
+        for _ in 0..(jobs as u64).clamp(1, count.max(1)) {
+            s.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::SeqCst);
+                if seed > last || seed > unclean_from.load(Ordering::SeqCst) || seed < first {
+                    break;
+                }
+                let r = run(seed);
+                if !clean(&r) {
+                    unclean_from.fetch_min(seed, Ordering::SeqCst);
+                }
+                results.lock().expect("no worker panics holding it").push((seed, r));
+            });
+        }
+    });
+    let stop = unclean_from.into_inner();
+    let mut results: Vec<(u64, T)> =
+        results.into_inner().expect("workers joined").into_iter().filter(|(seed, _)| *seed <= stop).collect();
+    results.sort_by_key(|r| r.0);
+    results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_failure_in_order;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[test]
+    fn the_first_unclean_seed_in_order_whatever_the_jobs() {
+        // Seeds 7 and 12 fail; 7 is the answer on any number of jobs, with the seeds
+        // before it all run and clean.
+        for jobs in [1, 2, 3, 8, 64] {
+            let r = first_failure_in_order((1, 40), jobs, |seed| seed != 7 && seed != 12, |&ok| ok);
+            let seeds: Vec<u64> = r.iter().map(|x| x.0).collect();
+            assert_eq!(seeds, (1..=7).collect::<Vec<_>>(), "jobs {jobs}");
+            assert!(!r.last().unwrap().1 && r[..6].iter().all(|x| x.1), "jobs {jobs}");
+        }
+    }
+
+    #[test]
+    fn no_seed_is_started_past_a_known_failure() {
+        // One job: the verdict of seed 3 is known before any later seed is handed out.
+        let started = AtomicU64::new(0);
+        let r = first_failure_in_order(
+            (1, 1000),
+            1,
+            |seed| {
+                started.fetch_add(1, Ordering::SeqCst);
+                seed != 3
+            },
+            |&ok| ok,
+        );
+        assert_eq!((r.len(), started.load(Ordering::SeqCst)), (3, 3));
+    }
+
+    #[test]
+    fn every_seed_when_all_are_clean_and_the_ends_are_kept() {
+        let r = first_failure_in_order((5, 9), 2, |seed| seed, |_| true);
+        assert_eq!(r.iter().map(|x| x.1).collect::<Vec<_>>(), vec![5, 6, 7, 8, 9]);
+        let r = first_failure_in_order((u64::MAX - 1, u64::MAX), 2, |seed| seed, |_| true);
+        assert_eq!(r.len(), 2);
+    }
 }
