@@ -320,7 +320,10 @@ pub struct SimCore {
     pub run_queue: RefCell<VecDeque<usize>>,
     pub cpus_busy: Cell<usize>,
     pub bus_free_at_ns: Cell<u64>,
-    pub chip: RefCell<SimChip>,
+    /// Reached through `chip()` and `chip_mut()` only: the second forgets the chip's next
+    /// moment, which the scheduler otherwise asks for at every step.
+    chip: RefCell<SimChip>,
+    chip_next_ns: Cell<Option<u64>>,
     pub counters: RefCell<Counters>,
     pub lock_since_ns: [Cell<u64>; 4],
     pub call_stacks: RefCell<[Vec<&'static str>; NCTX]>,
@@ -365,6 +368,7 @@ impl SimCore {
     pub fn new(cost: CostModel, seed: u64) -> Self {
         SimCore {
             chip: RefCell::new(Chip::new(cost.chip, TcpAir::new(&cost, seed), 0)),
+            chip_next_ns: Cell::new(None),
             cost,
             now_ns: Cell::new(0),
             horizon_ns: Cell::new(0),
@@ -418,6 +422,28 @@ impl SimCore {
 
     pub fn now(&self) -> u64 {
         self.now_ns.get()
+    }
+
+    pub fn chip(&self) -> std::cell::Ref<'_, SimChip> {
+        self.chip.borrow()
+    }
+
+    /// The chip, to change: its next moment is asked for again afterwards.
+    pub fn chip_mut(&self) -> std::cell::RefMut<'_, SimChip> {
+        self.chip_next_ns.set(None);
+        self.chip.borrow_mut()
+    }
+
+    /// When the chip next needs the scheduler (`Chip::next_event_ns`, a function of the
+    /// chip's state alone): kept until `chip_mut` is next called.
+    #[inline]
+    pub fn chip_next_event_ns(&self) -> u64 {
+        if let Some(t) = self.chip_next_ns.get() {
+            return t;
+        }
+        let t = self.chip.borrow().next_event_ns();
+        self.chip_next_ns.set(Some(t));
+        t
     }
 
     /// Something becomes due at `t_ns`: the running context may go on without switching

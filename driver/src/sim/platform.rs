@@ -323,7 +323,7 @@ impl SimPlatform {
     /// stack, with the same length: nothing lost, reordered or cut on the way.
     fn check_tx_frames(&self) {
         let core = &self.core;
-        let chip = core.chip.borrow();
+        let chip = core.chip();
         let mut expected = core.tx_accepted_lens.borrow_mut();
         for (i, &got) in chip.tx_data_lens().iter().enumerate() {
             match expected.pop_front() {
@@ -489,7 +489,7 @@ impl Platform for SimPlatform {
             return core.last_ctrl.get();
         }
         let now = core.now();
-        let ctrl = core.chip.borrow_mut().read_ctrl(now);
+        let ctrl = core.chip_mut().read_ctrl(now);
         if ctrl != 0 {
             core.last_ctrl.set(ctrl);
         }
@@ -500,7 +500,7 @@ impl Platform for SimPlatform {
         let cost = &self.core.cost;
         self.bus(cost.cmd53_overhead_ns + buf.len() as u64 * cost.sdio_ns_per_byte);
         let now = self.core.now();
-        let msgs = self.core.chip.borrow_mut().read_data(now, buf);
+        let msgs = self.core.chip_mut().read_data(now, buf);
         if msgs > 0 {
             let mut c = self.core.counters.borrow_mut();
             c.rx_batches += 1;
@@ -513,13 +513,13 @@ impl Platform for SimPlatform {
         self.bus(cost.cmd53_overhead_ns + buf.len() as u64 * cost.sdio_ns_per_byte);
         let core = &self.core;
         let now = core.now();
-        let data_before = core.chip.borrow().stats.tx_data_frames;
-        core.chip.borrow_mut().receive_tx(now, buf);
+        let data_before = core.chip().stats.tx_data_frames;
+        core.chip_mut().receive_tx(now, buf);
         core.counters.borrow_mut().tx_transfers += 1;
         self.check_tx_frames();
         // A configuration change holds data: frames handed out before the lock may still
         // go (the lock is asynchronous), well within this grace; later ones broke it.
-        let data_sent = core.chip.borrow().stats.tx_data_frames - data_before;
+        let data_sent = core.chip().stats.tx_data_frames - data_before;
         if let Some(since) = core.tx_surely_locked_by_config.get() {
             if data_sent > 0 && now.saturating_sub(since) > TX_LOCK_GRACE_NS {
                 core.fail(
@@ -538,7 +538,7 @@ impl Platform for SimPlatform {
             core.activate(Ctx::NetTx as usize, core.cost.softirq_ns);
         }
         core.last_tx_write_ns.set(now);
-        let wedged = core.chip.borrow().wedged;
+        let wedged = core.chip().wedged;
         if let Some((_, why)) = wedged {
             core.fail(FailureKind::TxWedge, why.to_string());
         }

@@ -304,7 +304,7 @@ impl Report {
             virtual_s: core.now().saturating_sub(WARMUP_NS) as f64 / 1e9,
             coverage: {
                 let c = core.counters.borrow();
-                let chip = core.chip.borrow().stats;
+                let chip = core.chip().stats;
                 vec![
                     ("data_at_throttle_point", chip.data_at_throttle),
                     ("command_took_last_buffer", chip.command_took_last_buffer),
@@ -329,7 +329,7 @@ impl Report {
                 .into_iter()
                 .map(|f| {
                     let fired = match f {
-                        "slow-air" => core.chip.borrow().stats.tx_delayed,
+                        "slow-air" => core.chip().stats.tx_delayed,
                         "stall" => core.stalls.get(),
                         "stale-ctrl" => core.stale_ctrls.get(),
                         "spurious-irq" => core.spurious_irqs.get(),

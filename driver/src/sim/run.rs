@@ -104,10 +104,10 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
         let event = loop {
             // The chip's moment may have passed while a context ran (the interrupt is due
             // as soon as it can be raised).
-            let chip_raw_ns = core.chip.borrow().next_event_ns();
+            let chip_raw_ns = core.chip_next_event_ns();
             let chip_ns = chip_raw_ns.max(core.now());
-            let pending_due = (0..2).filter_map(|s| core.pending_timer_due_ns[s].get().map(|t| (t, s))).min();
-            let timer_ns = own_timers_ns.min(pending_due.map_or(u64::MAX, |x| x.0));
+            let [p0, p1] = &core.pending_timer_due_ns;
+            let timer_ns = own_timers_ns.min(p0.get().unwrap_or(u64::MAX)).min(p1.get().unwrap_or(u64::MAX));
             let (ctx_ns, ctx_i, others_ns) = earliest_two(&core);
             if ctx_ns <= chip_ns && ctx_ns <= timer_ns {
                 assert!(ctx_ns >= core.now(), "virtual time went backwards");
@@ -120,6 +120,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
                 // The checks after an event (below) may end the run.
                 break None;
             }
+            let pending_due = (0..2).filter_map(|s| core.pending_timer_due_ns[s].get().map(|t| (t, s))).min();
             break Some((chip_ns.min(timer_ns), chip_ns, pending_due));
         };
         let (now, chip_ns, pending_due) = event.unwrap_or((core.now(), u64::MAX, None));
@@ -128,7 +129,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
         if event.is_none() {
             // A context stepped: only the checks after an event apply.
         } else if chip_ns == now {
-            if core.chip.borrow_mut().poll_irq(now) {
+            if core.chip_mut().poll_irq(now) {
                 core.counters.borrow_mut().irqs += 1;
                 core.activate(Ctx::Irq as usize, core.cost.irq_thread_ns);
             }
@@ -142,7 +143,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
                 // The interface goes down: the traffic and the flushes stop, and the
                 // commands once a configuration change in progress has ended; the link
                 // stays quiet a while before the module's exit (below).
-                core.chip.borrow_mut().set_offered(now, 0);
+                core.chip_mut().set_offered(now, 0);
                 core.link_down.set(true);
                 offered = 0.0;
                 next_flush_ns = u64::MAX;
@@ -161,7 +162,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
             let s = config.stages[stage_index];
             stage_start = core.snapshot();
             offered = s.offered_mb_per_s * 1e6;
-            core.chip.borrow_mut().set_offered(now, offered as u64);
+            core.chip_mut().set_offered(now, offered as u64);
             core.rx_paused.set(false);
             core.last_rx_progress_ns.set(now);
             if core.cost.fault_tx_heavy {
@@ -202,11 +203,11 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
                     // had not yet written takes it, and the count is only one off.
                     probe_quiet = true;
                     offered = 0.0;
-                    core.chip.borrow_mut().set_offered(now, 0);
+                    core.chip_mut().set_offered(now, 0);
                     probe_due_ns = now + PROBE_QUIET_NS;
                 }
                 Some(f) => {
-                    core.chip.borrow_mut().inject(now, f);
+                    core.chip_mut().inject(now, f);
                     core.probe.borrow_mut().injected = Some((f, now));
                 }
                 None => {}
@@ -232,7 +233,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
                 // judging the link through it.
                 if pause != core.rx_paused.get() {
                     core.rx_paused.set(pause);
-                    core.chip.borrow_mut().set_offered(now, if pause { 0 } else { offered as u64 });
+                    core.chip_mut().set_offered(now, if pause { 0 } else { offered as u64 });
                 }
             }
             // Fault `spurious-irq`: the interrupt thread runs with nothing raised.
@@ -346,7 +347,7 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                         // The caller (mac80211, wpa_supplicant's signal poll) sees the
                         // result: an error the driver did not report as a timeout is a
                         // failure too.
-                        let commands = || core.chip.borrow().stats.commands();
+                        let commands = || core.chip().stats.commands();
                         let before = commands();
                         // One command in ten is a driver-to-MCU command (class 0x0C00): the
                         // only traffic of sequence space 1.
@@ -357,7 +358,7 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                         };
                         let sent_ns = core.now();
                         let space = wsm::seq_space(id);
-                        let confirms = || core.chip.borrow().stats.cmd_confirms_pushed[space];
+                        let confirms = || core.chip().stats.cmd_confirms_pushed[space];
                         let confirms_before = confirms();
                         let ret = drv.wsm_cmd_send(id, 8);
                         let confirmed = confirms() > confirms_before;
@@ -404,7 +405,7 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                     let whole = n % 2 == 0;
                     let called = if whole { "bes2600_flush" } else { "wsm_lock_tx" };
                     let config_locked_before = core.tx_locked_by_config.get().is_some();
-                    let sent_before = core.chip.borrow().stats.tx_frames;
+                    let sent_before = core.chip().stats.tx_frames;
                     let flushed = if whole { drv.bes2600_flush() } else { drv.wsm_lock_tx() };
                     // Only a flush that took the lock first waited for the buffers: under
                     // a configuration change's lock, held before or taken while the flush
@@ -560,7 +561,7 @@ pub(super) fn latency_of(cost: &CostModel, i: usize) -> u64 {
 fn check_starvation(core: &SimCore, drv: &Bes2600<SimPlatform>) {
     let now = core.now();
     let c = core.counters.borrow();
-    let chip = core.chip.borrow();
+    let chip = core.chip();
     let waiting = c.acks_queued.saturating_sub(c.tx_refused).saturating_sub(chip.stats.tx_data_frames);
     drop(c);
     let asleep = core.ctx.borrow().iter().enumerate().all(|(i, x)| match Ctx::ALL[i] {
@@ -598,7 +599,7 @@ fn check_starvation(core: &SimCore, drv: &Bes2600<SimPlatform>) {
 /// when it was called (the first `sent_before`) have all been confirmed to the host since.
 /// Frames sent after the call may still be out (commands, or anything once TX unlocked).
 fn check_flushed(core: &SimCore, flush: &str, sent_before: u64) {
-    let chip = core.chip.borrow();
+    let chip = core.chip();
     let confirmed = chip.stats.tx_frames - u64::from(chip.frames_unconfirmed_to_host());
     if confirmed < sent_before && chip.wedged.is_none() {
         let out = sent_before - confirmed;
@@ -621,7 +622,7 @@ fn check_at_rest(core: &SimCore, drv: &Bes2600<SimPlatform>) {
         Ctx::Bh => matches!(x.state(), State::Waiting(_)) && !x.queued,
         _ => true,
     });
-    let chip = core.chip.borrow();
+    let chip = core.chip();
     let out = chip.frames_unconfirmed_to_host() > 0 || chip.wedged.is_some() || !chip.idle_towards_host();
     drop(chip);
     if !quiet || out {
@@ -661,7 +662,7 @@ fn judge_probe(core: &SimCore) -> Option<super::probe::ProbeReport> {
         release_failed: counters.release_failed,
         warns: &warns,
         last_rx_ns: core.last_rx_progress_ns.get(),
-        failure_shown: core.chip.borrow().failure_shown(),
+        failure_shown: core.chip().failure_shown(),
     };
     super::probe::judge(&core.probe.borrow(), &seen)
 }
@@ -678,16 +679,16 @@ fn vif_count(drv: &Bes2600<SimPlatform>, vif: usize) -> i32 {
 fn check_failures(core: &SimCore, drv: &Bes2600<SimPlatform>, traffic_offered: bool) {
     let now = core.now();
     let cost = &core.cost;
-    let wedged = core.chip.borrow().wedged;
+    let wedged = core.chip().wedged;
     if let Some((_, why)) = wedged {
         core.fail(FailureKind::TxWedge, why.to_string());
     }
-    let breach = core.chip.borrow().protocol_breach;
+    let breach = core.chip().protocol_breach;
     if let Some((_, why)) = breach {
         core.fail(FailureKind::Protocol, why.to_string());
     }
     let c = core.counters.borrow();
-    let chip_data = core.chip.borrow().stats.tx_data_frames;
+    let chip_data = core.chip().stats.tx_data_frames;
     let waiting = c.acks_queued.saturating_sub(c.tx_refused).saturating_sub(chip_data);
     let stalled_ns = now.saturating_sub(core.last_tx_write_ns.get());
     // The driver's own count of frames dropped at a full queue (its TxQueueFull events)
@@ -718,7 +719,7 @@ fn check_failures(core: &SimCore, drv: &Bes2600<SimPlatform>, traffic_offered: b
     // at most a full rx_queue and a batch are between the two at any moment.
     let c = core.counters.borrow();
     let (handed, handed_bytes) = {
-        let stats = core.chip.borrow().stats;
+        let stats = core.chip().stats;
         (stats.data_msgs_sent, stats.data_bytes_sent)
     };
     let accounted = c.rx_packets + c.rx_queue_full;
