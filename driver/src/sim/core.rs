@@ -120,6 +120,42 @@ impl CtxState {
     }
 }
 
+/// The driver functions a context is in (`Platform::enter` / `leave`), for the call path
+/// of a report: a fixed array, not a growing list, since every driver call goes through it.
+/// Deeper than `CALL_DEPTH_KEPT` frames, the depth is still counted and the path shows the
+/// outer ones.
+pub struct CallStack {
+    frames: [Cell<&'static str>; CALL_DEPTH_KEPT],
+    depth: Cell<usize>,
+}
+
+pub const CALL_DEPTH_KEPT: usize = 32;
+
+impl Default for CallStack {
+    fn default() -> Self {
+        CallStack { frames: [const { Cell::new("") }; CALL_DEPTH_KEPT], depth: Cell::new(0) }
+    }
+}
+
+impl CallStack {
+    pub fn push(&self, function: &'static str) {
+        let d = self.depth.get();
+        if d < CALL_DEPTH_KEPT {
+            self.frames[d].set(function);
+        }
+        self.depth.set(d + 1);
+    }
+
+    pub fn pop(&self) {
+        self.depth.set(self.depth.get().saturating_sub(1));
+    }
+
+    /// Outermost first.
+    pub fn path(&self) -> Vec<&'static str> {
+        self.frames[..self.depth.get().min(CALL_DEPTH_KEPT)].iter().map(Cell::get).collect()
+    }
+}
+
 /// Cumulative counters; a stage's figures are the difference of two snapshots.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Counters {
@@ -326,7 +362,7 @@ pub struct SimCore {
     chip_next_ns: Cell<Option<u64>>,
     pub counters: RefCell<Counters>,
     pub lock_since_ns: [Cell<u64>; 4],
-    pub call_stacks: RefCell<[Vec<&'static str>; NCTX]>,
+    pub call_stacks: [CallStack; NCTX],
     pub warns: RefCell<Vec<WarnRecord>>,
     /// The first run-time contract reports (the count goes on in `counters`).
     pub contract_records: RefCell<Vec<ContractRecord>>,
@@ -402,7 +438,7 @@ impl SimCore {
             bus_free_at_ns: Cell::new(0),
             counters: RefCell::new(Counters::default()),
             lock_since_ns: std::array::from_fn(|_| Cell::new(0)),
-            call_stacks: RefCell::new(std::array::from_fn(|_| Vec::new())),
+            call_stacks: std::array::from_fn(|_| CallStack::default()),
             warns: RefCell::new(Vec::new()),
             contract_records: RefCell::new(Vec::new()),
             failures: RefCell::new(Vec::new()),

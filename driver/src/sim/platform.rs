@@ -229,7 +229,7 @@ impl SimPlatform {
         if cur == NO_CTX {
             return Vec::new();
         }
-        self.core.call_stacks.borrow()[cur].clone()
+        self.core.call_stacks[cur].path()
     }
 }
 
@@ -667,14 +667,14 @@ impl Platform for SimPlatform {
     fn enter(&self, function: &'static str) {
         let cur = self.core.current.get();
         if cur != NO_CTX {
-            self.core.call_stacks.borrow_mut()[cur].push(function);
+            self.core.call_stacks[cur].push(function);
         }
     }
 
     fn leave(&self) {
         let cur = self.core.current.get();
         if cur != NO_CTX {
-            self.core.call_stacks.borrow_mut()[cur].pop();
+            self.core.call_stacks[cur].pop();
         }
     }
 
