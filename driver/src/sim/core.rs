@@ -208,6 +208,8 @@ pub struct Counters {
     pub confirms: u64,
     pub multi_confirms: u64,
     pub tx_frames: u64,
+    /// Data frames' waits in the driver, `xmit` to the SDIO write.
+    pub tx_wait: super::latency::WaitHist,
 }
 
 pub fn lock_index(id: LockId) -> usize {
@@ -331,7 +333,8 @@ pub struct SimCore {
     pub upload_frames: Cell<u64>,
     /// The lengths of the data frames the driver accepted (`xmit` returned true), oldest
     /// first, until the chip receives them: TX must deliver each as it was handed down.
-    pub tx_accepted_lens: RefCell<VecDeque<u16>>,
+    /// (Each with the virtual time `xmit` accepted it.)
+    pub tx_accepted: RefCell<VecDeque<(u16, u64)>>,
     /// Fault `tx-heavy`: the RX sender is paused (an upload-only spell).
     pub rx_paused: Cell<bool>,
     /// Fault `cmd-burst`: its own stream, and how many bursts it sent.
@@ -422,7 +425,7 @@ impl SimCore {
             upload_stopped: Cell::new(false),
             link_down: Cell::new(false),
             upload_frames: Cell::new(0),
-            tx_accepted_lens: RefCell::new(VecDeque::new()),
+            tx_accepted: RefCell::new(VecDeque::new()),
             rx_paused: Cell::new(false),
             cmd_burst_rng: Cell::new(Rng::new(seed, 17)),
             preempt_rng: Cell::new(Rng::new(seed, 19)),

@@ -8,6 +8,7 @@ pub mod config;
 pub mod core;
 pub mod cost;
 pub mod json;
+pub mod latency;
 pub mod platform;
 pub mod probe;
 pub mod report;

@@ -320,16 +320,20 @@ impl SimPlatform {
 
 impl SimPlatform {
     /// Each data frame the chip accepted is the next one the driver accepted from the
-    /// stack, with the same length: nothing lost, reordered or cut on the way.
+    /// stack, with the same length: nothing lost, reordered or cut on the way. Each one's
+    /// wait in the driver (since `xmit` accepted it) goes into the histogram.
     fn check_tx_frames(&self) {
         let core = &self.core;
         let chip = core.chip();
-        let mut expected = core.tx_accepted_lens.borrow_mut();
+        let mut expected = core.tx_accepted.borrow_mut();
+        let now = core.now();
         for (i, &got) in chip.tx_data_lens().iter().enumerate() {
             match expected.pop_front() {
-                Some(want) if want == got => {}
+                Some((want, accepted_ns)) if want == got => {
+                    core.counters.borrow_mut().tx_wait.record(now - accepted_ns);
+                }
                 want => {
-                    let want = want.map_or("no frame".to_string(), |w| format!("a {w}-byte frame"));
+                    let want = want.map_or("no frame".to_string(), |(w, _)| format!("a {w}-byte frame"));
                     drop((chip, expected));
                     core.fail(
                         FailureKind::TxLost,

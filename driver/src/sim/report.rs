@@ -119,6 +119,7 @@ impl StageReport {
             ("confirms", Json::Int(d.confirms as i64)),
             ("multi_confirms", Json::Int(d.multi_confirms as i64)),
             ("sdio_bus_busy_pct", cpu_pct(d.bus_busy_ns)),
+            ("tx_wait_ms", tx_wait_json(&d.tx_wait)),
             (
                 "cpu_pct_of_one_cpu",
                 Json::Obj(Ctx::ALL.iter().map(|&c| (c.name(), cpu_pct(d.cpu_ns[c as usize]))).collect()),
@@ -183,11 +184,25 @@ fn diff(a: &Counters, b: &Counters) -> Counters {
         d.dispatches[i] = b.dispatches[i] - a.dispatches[i];
         d.cpu_ns[i] = b.cpu_ns[i] - a.cpu_ns[i];
     }
+    d.tx_wait = b.tx_wait.since(&a.tx_wait);
     for i in 0..4 {
         d.lock_acquisitions[i] = b.lock_acquisitions[i] - a.lock_acquisitions[i];
         d.lock_ns[i] = b.lock_ns[i] - a.lock_ns[i];
     }
     d
+}
+
+/// How long the stage's data frames waited in the driver, `xmit` to the SDIO write, in ms:
+/// the median, the 99th percentile and the longest, each a bucket's upper bound (null
+/// without a data frame).
+fn tx_wait_json(h: &super::latency::WaitHist) -> Json {
+    let ms = |us: Option<u64>| us.map_or(Json::Null, |us| Json::Fixed(us as f64 / 1e3, 3));
+    Json::Obj(vec![
+        ("frames", Json::Int(h.count() as i64)),
+        ("p50", ms(h.quantile_us(0.5))),
+        ("p99", ms(h.quantile_us(0.99))),
+        ("max", ms(h.max_us())),
+    ])
 }
 
 fn ratio(n: u64, d: u64) -> f64 {

@@ -306,7 +306,7 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                         core.acks_owed.set(core.acks_owed.get() - 1);
                         core.counters.borrow_mut().acks_queued += 1;
                         if drv.xmit(0, core.cost.ack_frame_bytes) {
-                            core.tx_accepted_lens.borrow_mut().push_back(core.cost.ack_frame_bytes);
+                            core.tx_accepted.borrow_mut().push_back((core.cost.ack_frame_bytes, core.now()));
                         } else {
                             core.counters.borrow_mut().tx_refused += 1;
                         }
@@ -323,7 +323,7 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                                 core.upload_stopped.set(true);
                                 break;
                             }
-                            core.tx_accepted_lens.borrow_mut().push_back(UPLOAD_FRAME_BYTES);
+                            core.tx_accepted.borrow_mut().push_back((UPLOAD_FRAME_BYTES, core.now()));
                         }
                     }
                 }

@@ -433,6 +433,21 @@ fn render(ui: &Ui, report: &SimReport, args: &StressArgs) {
             .collect();
         ui.out(format!("  stage {}: {}", label(s.stage), per.join(", ")));
     }
+    if r.stages.iter().any(|s| s.tx_wait_ms.is_some()) {
+        ui.out("tx wait: data frames in the driver, xmit to the SDIO write, ms (bucket bounds, at most 25% above):");
+        for s in &r.stages {
+            let Some(w) = &s.tx_wait_ms else { continue };
+            let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+            ui.out(format!(
+                "  stage {}: p50 {}, p99 {}, max {} ({} frames)",
+                label(s.stage),
+                ms(w.p50),
+                ms(w.p99),
+                ms(w.max),
+                w.frames
+            ));
+        }
+    }
     if r.warn_count > 0 {
         ui.out(format!("WARNs: {} (first {} shown)", r.warn_count, r.warns.len().min(3)));
         for w in r.warns.iter().take(3) {

@@ -25,6 +25,9 @@ pub fn figure(s: &StageFigures, name: &str) -> Option<f64> {
         // the interrupts held off to the unlock).
         "spinlock_cpu_pct" if !s.locks.is_empty() => s.locks.values().map(|l| l.cpu_pct_of_one_cpu).sum(),
         "spinlock_cpu_pct" => return None,
+        // Waits of data frames in the driver (`xmit` to the SDIO write).
+        "tx_wait_p50_ms" => s.tx_wait_ms.as_ref()?.p50?,
+        "tx_wait_p99_ms" => s.tx_wait_ms.as_ref()?.p99?,
         _ => return None,
     })
 }

@@ -84,6 +84,21 @@ pub struct StageFigures {
     /// Per lock: acquisitions and the CPU share spent holding it (older simulators: none).
     #[serde(default)]
     pub locks: BTreeMap<String, LockFigures>,
+    /// How long data frames waited in the driver, `xmit` to the SDIO write (older
+    /// simulators: none).
+    #[serde(default)]
+    pub tx_wait_ms: Option<TxWait>,
+}
+
+/// Data frames' waits in the driver in one stage, in ms: each a bucket's upper bound of
+/// the simulator's histogram (at most 25% above the wait), `None` without a data frame.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct TxWait {
+    pub frames: u64,
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
 }
 
 /// One lock's figures in one stage.

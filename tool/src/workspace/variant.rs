@@ -12,7 +12,7 @@ pub const STATUSES: &[&str] = &["proposed", "staged", "verified", "failed", "sup
 pub const CONFIDENCES: &[&str] = &["high", "medium", "low"];
 /// The figures a prediction can name: what the simulator measures per stage (and `bench
 /// stress --against` checks).
-pub const FIGURES: [&str; 9] = [
+pub const FIGURES: [&str; 11] = [
     "observed_mib_per_s",
     "rx_work_per_s",
     "rx_work_per_1000_rx_packets",
@@ -22,6 +22,8 @@ pub const FIGURES: [&str; 9] = [
     "bh_rx_wakeups_per_rx_batch",
     "bh_cpu_pct",
     "spinlock_cpu_pct",
+    "tx_wait_p50_ms",
+    "tx_wait_p99_ms",
 ];
 /// Largest magnitude a predicted figure may have.
 const MAX_PREDICTED: f64 = 1e15;
