@@ -36,7 +36,8 @@ pub struct Request {
     pub bad: Option<String>,
     /// How to tell good from bad: audit | stress[:ramp=4:5m;seed=3;min-mib=1.2] |
     /// cmd:'COMMAND' (exit 0 good, 125 skip, 1-126 bad; {variant} {srcversion} {tree}
-    /// {package} are replaced).
+    /// {package} are replaced). A stress swarm (seeds=1..20) runs its seeds in order on
+    /// all cores and stops at the first that fails: that seed is the verdict.
     #[arg(long, default_value = "stress")]
     pub oracle: String,
     /// What to bisect across.
