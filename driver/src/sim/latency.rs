@@ -1,8 +1,8 @@
 //! How long data frames wait in the driver: from `xmit` accepting a frame to the SDIO
-//! write that carries it to the chip. A histogram with four buckets per octave (each
-//! bucket at most 19% wide above 4 us), cumulative like every counter, so a stage's
-//! histogram is the difference of two snapshots; its percentiles are bucket upper bounds
-//! ("at most"), so they never understate a wait.
+//! write that carries it to the chip. A histogram with four buckets per octave (above
+//! 4 us each bucket at most a quarter of its lower bound wide), cumulative like every
+//! counter, so a stage's histogram is the difference of two snapshots; its percentiles
+//! are bucket upper bounds ("at most"), so they never understate a wait.
 
 /// Buckets: 0..3 hold 0, 1, 2 and 3 us; then four per octave up to 2^25 us (33.5 s);
 /// the last one holds everything longer.

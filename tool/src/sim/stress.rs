@@ -161,30 +161,15 @@ impl Runner<'_> {
     }
 
     /// Every seed of `first..=last`, `jobs` at once, in seed order whatever the order they
-    /// finished in.
-    pub fn run_seeds(
-        &self,
-        (first, last): (u64, u64),
-        jobs: usize,
-        tick: &(dyn Fn() + Sync),
-    ) -> Result<Vec<(u64, SimReport)>> {
-        let seeds: Vec<u64> = (first..=last).collect();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let results: std::sync::Mutex<Vec<(u64, Result<SimReport>)>> = std::sync::Mutex::new(Vec::new());
-        std::thread::scope(|s| {
-            for _ in 0..jobs.clamp(1, seeds.len().max(1)) {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(&seed) = seeds.get(i) else { break };
-                    let r = self.run(seed, &|_| {});
-                    results.lock().expect("no worker panics holding it").push((seed, r));
-                    tick();
-                });
-            }
-        });
-        let mut results = results.into_inner().expect("workers joined");
-        results.sort_by_key(|r| r.0);
-        results.into_iter().map(|(seed, r)| r.map(|r| (seed, r))).collect()
+    /// finished in (the first error in seed order, if any).
+    pub fn run_seeds(&self, seeds: (u64, u64), jobs: usize, tick: &(dyn Fn() + Sync)) -> Result<Vec<(u64, SimReport)>> {
+        // Every run counts as clean here: no seed is left out.
+        let run = |seed| {
+            let r = self.run(seed, &|_| {});
+            tick();
+            r
+        };
+        first_failure_in_order(seeds, jobs, run, |_| true).into_iter().map(|(seed, r)| r.map(|r| (seed, r))).collect()
     }
 }
 
