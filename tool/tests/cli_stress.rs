@@ -71,6 +71,8 @@ fn bad_input_is_a_clear_error_with_exit_2() {
         (&["stress", "--variant", "b", "--seed", "one"], "bad_seed"),
         (&["stress", "--variant", "b", "--reps", "0"], "bad_reps"),
         (&["stress", "--variant", "b", "--probes", "--ramp", "4:1m"], "probes_with_a_ramp"),
+        (&["stress", "--variant", "b", "--probes", "--reps", "2"], "probes_with_reps"),
+        (&["stress", "--variant", "b", "--probes", "--seeds", "1..3"], "probes_with_seeds"),
     ];
     for (args, name) in cases {
         let r = bench(args);
