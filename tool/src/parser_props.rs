@@ -24,7 +24,7 @@ proptest! {
                 prop_assert!(!stages.is_empty());
                 let mut total_ms = 0u64;
                 for s in &stages {
-                    prop_assert!(s.offered_mb_per_s > 0.0 && s.offered_mb_per_s <= crate::sim::ramp::MAX_RATE_MB_PER_S);
+                    prop_assert!(s.offered_mb_per_s >= crate::sim::ramp::MIN_RATE_MB_PER_S && s.offered_mb_per_s <= crate::sim::ramp::MAX_RATE_MB_PER_S);
                     prop_assert!(s.duration_ms > 0 && s.duration_ms <= crate::sim::ramp::MAX_STAGE_S * 1000);
                     total_ms += s.duration_ms;
                 }

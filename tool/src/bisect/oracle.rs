@@ -56,10 +56,21 @@ impl Oracle {
             let mut faults = Vec::new();
             let mut min = None;
             let mut probes = Vec::new();
+            // Each option once (`seed` and `seeds` are one): a second one would silently win.
+            let mut given: Vec<&str> = Vec::new();
             for opt in text.strip_prefix("stress:").unwrap_or("").split(';').filter(|o| !o.is_empty()) {
                 let (k, v) = opt.split_once('=').ok_or_else(|| {
                     BenchError::usage(format!("stress oracle option `{opt}` is not KEY=VALUE")).hint(hint)
                 })?;
+                let slot = if k == "seeds" { "seed" } else { k };
+                if given.contains(&slot) {
+                    return Err(BenchError::usage(format!(
+                        "stress oracle option `{k}` is given twice{}",
+                        if slot == "seed" { " (`seed` and `seeds` are one option)" } else { "" }
+                    ))
+                    .hint(hint));
+                }
+                given.push(slot);
                 match k {
                     "ramp" => stages = ramp::parse(v)?,
                     "seed" => {
@@ -463,8 +474,18 @@ mod tests {
             "stress:faults=rain",
             "stress:probes=meteor",
             "stress:min-mib=nan",
+            "stress:ramp=0.001:1m",
         ] {
             assert!(Oracle::parse(bad).is_err(), "{bad}");
+        }
+        for (twice, says) in [
+            ("stress:seeds=1..3;seeds=1..4", "`seeds` is given twice (`seed` and `seeds` are one option)"),
+            ("stress:seed=3;seeds=1..4", "`seeds` is given twice"),
+            ("stress:ramp=4:1m;faults=stall;ramp=8:1m", "`ramp` is given twice"),
+            ("stress:min-mib=1;min-mib=2", "`min-mib` is given twice"),
+        ] {
+            let e = Oracle::parse(twice).unwrap_err();
+            assert!(e.message.contains(says), "{twice}: {}", e.message);
         }
     }
 }

@@ -9,6 +9,11 @@ pub const DEFAULT_RAMP: &str = "1:5m,2:10m,4:30m,8:30m";
 
 /// Highest offered rate a stage may ask for: far above what SDIO carries (about 25 MB/s).
 pub const MAX_RATE_MB_PER_S: f64 = 100.0;
+/// Lowest offered rate: the simulator's TCP sender stops after 1 s without an ACK, and the
+/// stack ACKs every second frame, so below about 0.003 MB/s (a full frame every 0.5 s) the
+/// sender stalls by itself and a correct driver fails as a dead link. 0.01 MB/s keeps three
+/// times that margin (clean on every seed tried, 0.005 too).
+pub const MIN_RATE_MB_PER_S: f64 = 0.01;
 /// Longest stage: one virtual day.
 pub const MAX_STAGE_S: u64 = 24 * 3600;
 /// Longest ramp: one virtual week (the simulator's counters and clock stay far from overflow).
@@ -71,6 +76,15 @@ pub fn parse(text: &str) -> Result<Vec<Stage>> {
             rate.trim().parse().map_err(|_| bad(n, item, &format!("rate `{rate}` is not a number (MB/s)")))?;
         if !(offered_mb_per_s > 0.0 && offered_mb_per_s.is_finite()) {
             return Err(bad(n, item, &format!("rate must be a positive number of MB/s, not `{rate}`")));
+        }
+        if offered_mb_per_s < MIN_RATE_MB_PER_S {
+            return Err(bad(
+                n,
+                item,
+                &format!(
+                    "rate {rate} MB/s is below the floor of {MIN_RATE_MB_PER_S} MB/s (the simulated TCP sender stalls between ACKs below it)"
+                ),
+            ));
         }
         if offered_mb_per_s > MAX_RATE_MB_PER_S {
             return Err(bad(n, item, &format!("rate {rate} MB/s is above the limit of {MAX_RATE_MB_PER_S} MB/s")));
@@ -156,6 +170,8 @@ mod tests {
             ("4:100000000h", "above the limit of one stage"),
             ("4:5000000h", "above the limit of one stage"),
             ("1e308:1s", "above the limit of 100 MB/s"),
+            ("0.001:1m", "below the floor of 0.01 MB/s"),
+            ("1e-9:5m", "below the floor of 0.01 MB/s"),
             ("NaN:1s", "rate must be a positive"),
             ("inf:1s", "rate must be a positive"),
             ("4:24h,4:24h,4:24h,4:24h,4:24h,4:24h,4:24h,4:1s", "above the limit of 168 h"),
