@@ -327,6 +327,9 @@ pub struct SimCore {
     /// Fault `tx-heavy`: the upload's queue is stopped (a frame was refused), and how many
     /// upload frames the stack handed down.
     pub upload_stopped: Cell<bool>,
+    /// Fault `tx-heavy`: the upload waits (its application is between two writes), inside
+    /// the RX sender's pause: the stack hands down nothing at all then.
+    pub upload_quiet: Cell<bool>,
     /// The interface is down (after the ramp): the stack hands down nothing, not even the
     /// `tx-heavy` upload, and no command comes once no configuration change holds TX.
     pub link_down: Cell<bool>,
@@ -423,6 +426,7 @@ impl SimCore {
             last_ctrl: Cell::new(0),
             starved_since_ns: Cell::new(None),
             upload_stopped: Cell::new(false),
+            upload_quiet: Cell::new(false),
             link_down: Cell::new(false),
             upload_frames: Cell::new(0),
             tx_accepted: RefCell::new(VecDeque::new()),

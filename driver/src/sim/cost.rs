@@ -183,7 +183,7 @@ pub const FAULTS: &[(&str, &str)] = &[
     ("spurious-irq", "an interrupt the chip did not raise on 30% of 100 ms periods: empty or early control-byte reads"),
     (
         "tx-heavy",
-        "a bulk upload keeps the driver's TX queue full; 2 s of every 10 the RX sender pauses and only it runs",
+        "a bulk upload keeps the driver's TX queue full; 2 s of every 10 the RX sender pauses and only it runs, 300 ms of every 500",
     ),
     ("cmd-burst", "20% of command periods send 8 commands back to back, whatever the input buffers hold"),
     (

@@ -86,8 +86,22 @@ impl SimPlatform {
     /// that a plain RMW and its atomic replacement take the same time). Each unit is
     /// interrupted with the context's chance; a countdown of units to the next interrupt
     /// (geometric, drawn when the last one lands) gives the same odds as a draw per unit.
+    /// Fault `preempt` may take the context off its CPU after it.
     #[inline(always)]
     fn access(&self, units: u32) {
+        self.access_preempt_off(units);
+        let core = &self.core;
+        let cur = core.current.get();
+        if cur != NO_CTX && core.cost.fault_preempt_chance > 0.0 {
+            self.fault_preempt(cur, units as u64);
+        }
+    }
+
+    /// [`Self::access`] with preemption disabled, as `spin_lock` disables it before it
+    /// tries the lock and while it spins: interrupts still land, fault `preempt` does not
+    /// count these units (so a spin cut into steps at any moments counts the same).
+    #[inline(always)]
+    fn access_preempt_off(&self, units: u32) {
         let core = &self.core;
         let cur = core.current.get();
         if cur == NO_CTX {
@@ -121,13 +135,10 @@ impl SimPlatform {
             core.sched_rng.set(rng);
         }
         self.delay(ns);
-        if cost.fault_preempt_chance > 0.0 {
-            self.fault_preempt(cur, units);
-        }
     }
 
     /// Fault `preempt`: on the access its countdown lands on, a preemptible context
-    /// holding no spinlock leaves its CPU for a while (it stays runnable: back on a CPU
+    /// holding no spinlock (and not spinning for one) leaves its CPU for a while (it stays runnable: back on a CPU
     /// when one is free after that time).
     #[inline]
     fn fault_preempt(&self, cur: usize, units: u64) {
@@ -397,14 +408,14 @@ impl Memory for SimPlatform {
     fn spin_lock(&self, lock: &SimWord, id: LockId) {
         let core = &self.core;
         let start = core.now();
-        self.access(1);
+        self.access_preempt_off(1);
         while lock.value.get() != 0 {
             if core.now() - start > SPIN_LIMIT_NS {
                 self.bug("soft lockup: spinning on a lock for 1 s");
             }
             self.spin_ahead(start);
             self.delay(core.cost.spin_iteration_ns);
-            self.access(1);
+            self.access_preempt_off(1);
         }
         lock.value.set(1);
         let li = lock_index(id);
@@ -537,7 +548,7 @@ impl Platform for SimPlatform {
         }
         // Fault `tx-heavy`: frames left the driver's queue, so the stack's stopped queue
         // is started again (the driver's dequeue wakes mac80211's queues).
-        if core.upload_stopped.get() {
+        if core.upload_stopped.get() && !core.upload_quiet.get() {
             core.upload_stopped.set(false);
             core.activate(Ctx::NetTx as usize, core.cost.softirq_ns);
         }

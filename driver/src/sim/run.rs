@@ -39,6 +39,8 @@ const QUIET_BEFORE_STOP_NS: u64 = 6_000_000_000;
 const DEAUTH_AFTER_DOWN_NS: u64 = 200_000_000;
 /// Larger than any frame on the air (an 802.3 frame and its 802.11 headers).
 const RX_FRAME_MAX_BYTES: u64 = 2048;
+/// Where in each 10 s of fault `tx-heavy` the RX sender's 2 s pause starts.
+const TX_HEAVY_RX_PAUSE_FROM_MS: u64 = 8_000;
 /// Most upload frames one run of the stack's TX context hands down (fault `tx-heavy`).
 const UPLOAD_BURST_MAX: u32 = 4096;
 /// An upload frame: the largest payload a TX frame carries after its WSM headers.
@@ -228,7 +230,20 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
             // Fault `tx-heavy`: 2 s of every 10 the RX sender pauses and only the upload
             // runs (no ACKs then wake the BH: only the driver's own TX restart does).
             if core.cost.fault_tx_heavy && offered > 0.0 {
-                let pause = (now.saturating_sub(WARMUP_NS) / 1_000_000_000) % 10 >= 8;
+                let phase_ms = (now.saturating_sub(WARMUP_NS) / 1_000_000) % 10_000;
+                let pause = phase_ms >= TX_HEAVY_RX_PAUSE_FROM_MS;
+                // In the pause the upload itself waits 200 ms of every 500: nothing at all
+                // comes down then, so frames the driver left queued with buffers free wait
+                // for the driver's own wake-ups (a TX pass that ends with frames queued and
+                // asks for no further pass is seen here, not only at the ramp's end).
+                let quiet = pause && (phase_ms - TX_HEAVY_RX_PAUSE_FROM_MS) % 500 < 200;
+                if quiet != core.upload_quiet.get() {
+                    core.upload_quiet.set(quiet);
+                    if !quiet && !core.link_down.get() {
+                        core.upload_stopped.set(false);
+                        core.activate(Ctx::NetTx as usize, core.cost.softirq_ns);
+                    }
+                }
                 // A pause (2 s) stays far below the dead-link limit (10 s), which keeps
                 // judging the link through it.
                 if pause != core.rx_paused.get() {
@@ -314,7 +329,11 @@ fn spawn(c: Ctx, core: &Rc<SimCore>, drv: &Rc<Bes2600<SimPlatform>>) -> Co {
                     // Fault `tx-heavy`: fill the queue until a frame is refused, then
                     // stop until frames reach the chip. Bound: the queue is finite; the
                     // cap only guards a driver that never refuses.
-                    if core.cost.fault_tx_heavy && !core.upload_stopped.get() && !core.link_down.get() {
+                    if core.cost.fault_tx_heavy
+                        && !core.upload_stopped.get()
+                        && !core.upload_quiet.get()
+                        && !core.link_down.get()
+                    {
                         for _ in 0..UPLOAD_BURST_MAX {
                             core.counters.borrow_mut().acks_queued += 1;
                             core.upload_frames.set(core.upload_frames.get() + 1);

@@ -30,8 +30,8 @@ pub struct StressArgs {
     /// Variant to run (a file variants/NAME.toml): baseline, b, c, c-prep, c-v2.
     #[arg(long)]
     pub variant: String,
-    /// Stages as RATE:DURATION, rate in MB/s (10^6 B/s offered over the air), duration
-    /// with s, m or h.
+    /// Stages as RATE:DURATION, rate in MB/s (10^6 B/s offered over the air, 0.01 to 100),
+    /// duration with s, m or h.
     #[arg(long, default_value = DEFAULT_RAMP)]
     pub ramp: String,
     /// Repeat the whole ramp N times in one run (the seed's N=3).
@@ -53,7 +53,8 @@ pub struct StressArgs {
     /// (5% of control-byte reads return the last value again: the toggle must catch it);
     /// spurious-irq (an interrupt the chip did not raise, on 30% of 100 ms periods);
     /// tx-heavy (a bulk upload keeps the TX queue full; 2 s of every 10 the RX sender
-    /// pauses, so only the driver's TX restart wakes the BH); cmd-burst (20% of command
+    /// pauses, so only the driver's TX restart wakes the BH, and in the pause the upload
+    /// waits 200 ms of every 500, so nothing at all does); cmd-burst (20% of command
     /// periods send 8 commands back to back); preempt (a work item, the BH or a process
     /// context loses its CPU for 0.5-10 ms at a shared access outside every spinlock, as
     /// a preemptible kernel allows: other contexts run in the gap).
