@@ -138,8 +138,8 @@ impl SimPlatform {
     }
 
     /// Fault `preempt`: on the access its countdown lands on, a preemptible context
-    /// holding no spinlock (and not spinning for one) leaves its CPU for a while (it stays runnable: back on a CPU
-    /// when one is free after that time).
+    /// holding no spinlock (and not spinning for one) leaves its CPU for a while (it stays
+    /// runnable: back on a CPU when one is free after that time).
     #[inline]
     fn fault_preempt(&self, cur: usize, units: u64) {
         // The countdown alone, inline: the draw and the landing are rare (a context that is
