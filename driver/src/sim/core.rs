@@ -526,6 +526,13 @@ impl SimCore {
         true
     }
 
+    /// Fault `tx-heavy`: the stack's stopped upload queue starts again (the driver's
+    /// dequeue wakes mac80211's queues, or the upload's quiet spell ended).
+    pub fn restart_upload(&self) {
+        self.upload_stopped.set(false);
+        self.activate(Ctx::NetTx as usize, self.cost.softirq_ns);
+    }
+
     /// Records a failure once per kind.
     /// A run-time contract report: kept (the first few), counted, and the run's first
     /// `Contract` failure; the run goes on, as KCSAN's do.

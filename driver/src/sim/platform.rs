@@ -89,23 +89,23 @@ impl SimPlatform {
     /// Fault `preempt` may take the context off its CPU after it.
     #[inline(always)]
     fn access(&self, units: u32) {
-        self.access_preempt_off(units);
-        let core = &self.core;
-        let cur = core.current.get();
-        if cur != NO_CTX && core.cost.fault_preempt_chance > 0.0 {
-            self.fault_preempt(cur, units as u64);
+        if let Some(cur) = self.access_preempt_off(units) {
+            if self.core.cost.fault_preempt_chance > 0.0 {
+                self.fault_preempt(cur, units as u64);
+            }
         }
     }
 
     /// [`Self::access`] with preemption disabled, as `spin_lock` disables it before it
     /// tries the lock and while it spins: interrupts still land, fault `preempt` does not
     /// count these units (so a spin cut into steps at any moments counts the same).
+    /// Returns the running context (`None` outside every context: nothing is charged).
     #[inline(always)]
-    fn access_preempt_off(&self, units: u32) {
+    fn access_preempt_off(&self, units: u32) -> Option<usize> {
         let core = &self.core;
         let cur = core.current.get();
         if cur == NO_CTX {
-            return;
+            return None;
         }
         let cost = &core.cost;
         let units = units as u64;
@@ -135,6 +135,7 @@ impl SimPlatform {
             core.sched_rng.set(rng);
         }
         self.delay(ns);
+        Some(cur)
     }
 
     /// Fault `preempt`: on the access its countdown lands on, a preemptible context
@@ -408,14 +409,14 @@ impl Memory for SimPlatform {
     fn spin_lock(&self, lock: &SimWord, id: LockId) {
         let core = &self.core;
         let start = core.now();
-        self.access_preempt_off(1);
+        let _ = self.access_preempt_off(1);
         while lock.value.get() != 0 {
             if core.now() - start > SPIN_LIMIT_NS {
                 self.bug("soft lockup: spinning on a lock for 1 s");
             }
             self.spin_ahead(start);
             self.delay(core.cost.spin_iteration_ns);
-            self.access_preempt_off(1);
+            let _ = self.access_preempt_off(1);
         }
         lock.value.set(1);
         let li = lock_index(id);
@@ -549,8 +550,7 @@ impl Platform for SimPlatform {
         // Fault `tx-heavy`: frames left the driver's queue, so the stack's stopped queue
         // is started again (the driver's dequeue wakes mac80211's queues).
         if core.upload_stopped.get() && !core.upload_quiet.get() {
-            core.upload_stopped.set(false);
-            core.activate(Ctx::NetTx as usize, core.cost.softirq_ns);
+            core.restart_upload();
         }
         core.last_tx_write_ns.set(now);
         let wedged = core.chip().wedged;

@@ -41,6 +41,9 @@ const DEAUTH_AFTER_DOWN_NS: u64 = 200_000_000;
 const RX_FRAME_MAX_BYTES: u64 = 2048;
 /// Where in each 10 s of fault `tx-heavy` the RX sender's 2 s pause starts.
 const TX_HEAVY_RX_PAUSE_FROM_MS: u64 = 8_000;
+/// In that pause the upload itself waits this long of every `TX_HEAVY_QUIET_EVERY_MS`.
+const TX_HEAVY_QUIET_FOR_MS: u64 = 200;
+const TX_HEAVY_QUIET_EVERY_MS: u64 = 500;
 /// Most upload frames one run of the stack's TX context hands down (fault `tx-heavy`).
 const UPLOAD_BURST_MAX: u32 = 4096;
 /// An upload frame: the largest payload a TX frame carries after its WSM headers.
@@ -236,12 +239,12 @@ pub fn run(config: &Config, mut progress: impl FnMut(u64, u64)) -> Report {
                 // comes down then, so frames the driver left queued with buffers free wait
                 // for the driver's own wake-ups (a TX pass that ends with frames queued and
                 // asks for no further pass is seen here, not only at the ramp's end).
-                let quiet = pause && (phase_ms - TX_HEAVY_RX_PAUSE_FROM_MS) % 500 < 200;
+                let quiet =
+                    pause && (phase_ms - TX_HEAVY_RX_PAUSE_FROM_MS) % TX_HEAVY_QUIET_EVERY_MS < TX_HEAVY_QUIET_FOR_MS;
                 if quiet != core.upload_quiet.get() {
                     core.upload_quiet.set(quiet);
                     if !quiet && !core.link_down.get() {
-                        core.upload_stopped.set(false);
-                        core.activate(Ctx::NetTx as usize, core.cost.softirq_ns);
+                        core.restart_upload();
                     }
                 }
                 // A pause (2 s) stays far below the dead-link limit (10 s), which keeps
